@@ -1,0 +1,186 @@
+//! The storage layer: what a back end must do to hold the virtual tree's files.
+//!
+//! Nothing here knows about FTP. A back end sees *keys*: `/`-separated, relative
+//! to the root of its mount, without leading or trailing slash, with no empty,
+//! `.` or `..` segments (the vfs layer guarantees that). The empty key `""` is the
+//! root of the mount, which always exists and is a directory.
+//!
+//! Every back end implements the same directory semantics, so that a client sees
+//! no difference between a local folder and an object store (the shared contract
+//! tests in `tests/backend_contract.rs` hold each back end to them):
+//! - a directory exists if it was created with [`Backend::mkdir`] or anything lies
+//!   under it;
+//! - [`Backend::write`] refuses a key whose parent directory is missing
+//!   ([`StorageError::NotFound`]) or that names a directory
+//!   ([`StorageError::IsDirectory`]);
+//! - [`Backend::rmdir`] refuses a directory that is not empty;
+//! - a write becomes visible only when [`UploadSink::commit`] succeeds; a sink that
+//!   is aborted or dropped leaves the previous object, if any, untouched.
+
+pub mod opendal;
+
+use std::fmt::Debug;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// Why a storage operation failed. The session maps each variant to one FTP
+/// reply code in a single place (`session::error`).
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("already exists")]
+    AlreadyExists,
+    #[error("is a directory")]
+    IsDirectory,
+    #[error("not a directory")]
+    NotDirectory,
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("name not allowed: {0}")]
+    InvalidName(String),
+    #[error("permission denied")]
+    PermissionDenied,
+    #[error("storage allocation exceeded: {0}")]
+    TooLarge(String),
+    #[error("insufficient storage space")]
+    InsufficientStorage,
+    /// Worth retrying later: throttling, a 5xx from the store, a network error.
+    #[error("temporary back-end failure: {0}")]
+    Transient(String),
+    #[error("not supported by this back end: {0}")]
+    Unsupported(&'static str),
+    #[error("back-end error: {0}")]
+    Other(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+}
+
+/// What the server knows about one file or directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metadata {
+    pub kind: EntryKind,
+    /// Bytes for a file, 0 for a directory.
+    pub size: u64,
+    /// Client-set modification time (MFMT, upload) if stored, else the store's own.
+    pub modified: Option<SystemTime>,
+    /// Creation time, when the back end keeps one (MFCT).
+    pub created: Option<SystemTime>,
+}
+
+impl Metadata {
+    pub fn dir() -> Self {
+        Metadata {
+            kind: EntryKind::Dir,
+            size: 0,
+            modified: None,
+            created: None,
+        }
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind == EntryKind::Dir
+    }
+}
+
+/// One child of a listed directory: its name (one segment, no slash) and metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    pub meta: Metadata,
+}
+
+/// File content, streamed in chunks.
+pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// Directory entries, streamed a page at a time so that a listing never needs
+/// the whole directory in memory. Pages need not be sorted, but a name appears
+/// at most once across all pages.
+pub type EntryPages = BoxStream<'static, Result<Vec<Entry>>>;
+
+/// How a write starts.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    /// Keep the first `keep_prefix` bytes of the existing object and append the
+    /// new data after them (APPE, REST n + STOR). 0 replaces the object.
+    /// It must not exceed the existing size (callers check that first); with no
+    /// existing file and `keep_prefix > 0` the write fails with `NotFound`.
+    pub keep_prefix: u64,
+    /// Modification time to store with the object, when the client gave one.
+    pub modified: Option<SystemTime>,
+}
+
+/// Times a client may set on an existing file.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Times {
+    pub modified: Option<SystemTime>,
+    pub created: Option<SystemTime>,
+}
+
+/// The receiving end of an upload. Data is written in order; nothing is visible
+/// under the key until [`UploadSink::commit`] returns `Ok`. Dropping a sink
+/// without committing must abort it (an implementation may clean up in the
+/// background), but callers should call [`UploadSink::abort`] to know when
+/// clean-up is done.
+#[async_trait]
+pub trait UploadSink: Send {
+    async fn write(&mut self, data: Bytes) -> Result<()>;
+    /// Makes the object visible; returns its final size in bytes.
+    async fn commit(self: Box<Self>) -> Result<u64>;
+    async fn abort(self: Box<Self>) -> Result<()>;
+}
+
+/// A storage service. Implementations: [`opendal::OpendalBackend`] (local folder,
+/// memory) and, later, S3.
+#[async_trait]
+pub trait Backend: Send + Sync + Debug {
+    /// Metadata of a file or directory. `stat("")` is the root directory.
+    async fn stat(&self, key: &str) -> Result<Metadata>;
+
+    /// The children of directory `dir`, streamed by pages. `NotFound` if `dir`
+    /// does not exist, `NotDirectory` if it is a file.
+    async fn list(&self, dir: &str) -> Result<EntryPages>;
+
+    /// The content of a file from byte `offset` on. `IsDirectory` for a directory.
+    async fn read(&self, key: &str, offset: u64) -> Result<ByteStream>;
+
+    /// Starts an upload to `key` (see the module docs for the checks).
+    async fn write(&self, key: &str, options: WriteOptions) -> Result<Box<dyn UploadSink>>;
+
+    /// Deletes a file. `IsDirectory` for a directory.
+    async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Renames a file or a whole directory within this back end, replacing an
+    /// existing file at `to`. The parent of `to` must exist.
+    async fn rename(&self, from: &str, to: &str) -> Result<()>;
+
+    /// Creates a directory. `AlreadyExists` if the name is taken by a file or a
+    /// directory; `NotFound` if the parent is missing.
+    async fn mkdir(&self, key: &str) -> Result<()>;
+
+    /// Removes an empty directory; `NotEmpty` otherwise.
+    async fn rmdir(&self, key: &str) -> Result<()>;
+
+    /// Removes a directory and everything under it.
+    async fn remove_all(&self, key: &str) -> Result<()>;
+
+    /// Stores client-set times on an existing file.
+    async fn set_times(&self, key: &str, times: Times) -> Result<()>;
+
+    /// Free bytes available for uploads under `key`, when the back end can tell.
+    async fn available(&self, _key: &str) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
+    /// Checks that the back end is reachable and usable (start-up, readiness).
+    async fn check(&self) -> Result<()>;
+}

@@ -1,0 +1,1 @@
+//! The OpenDAL back end: the local folder (`fs://`) and memory (`memory://`).
