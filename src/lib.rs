@@ -1,6 +1,13 @@
-//! s3ftp: an FTP and FTPS server whose files live in S3-compatible object
-//! stores or a local folder. The layers, top to bottom (dependencies point down):
-//! `server` -> `session` -> `protocol` / `datachan` -> `vfs` -> `storage`.
+//! s3ftp: an FTP server whose files live in S3-compatible object stores or a
+//! local folder. The layers, top to bottom (dependencies point down only):
+//! `server` -> `session` -> `protocol` (pure) / `datachan` -> `vfs` -> `storage`.
+//! `config` and `auth` are read by the server and the session.
 
+pub mod auth;
+pub mod config;
+pub mod datachan;
 pub mod protocol;
+pub mod server;
+pub mod session;
 pub mod storage;
+pub mod vfs;

@@ -1,1 +1,113 @@
-fn main() {}
+//! The binary's edge: argument handling, logging, the start-up user, signals.
+
+use std::io::Read;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use s3ftp::auth::{hash_password, random_password, UserSpec};
+use s3ftp::config::{help_text, is_loopback, Config};
+use s3ftp::server::Server;
+use tokio_util::sync::CancellationToken;
+
+/// How long running transfers may go on after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Name of the user created when none is configured.
+const DEFAULT_USER: &str = "s3ftp";
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None | Some("serve") => serve(),
+        Some("hash-password") => hash_from_stdin(),
+        Some("config") => {
+            let config = Config::from_env()?;
+            println!("{config:#?}");
+            Ok(())
+        }
+        Some("-h") | Some("--help") | Some("help") => {
+            print!("{}", help_text());
+            Ok(())
+        }
+        Some("-V") | Some("--version") => {
+            println!("s3ftp {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Some(other) => bail!("unknown argument {other:?} (see s3ftp --help)"),
+    }
+}
+
+fn hash_from_stdin() -> anyhow::Result<()> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the password from stdin")?;
+    let password = input.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        bail!("no password on stdin (try: echo -n 'secret' | s3ftp hash-password)");
+    }
+    let hash = hash_password(password).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+    println!("{hash}");
+    Ok(())
+}
+
+fn serve() -> anyhow::Result<()> {
+    let mut config = Config::from_env()?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .with_context(|| format!("S3FTP_LOG: invalid filter {:?}", config.log))?;
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    if config.users.is_empty() {
+        if !is_loopback(config.listen.ip()) {
+            bail!(
+                "S3FTP_USERS: no users configured; refusing to listen on {} with a generated \
+                 password (set S3FTP_USERS or S3FTP_USERS_FILE, or listen on 127.0.0.1)",
+                config.listen
+            );
+        }
+        let password = random_password();
+        let hash = hash_password(&password).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+        config.users.push(UserSpec {
+            name: DEFAULT_USER.into(),
+            password: hash,
+            home: "/".into(),
+            read_only: false,
+        });
+        println!(
+            "No users configured: log in as user {DEFAULT_USER:?} with password {password:?} \
+             (shown once; set S3FTP_USERS for real use)"
+        );
+    }
+
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let server = Server::bind(config).await?;
+        let addr = server.local_addr()?;
+        tracing::info!(%addr, "listening");
+        println!("s3ftp listening on ftp://{addr}");
+        let shutdown = CancellationToken::new();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            signal.cancel();
+        });
+        server.run(shutdown, SHUTDOWN_GRACE).await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -20,6 +20,8 @@
 pub mod opendal;
 
 use std::fmt::Debug;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -183,4 +185,27 @@ pub trait Backend: Send + Sync + Debug {
 
     /// Checks that the back end is reachable and usable (start-up, readiness).
     async fn check(&self) -> Result<()>;
+}
+
+/// Opens the back end a mount URI names: `fs://PATH` (a local folder, relative
+/// like `fs://./data` or absolute like `fs:///data`) or `memory://`.
+pub async fn open(uri: &str) -> Result<Arc<dyn Backend>> {
+    if let Some(path) = uri.strip_prefix("fs://") {
+        if path.is_empty() {
+            return Err(StorageError::InvalidName(format!(
+                "{uri}: fs:// needs a folder, e.g. fs://./data"
+            )));
+        }
+        Ok(Arc::new(opendal::OpendalBackend::local(Path::new(path))?))
+    } else if uri == "memory://" {
+        Ok(Arc::new(opendal::OpendalBackend::memory()))
+    } else if uri.starts_with("s3://") {
+        Err(StorageError::Unsupported(
+            "s3:// mounts: the S3 back end is not built yet",
+        ))
+    } else {
+        Err(StorageError::InvalidName(format!(
+            "{uri}: unknown scheme (use fs://PATH or memory://)"
+        )))
+    }
 }

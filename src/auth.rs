@@ -1,0 +1,151 @@
+//! Users and password checks. Passwords are stored only as argon2 PHC strings;
+//! verification runs on the blocking pool so a login never stalls other sessions,
+//! and an unknown user costs the same time as a wrong password.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rand::distributions::{Alphanumeric, DistString};
+use serde::Deserialize;
+
+/// A user as configured (S3FTP_USERS / S3FTP_USERS_FILE).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    pub name: String,
+    /// argon2 PHC string, e.g. `$argon2id$v=19$m=19456,t=2,p=1$...`.
+    pub password: String,
+    #[serde(default = "default_home")]
+    pub home: String,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+fn default_home() -> String {
+    "/".to_string()
+}
+
+/// Parses and checks a JSON array of users.
+pub fn parse_users(json: &str) -> Result<Vec<UserSpec>, String> {
+    let users: Vec<UserSpec> =
+        serde_json::from_str(json).map_err(|e| format!("not a JSON array of users: {e}"))?;
+    for user in &users {
+        if user.name.is_empty() || user.name.contains(|c: char| c.is_control()) {
+            return Err(format!("user name {:?} is not allowed", user.name));
+        }
+        if PasswordHash::new(&user.password).is_err() || !user.password.starts_with("$argon2") {
+            return Err(format!(
+                "user {:?}: password must be an argon2 PHC hash, not plain text \
+                 (make one with: s3ftp hash-password)",
+                user.name
+            ));
+        }
+        if !user.home.starts_with('/') {
+            return Err(format!(
+                "user {:?}: home {:?} must be an absolute path in the virtual tree",
+                user.name, user.home
+            ));
+        }
+    }
+    Ok(users)
+}
+
+/// Hashes a password as an argon2id PHC string with the crate's default cost.
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
+}
+
+/// A random password for the start-up user.
+pub fn random_password() -> String {
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 20)
+}
+
+/// The configured users, shared by all sessions.
+#[derive(Debug)]
+pub struct UserStore {
+    users: HashMap<String, Arc<UserSpec>>,
+    /// Verified against when the user is unknown, so timing does not tell.
+    decoy_hash: String,
+}
+
+impl UserStore {
+    pub fn new(users: Vec<UserSpec>) -> Self {
+        let decoy_hash = users
+            .first()
+            .map(|u| u.password.clone())
+            .unwrap_or_else(|| hash_password("decoy").unwrap_or_default());
+        UserStore {
+            users: users
+                .into_iter()
+                .map(|u| (u.name.clone(), Arc::new(u)))
+                .collect(),
+            decoy_hash,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// The user, if the password matches.
+    pub async fn verify(&self, name: &str, password: &str) -> Option<Arc<UserSpec>> {
+        let user = self.users.get(name).cloned();
+        let hash = user
+            .as_ref()
+            .map(|u| u.password.clone())
+            .unwrap_or_else(|| self.decoy_hash.clone());
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|parsed| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
+        if ok {
+            user
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_passwords_are_refused() {
+        let err = parse_users(r#"[{"name":"a","password":"secret"}]"#).unwrap_err();
+        assert!(err.contains("hash-password"), "{err}");
+    }
+
+    #[test]
+    fn relative_home_is_refused() {
+        let hash = hash_password("x").unwrap();
+        let json = format!(r#"[{{"name":"a","password":"{hash}","home":"a"}}]"#);
+        assert!(parse_users(&json).is_err());
+    }
+
+    #[tokio::test]
+    async fn verify_good_and_bad() {
+        let hash = hash_password("right").unwrap();
+        let json = format!(r#"[{{"name":"alice","password":"{hash}","home":"/alice"}}]"#);
+        let store = UserStore::new(parse_users(&json).unwrap());
+        let user = store.verify("alice", "right").await.unwrap();
+        assert_eq!(user.home, "/alice");
+        assert!(!user.read_only);
+        assert!(store.verify("alice", "wrong").await.is_none());
+        assert!(store.verify("bob", "right").await.is_none());
+    }
+}

@@ -1,0 +1,329 @@
+//! Configuration from `S3FTP_*` environment variables. [`VARIABLES`] is the one
+//! list of every variable with its default and meaning: it fills in defaults,
+//! prints `--help`, and the README's table is written from it. Values are
+//! deserialised by `envy` and validated here; errors name the variable.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::auth::UserSpec;
+use crate::vfs::mount::{parse_mounts, MountSpec};
+
+pub const PREFIX: &str = "S3FTP_";
+
+/// One configuration variable.
+pub struct Variable {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+pub const VARIABLES: &[Variable] = &[
+    Variable {
+        name: "S3FTP_LISTEN",
+        default: "127.0.0.1:2121",
+        help: "Address and port of the FTP control listener.",
+    },
+    Variable {
+        name: "S3FTP_PASV_PORTS",
+        default: "",
+        help: "Passive data port range, e.g. 50000-50100 (empty: any free port).",
+    },
+    Variable {
+        name: "S3FTP_PASV_ADDRESS",
+        default: "",
+        help: "Address advertised in PASV replies, IP or DNS name, for NAT and containers (empty: the control connection's local address).",
+    },
+    Variable {
+        name: "S3FTP_MOUNTS",
+        default: "/=fs://./data",
+        help: "Comma-separated PATH=URI mounts forming the virtual tree; URIs: fs://FOLDER, memory://.",
+    },
+    Variable {
+        name: "S3FTP_USERS",
+        default: "",
+        help: "JSON array of users: [{\"name\":\"alice\",\"password\":\"$argon2id$...\",\"home\":\"/alice\",\"read_only\":false}].",
+    },
+    Variable {
+        name: "S3FTP_USERS_FILE",
+        default: "",
+        help: "Path of a file holding the same JSON array as S3FTP_USERS (both may be used).",
+    },
+    Variable {
+        name: "S3FTP_IDLE_TIMEOUT",
+        default: "300",
+        help: "Seconds a control connection may stay idle before 421 and disconnect.",
+    },
+    Variable {
+        name: "S3FTP_DATA_TIMEOUT",
+        default: "30",
+        help: "Seconds to wait for a data connection to open, and for any data to move on it.",
+    },
+    Variable {
+        name: "S3FTP_MAX_SESSIONS",
+        default: "512",
+        help: "Most control connections served at once; more are answered 421.",
+    },
+    Variable {
+        name: "S3FTP_BANNER",
+        default: "s3ftp ready",
+        help: "Text of the 220 greeting.",
+    },
+    Variable {
+        name: "S3FTP_LOG",
+        default: "info",
+        help: "Log filter (tracing EnvFilter syntax), e.g. info or s3ftp=debug.",
+    },
+];
+
+/// Why the configuration is refused. The message names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {reason}")]
+pub struct ConfigError {
+    pub var: String,
+    pub reason: String,
+}
+
+fn invalid(var: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var: var.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The raw values, as `envy` deserialises them (defaults already filled in).
+#[derive(Deserialize)]
+struct Raw {
+    listen: String,
+    pasv_ports: String,
+    pasv_address: String,
+    mounts: String,
+    users: String,
+    users_file: String,
+    idle_timeout: u64,
+    data_timeout: u64,
+    max_sessions: usize,
+    banner: String,
+    log: String,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub pasv_ports: Option<RangeInclusive<u16>>,
+    pub pasv_address: Option<String>,
+    pub mounts: Vec<MountSpec>,
+    pub users: Vec<UserSpec>,
+    pub idle_timeout: Duration,
+    pub data_timeout: Duration,
+    pub max_sessions: usize,
+    pub banner: String,
+    pub log: String,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_vars(std::env::vars())
+    }
+
+    /// Reads the given variables (tests pass their own); unset ones get their
+    /// default, unknown `S3FTP_*` names are refused so a typo cannot go unseen.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut values: HashMap<String, String> = VARIABLES
+            .iter()
+            .map(|v| (v.name.to_string(), v.default.to_string()))
+            .collect();
+        for (k, v) in vars {
+            let (k, v) = (k.into(), v.into());
+            if !k.starts_with(PREFIX) {
+                continue;
+            }
+            if !values.contains_key(&k) && !k.starts_with("S3FTP_TEST_") {
+                return Err(invalid(&k, "unknown variable (see s3ftp --help)"));
+            }
+            values.insert(k, v);
+        }
+        let raw: Raw = envy::prefixed(PREFIX)
+            .from_iter(values.clone())
+            .map_err(|e| envy_error(e, &values))?;
+        raw.validate()
+    }
+}
+
+/// envy reports the field; name the variable and its value instead.
+fn envy_error(err: envy::Error, values: &HashMap<String, String>) -> ConfigError {
+    let text = err.to_string();
+    let var = VARIABLES
+        .iter()
+        .find(|v| {
+            let bare = &v.name[PREFIX.len()..];
+            text.contains(bare) || text.contains(&bare.to_lowercase())
+        })
+        .map(|v| v.name)
+        .unwrap_or("S3FTP_*");
+    let value = values.get(var).cloned().unwrap_or_default();
+    invalid(var, format!("invalid value {value:?} ({text})"))
+}
+
+impl Raw {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let listen: SocketAddr = self.listen.parse().map_err(|_| {
+            invalid(
+                "S3FTP_LISTEN",
+                format!(
+                    "{:?} is not an address:port such as 0.0.0.0:21",
+                    self.listen
+                ),
+            )
+        })?;
+        let pasv_ports = parse_port_range(&self.pasv_ports)?;
+        let pasv_address = match self.pasv_address.trim() {
+            "" => None,
+            a => Some(a.to_string()),
+        };
+        let mounts = parse_mounts(&self.mounts).map_err(|e| invalid("S3FTP_MOUNTS", e))?;
+        let mut users = Vec::new();
+        if !self.users.trim().is_empty() {
+            users.extend(
+                crate::auth::parse_users(&self.users).map_err(|e| invalid("S3FTP_USERS", e))?,
+            );
+        }
+        if !self.users_file.trim().is_empty() {
+            let path = PathBuf::from(self.users_file.trim());
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                invalid(
+                    "S3FTP_USERS_FILE",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            users.extend(
+                crate::auth::parse_users(&text).map_err(|e| invalid("S3FTP_USERS_FILE", e))?,
+            );
+        }
+        let mut names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(invalid(
+                "S3FTP_USERS",
+                format!("user {:?} defined twice", w[0]),
+            ));
+        }
+        if self.idle_timeout == 0 {
+            return Err(invalid("S3FTP_IDLE_TIMEOUT", "must be at least 1 second"));
+        }
+        if self.data_timeout == 0 {
+            return Err(invalid("S3FTP_DATA_TIMEOUT", "must be at least 1 second"));
+        }
+        if self.max_sessions == 0 {
+            return Err(invalid("S3FTP_MAX_SESSIONS", "must be at least 1"));
+        }
+        Ok(Config {
+            listen,
+            pasv_ports,
+            pasv_address,
+            mounts,
+            users,
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            data_timeout: Duration::from_secs(self.data_timeout),
+            max_sessions: self.max_sessions,
+            banner: self.banner,
+            log: self.log,
+        })
+    }
+}
+
+fn parse_port_range(value: &str) -> Result<Option<RangeInclusive<u16>>, ConfigError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let err = || {
+        invalid(
+            "S3FTP_PASV_PORTS",
+            format!("{value:?} is not a range such as 50000-50100 (ports 1024-65535)"),
+        )
+    };
+    let (lo, hi) = value.split_once('-').ok_or_else(err)?;
+    let lo: u16 = lo.trim().parse().map_err(|_| err())?;
+    let hi: u16 = hi.trim().parse().map_err(|_| err())?;
+    if lo < 1024 || lo > hi {
+        return Err(err());
+    }
+    Ok(Some(lo..=hi))
+}
+
+/// True for addresses only this machine can reach.
+pub fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+/// The text of `s3ftp --help`: usage and every variable with its default.
+pub fn help_text() -> String {
+    let mut out = String::from(
+        "s3ftp: an FTP server that stores files in object stores or a local folder.\n\n\
+         Usage:\n  s3ftp                  run the server (configured by the variables below)\n  \
+         s3ftp hash-password    read a password on stdin, print its argon2id hash\n  \
+         s3ftp config           print the effective configuration and exit\n  \
+         s3ftp --help           this text\n\nEnvironment variables (default in brackets):\n",
+    );
+    for v in VARIABLES {
+        out.push_str(&format!("  {} [{}]\n      {}\n", v.name, v.default, v.help));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_vars(Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:2121".parse().unwrap());
+        assert_eq!(c.mounts[0].uri, "fs://./data");
+        assert_eq!(c.pasv_ports, None);
+        assert_eq!(c.idle_timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let e = Config::from_vars([("S3FTP_LISTEN", "nope")]).unwrap_err();
+        assert_eq!(e.var, "S3FTP_LISTEN");
+        let e = Config::from_vars([("S3FTP_PASV_PORTS", "60000-50000")]).unwrap_err();
+        assert_eq!(e.var, "S3FTP_PASV_PORTS");
+        let e = Config::from_vars([("S3FTP_IDLE_TIMEOUT", "soon")]).unwrap_err();
+        assert_eq!(e.var, "S3FTP_IDLE_TIMEOUT");
+        assert!(e.to_string().contains("soon"), "{e}");
+        let e = Config::from_vars([("S3FTP_MOUNTS", "data")]).unwrap_err();
+        assert_eq!(e.var, "S3FTP_MOUNTS");
+        let e = Config::from_vars([("S3FTP_LISTN", "x")]).unwrap_err();
+        assert_eq!(e.var, "S3FTP_LISTN");
+    }
+
+    #[test]
+    fn port_range() {
+        let c = Config::from_vars([("S3FTP_PASV_PORTS", "50000-50100")]).unwrap();
+        assert_eq!(c.pasv_ports, Some(50000..=50100));
+        assert!(Config::from_vars([("S3FTP_PASV_PORTS", "21-30")]).is_err());
+    }
+
+    #[test]
+    fn help_lists_every_variable() {
+        let text = help_text();
+        for v in VARIABLES {
+            assert!(text.contains(v.name));
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The accept loop: opens the mounts, binds the control listener, starts one
+//! session task per connection (421 past the session limit), and on shutdown
+//! stops accepting and waits for the sessions to end.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::UserStore;
+use crate::config::Config;
+use crate::datachan::PassivePortPool;
+use crate::session::{Session, Shared};
+use crate::vfs::mount::MountTable;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("S3FTP_MOUNTS: {0}")]
+    Mount(String),
+    #[error("S3FTP_LISTEN: cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct Server {
+    shared: Arc<Shared>,
+    listener: TcpListener,
+}
+
+impl Server {
+    /// Opens and checks every mount, then binds the listener.
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        let mounts = MountTable::open(&config.mounts)
+            .await
+            .map_err(ServerError::Mount)?;
+        for mount in mounts.mounts() {
+            mount
+                .backend
+                .check()
+                .await
+                .map_err(|e| ServerError::Mount(format!("{} ({}): {e}", mount.point, mount.uri)))?;
+        }
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let shared = Shared {
+            users: UserStore::new(config.users.clone()),
+            mounts: Arc::new(mounts),
+            pasv_pool: PassivePortPool::new(config.pasv_ports.clone()),
+            config,
+        };
+        Ok(Server {
+            shared: Arc::new(shared),
+            listener,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` is cancelled, then waits up to `grace` for the
+    /// sessions to finish (idle sessions are told 421 at once).
+    pub async fn run(self, shutdown: CancellationToken, grace: Duration) {
+        let slots = Arc::new(Semaphore::new(self.shared.config.max_sessions));
+        let tracker = TaskTracker::new();
+        let mut next_id: u64 = 0;
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                a = self.listener.accept() => a,
+            };
+            let (mut stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, "too many sessions, refusing connection");
+                tracker.spawn(async move {
+                    let _ = stream
+                        .write_all(b"421 Too many connections, try again later.\r\n")
+                        .await;
+                    let _ = stream.shutdown().await;
+                });
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let local = match stream.local_addr() {
+                Ok(a) => a,
+                Err(_) => continue,
+            };
+            next_id += 1;
+            let session = Session::new(self.shared.clone(), next_id, peer, local);
+            let token = shutdown.clone();
+            tracker.spawn(async move {
+                session.run(Box::new(stream), token).await;
+                drop(permit);
+            });
+        }
+        tracker.close();
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!("sessions still running after the shutdown grace period");
+        }
+    }
+}

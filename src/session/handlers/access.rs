@@ -1,0 +1,70 @@
+//! Login and logout: USER, PASS, ACCT, REIN, QUIT.
+
+use super::{reply, Handled};
+use crate::protocol::{Reply, ReplyCode};
+use crate::session::{Outcome, Session};
+use crate::vfs::{Permissions, Vfs};
+
+pub(super) fn user(s: &mut Session, name: String) -> Handled {
+    if s.user.is_some() {
+        // RFC 959 allows changing user: the old login ends here.
+        s.reset();
+    }
+    let text = format!("Password required for {name}.");
+    s.pending_user = Some(name);
+    reply(ReplyCode::NeedPassword, text)
+}
+
+pub(super) async fn pass(s: &mut Session, password: String) -> Handled {
+    let Some(name) = s.pending_user.take() else {
+        return if s.user.is_some() {
+            reply(ReplyCode::CommandSuperfluous, "Already logged in.")
+        } else {
+            reply(ReplyCode::BadSequence, "Login with USER first.")
+        };
+    };
+    let Some(user) = s.shared.users.verify(&name, &password).await else {
+        tracing::warn!(session = s.id, peer = %s.peer, user = %name, "login failed");
+        return reply(ReplyCode::NotLoggedIn, "Login incorrect.");
+    };
+    let perms = Permissions {
+        read_only: user.read_only,
+    };
+    let vfs = Vfs::new(s.shared.mounts.clone(), &user.home, perms);
+    if !perms.read_only {
+        if let Err(e) = vfs.ensure_home().await {
+            tracing::warn!(session = s.id, user = %name, error = %e, "cannot create home directory");
+        }
+    }
+    tracing::info!(session = s.id, peer = %s.peer, user = %name, "login");
+    s.vfs = Some(vfs);
+    s.user = Some(user);
+    s.cwd = "/".into();
+    reply(ReplyCode::UserLoggedIn, "User logged in, proceed.")
+}
+
+pub(super) fn acct(s: &Session) -> Handled {
+    if s.user.is_some() {
+        reply(
+            ReplyCode::CommandSuperfluous,
+            "ACCT not needed: already logged in.",
+        )
+    } else {
+        reply(
+            ReplyCode::CommandSuperfluous,
+            "ACCT not needed on this server.",
+        )
+    }
+}
+
+pub(super) fn rein(s: &mut Session) -> Handled {
+    s.reset();
+    reply(ReplyCode::ServiceReady, "Service ready for new user.")
+}
+
+pub(super) fn quit() -> Handled {
+    Ok(Outcome::Close(Reply::new(
+        ReplyCode::ClosingControlConnection,
+        "Goodbye.",
+    )))
+}

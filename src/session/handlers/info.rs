@@ -1,0 +1,218 @@
+//! Information and options: FEAT, OPTS, HELP, STAT (no argument), SITE, HOST,
+//! LANG, CSID.
+
+use super::{reply, Handled};
+use crate::protocol::command::TransferType;
+use crate::protocol::listing::MlstFacts;
+use crate::protocol::{Reply, ReplyCode};
+use crate::session::{Outcome, Session};
+
+/// Every verb the server answers, with its syntax, for HELP.
+const HELP: &[(&str, &str)] = &[
+    ("ABOR", "ABOR (abort the running transfer)"),
+    ("ACCT", "ACCT <account> (not needed)"),
+    ("ALLO", "ALLO <bytes> (not needed)"),
+    ("APPE", "APPE <path> (append to a file)"),
+    ("AVBL", "AVBL [<path>] (space available)"),
+    ("CDUP", "CDUP (go to the parent directory)"),
+    ("CLNT", "CLNT <client name>"),
+    ("CSID", "CSID <client info> (server identification)"),
+    ("CWD", "CWD <path>"),
+    ("DELE", "DELE <path>"),
+    ("DSIZ", "DSIZ [<path>] (size of a directory tree)"),
+    ("EPRT", "EPRT |<af>|<address>|<port>|"),
+    ("EPSV", "EPSV [1|2|ALL]"),
+    ("FEAT", "FEAT (list extensions)"),
+    ("HELP", "HELP [<command>]"),
+    ("HOST", "HOST <hostname>"),
+    ("LANG", "LANG [<language>]"),
+    ("LIST", "LIST [-options] [<path>]"),
+    ("LPRT", "LPRT <af>,<hal>,<h1>,...,<pal>,<p1>,<p2>"),
+    ("LPSV", "LPSV"),
+    ("MDTM", "MDTM <path>"),
+    ("MFCT", "MFCT <YYYYMMDDHHMMSS> <path>"),
+    ("MFF", "MFF <fact>=<value>;... <path>"),
+    ("MFMT", "MFMT <YYYYMMDDHHMMSS> <path>"),
+    ("MKD", "MKD <path>"),
+    ("MLSD", "MLSD [<path>]"),
+    ("MLST", "MLST [<path>]"),
+    ("MODE", "MODE S"),
+    ("NLST", "NLST [<path or glob>]"),
+    ("NOOP", "NOOP"),
+    ("OPTS", "OPTS UTF8 ON | OPTS MLST <facts>"),
+    ("PASS", "PASS <password>"),
+    ("PASV", "PASV"),
+    ("PORT", "PORT <h1>,<h2>,<h3>,<h4>,<p1>,<p2>"),
+    ("PWD", "PWD"),
+    ("QUIT", "QUIT"),
+    ("REIN", "REIN (log out, keep the connection)"),
+    ("REST", "REST <offset>"),
+    ("RETR", "RETR <path>"),
+    ("RMD", "RMD <path>"),
+    ("RMDA", "RMDA <path> (remove a directory tree)"),
+    ("RNFR", "RNFR <path>"),
+    ("RNTO", "RNTO <path>"),
+    ("SITE", "SITE HELP"),
+    ("SIZE", "SIZE <path>"),
+    ("SPSV", "SPSV"),
+    ("STAT", "STAT [<path>]"),
+    ("STOR", "STOR <path>"),
+    ("STOU", "STOU [<name>]"),
+    ("STRU", "STRU F"),
+    ("SYST", "SYST"),
+    ("TYPE", "TYPE A | I | L 8"),
+    ("USER", "USER <name>"),
+    ("XCUP", "XCUP (same as CDUP)"),
+    ("XCWD", "XCWD <path> (same as CWD)"),
+    ("XMKD", "XMKD <path> (same as MKD)"),
+    ("XPWD", "XPWD (same as PWD)"),
+    ("XRMD", "XRMD <path> (same as RMD)"),
+];
+
+pub(super) fn feat() -> Handled {
+    let lines = [
+        "Extensions supported:",
+        " AVBL",
+        " CSID",
+        " DSIZ",
+        " EPRT",
+        " EPSV",
+        " HOST",
+        " LANG EN*",
+        " MDTM",
+        " MFCT",
+        " MFF modify;create;",
+        " MFMT",
+        &format!(" {}", MlstFacts::default().feat_line()),
+        " REST STREAM",
+        " RMDA",
+        " SIZE",
+        " SPSV",
+        " TVFS",
+        " UTF8",
+        "End",
+    ];
+    Ok(Outcome::Reply(Reply::multi(
+        ReplyCode::SystemStatus,
+        lines.iter().map(|l| l.to_string()),
+    )))
+}
+
+pub(super) fn opts(s: &mut Session, option: &str, value: Option<&str>) -> Handled {
+    match option {
+        "UTF8" | "UTF-8" => match value.map(str::to_ascii_uppercase).as_deref() {
+            Some("ON") | None => reply(ReplyCode::CommandOkay, "UTF8 mode on."),
+            Some("OFF") => reply(
+                ReplyCode::CommandOkay,
+                "Names are always UTF-8 on this server.",
+            ),
+            Some(_) => reply(ReplyCode::ParameterSyntaxError, "Use OPTS UTF8 ON or OFF."),
+        },
+        "MLST" => {
+            s.mlst_facts = MlstFacts::from_opts(value.unwrap_or(""));
+            reply(ReplyCode::CommandOkay, s.mlst_facts.opts_reply_text())
+        }
+        _ => reply(
+            ReplyCode::ParameterSyntaxError,
+            format!("Option {option} not understood."),
+        ),
+    }
+}
+
+pub(super) fn help(arg: Option<&str>) -> Handled {
+    match arg.map(|a| a.trim().to_ascii_uppercase()) {
+        None => {
+            let mut lines = vec!["Commands recognised (HELP <command> for syntax):".to_string()];
+            for chunk in HELP.chunks(10) {
+                let verbs: Vec<&str> = chunk.iter().map(|(v, _)| *v).collect();
+                lines.push(format!(" {}", verbs.join(" ")));
+            }
+            lines.push("Help OK.".into());
+            Ok(Outcome::Reply(Reply::multi(ReplyCode::HelpMessage, lines)))
+        }
+        Some(verb) => match HELP.iter().find(|(v, _)| *v == verb) {
+            Some((_, syntax)) => reply(ReplyCode::HelpMessage, format!("Syntax: {syntax}")),
+            None => reply(
+                ReplyCode::ParameterSyntaxError,
+                format!(
+                    "Unknown command {}.",
+                    verb.chars().take(16).collect::<String>()
+                ),
+            ),
+        },
+    }
+}
+
+/// STAT without an argument: the session's status.
+pub(super) fn stat(s: &Session) -> Handled {
+    let user = match &s.user {
+        Some(u) => format!("Logged in as {}", u.name),
+        None => "Not logged in".to_string(),
+    };
+    let type_name = match s.transfer_type {
+        TransferType::Ascii => "ASCII",
+        TransferType::Image => "BINARY",
+    };
+    let data = match &s.data {
+        None => "No data connection set up",
+        Some(crate::datachan::DataSetup::Passive { .. }) => "Passive data connection waiting",
+        Some(crate::datachan::DataSetup::Active { .. }) => "Active data connection set up",
+    };
+    let lines = vec![
+        format!("s3ftp {} status:", env!("CARGO_PKG_VERSION")),
+        format!(" Connected from {}", s.peer.ip()),
+        format!(" {user}"),
+        format!(" TYPE: {type_name}, STRUcture: File, MODE: Stream"),
+        format!(" Working directory: {}", s.cwd),
+        format!(" {data}"),
+        "End of status.".into(),
+    ];
+    Ok(Outcome::Reply(Reply::multi(ReplyCode::SystemStatus, lines)))
+}
+
+pub(super) fn site(command: &str, _args: Option<&str>) -> Handled {
+    match command {
+        "HELP" => Ok(Outcome::Reply(Reply::multi(
+            ReplyCode::HelpMessage,
+            [
+                "SITE commands recognised:".to_string(),
+                " HELP".into(),
+                "Help OK.".into(),
+            ],
+        ))),
+        _ => reply(
+            ReplyCode::SyntaxError,
+            format!(
+                "Unknown SITE command {}.",
+                command.chars().take(16).collect::<String>()
+            ),
+        ),
+    }
+}
+
+/// HOST (RFC 7151): one virtual host, so any name is accepted before login.
+pub(super) fn host(s: &Session, host: &str) -> Handled {
+    if s.user.is_some() || s.pending_user.is_some() {
+        return reply(ReplyCode::BadSequence, "HOST must come before USER.");
+    }
+    if host.trim().is_empty() {
+        return reply(ReplyCode::ParameterSyntaxError, "HOST needs a host name.");
+    }
+    reply(ReplyCode::ServiceReady, "Host accepted.")
+}
+
+pub(super) fn lang(lang: Option<&str>) -> Handled {
+    match lang.map(str::to_ascii_uppercase).as_deref() {
+        None | Some("EN") | Some("EN-US") | Some("EN-GB") => {
+            reply(ReplyCode::CommandOkay, "Language set to EN.")
+        }
+        Some(_) => reply(ReplyCode::ParameterNotImplemented, "Only EN is supported."),
+    }
+}
+
+pub(super) fn csid() -> Handled {
+    reply(
+        ReplyCode::CommandOkay,
+        format!("Name=s3ftp; Version={};", env!("CARGO_PKG_VERSION")),
+    )
+}

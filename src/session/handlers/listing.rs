@@ -1,0 +1,199 @@
+//! Listings: LIST and NLST (with `ls` options and globs), MLSD, MLST, and
+//! STAT with a path (a listing over the control connection). Directory listings
+//! stream page by page from the back end into the connection.
+
+use std::time::SystemTime;
+
+use futures::{stream, StreamExt};
+
+use super::{reply, Handled};
+use crate::protocol::command::ListArgs;
+use crate::protocol::listing::{glob_matches, is_glob, list_line, mlsx_line, FileFacts};
+use crate::protocol::{Reply, ReplyCode};
+use crate::session::transfer::{LineFormatter, Transfer, TransferKind};
+use crate::session::{Outcome, Session};
+use crate::storage::{Entry, EntryPages, Metadata};
+use crate::vfs::path;
+
+/// What a listing argument names.
+enum Target {
+    /// A directory, optionally filtered by a glob on the names.
+    Dir {
+        path: String,
+        pattern: Option<String>,
+    },
+    File {
+        path: String,
+        meta: Metadata,
+    },
+}
+
+impl Target {
+    fn path(&self) -> &str {
+        match self {
+            Target::Dir { path, .. } | Target::File { path, .. } => path,
+        }
+    }
+}
+
+async fn target(s: &Session, arg: Option<&str>) -> Result<Target, Reply> {
+    let arg = arg.filter(|a| !a.is_empty()).unwrap_or(".");
+    let resolved = s.resolve(arg)?;
+    let meta = match s.stat(&resolved).await {
+        Ok(meta) => meta,
+        // Not a name that exists: perhaps a pattern such as `*.csv`. (A real
+        // file whose name holds `[` or `*` is found above, literally.)
+        Err(not_found) => {
+            let (parent, last) = path::split_parent(&resolved);
+            let raw_last = arg.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+            if !(is_glob(raw_last) && raw_last == last) {
+                return Err(not_found);
+            }
+            let parent = parent.to_string();
+            if !s.stat(&parent).await?.is_dir() {
+                return Err(Reply::new(ReplyCode::FileUnavailable, "Not a directory."));
+            }
+            return Ok(Target::Dir {
+                path: parent,
+                pattern: Some(last.to_string()),
+            });
+        }
+    };
+    Ok(if meta.is_dir() {
+        Target::Dir {
+            path: resolved,
+            pattern: None,
+        }
+    } else {
+        Target::File {
+            path: resolved,
+            meta,
+        }
+    })
+}
+
+fn facts<'a>(entry: &'a Entry, writable: bool) -> FileFacts<'a> {
+    FileFacts {
+        name: &entry.name,
+        is_dir: entry.meta.is_dir(),
+        size: entry.meta.size,
+        modified: entry.meta.modified,
+        created: entry.meta.created,
+        writable,
+    }
+}
+
+/// The entries of a target: a directory's pages, or the file alone.
+async fn entries(s: &Session, target: &Target) -> Result<EntryPages, Reply> {
+    Ok(match target {
+        Target::Dir { path, .. } => s.vfs()?.list(path).await?,
+        Target::File { path, meta } => {
+            let name = path::split_parent(path).1.to_string();
+            let entry = Entry {
+                name,
+                meta: meta.clone(),
+            };
+            stream::iter([Ok(vec![entry])]).boxed()
+        }
+    })
+}
+
+fn pattern_of(target: &Target) -> Option<String> {
+    match target {
+        Target::Dir { pattern, .. } => pattern.clone(),
+        Target::File { .. } => None,
+    }
+}
+
+fn listing_transfer(
+    s: &mut Session,
+    verb: &'static str,
+    path: String,
+    pages: EntryPages,
+    format: LineFormatter,
+) -> Handled {
+    let setup = s.take_data()?;
+    Ok(Outcome::Transfer(Transfer {
+        setup,
+        kind: TransferKind::Listing { pages, format },
+        opening: Reply::new(
+            ReplyCode::FileStatusOkay,
+            "Opening data connection for the listing.",
+        ),
+        verb,
+        path,
+    }))
+}
+
+pub(super) async fn list(s: &mut Session, args: ListArgs) -> Handled {
+    s.require_data()?;
+    let target = target(s, args.path.as_deref()).await?;
+    let pages = entries(s, &target).await?;
+    let (writable, pattern, now) = (s.writable(), pattern_of(&target), SystemTime::now());
+    let format: LineFormatter =
+        Box::new(move |e| matches(&pattern, &e.name).then(|| list_line(&facts(e, writable), now)));
+    let path = target.path().to_string();
+    listing_transfer(s, "LIST", path, pages, format)
+}
+
+pub(super) async fn nlst(s: &mut Session, args: ListArgs) -> Handled {
+    s.require_data()?;
+    let target = target(s, args.path.as_deref()).await?;
+    let pages = entries(s, &target).await?;
+    let pattern = pattern_of(&target);
+    let format: LineFormatter =
+        Box::new(move |e| matches(&pattern, &e.name).then(|| e.name.clone()));
+    let path = target.path().to_string();
+    listing_transfer(s, "NLST", path, pages, format)
+}
+
+fn matches(pattern: &Option<String>, name: &str) -> bool {
+    pattern.as_deref().is_none_or(|p| glob_matches(p, name))
+}
+
+pub(super) async fn mlsd(s: &mut Session, arg: Option<&str>) -> Handled {
+    s.require_data()?;
+    let path = s.resolve(arg.filter(|a| !a.is_empty()).unwrap_or("."))?;
+    if !s.stat(&path).await?.is_dir() {
+        return reply(ReplyCode::ParameterSyntaxError, "MLSD needs a directory.");
+    }
+    let pages = s.vfs()?.list(&path).await?;
+    let (writable, enabled) = (s.writable(), s.mlst_facts);
+    let format: LineFormatter =
+        Box::new(move |e| Some(mlsx_line(&facts(e, writable), &enabled, &e.name)));
+    listing_transfer(s, "MLSD", path, pages, format)
+}
+
+pub(super) async fn mlst(s: &mut Session, arg: Option<&str>) -> Handled {
+    let path = s.resolve(arg.filter(|a| !a.is_empty()).unwrap_or("."))?;
+    let meta = s.stat(&path).await?;
+    let entry = Entry {
+        name: path::split_parent(&path).1.to_string(),
+        meta,
+    };
+    let line = mlsx_line(&facts(&entry, s.writable()), &s.mlst_facts, &path);
+    Ok(Outcome::Reply(Reply::multi(
+        ReplyCode::FileActionOkay,
+        [format!("Listing {path}"), format!(" {line}"), "End.".into()],
+    )))
+}
+
+pub(super) async fn stat_path(s: &mut Session, arg: &str) -> Handled {
+    // STAT takes `ls` options too (`STAT -la dir`).
+    let arg = arg
+        .split_once(' ')
+        .filter(|(opts, _)| opts.starts_with('-'))
+        .map(|(_, rest)| rest)
+        .unwrap_or(if arg.starts_with('-') { "" } else { arg });
+    let target = target(s, Some(arg)).await?;
+    let pages = entries(s, &target).await?;
+    let (writable, pattern, now) = (s.writable(), pattern_of(&target), SystemTime::now());
+    Ok(Outcome::ControlListing {
+        code: ReplyCode::FileStatus,
+        header: format!("Status of {}:", target.path()),
+        pages,
+        format: Box::new(move |e| {
+            matches(&pattern, &e.name).then(|| list_line(&facts(e, writable), now))
+        }),
+    })
+}

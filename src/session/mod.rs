@@ -1,0 +1,326 @@
+//! One task per control connection: read a line, parse it, run its handler,
+//! write the reply. While a transfer runs (in its own task) the session keeps
+//! reading: ABOR and STAT act at once, QUIT closes after the transfer's reply,
+//! and any other command is queued and answered in order afterwards.
+
+pub mod connection;
+pub mod error;
+mod handlers;
+pub mod transfer;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{UserSpec, UserStore};
+use crate::config::Config;
+use crate::datachan::{BoxedStream, DataSetup, PassivePortPool};
+use crate::protocol::command::TransferType;
+use crate::protocol::listing::MlstFacts;
+use crate::protocol::{Reply, ReplyCode};
+use crate::storage::EntryPages;
+use crate::vfs::mount::MountTable;
+use crate::vfs::Vfs;
+use connection::{ControlConnection, Frame};
+use transfer::{LineFormatter, Transfer, TransferContext, TransferResult};
+
+/// Most commands held while a transfer runs; past that the session stops
+/// reading the control connection until the transfer ends.
+const MAX_QUEUED: usize = 64;
+
+/// What every session shares: configuration, users, the tree, the port pool.
+#[derive(Debug)]
+pub struct Shared {
+    pub config: Config,
+    pub users: UserStore,
+    pub mounts: Arc<MountTable>,
+    pub pasv_pool: PassivePortPool,
+}
+
+/// What a handler asks the session loop to do.
+pub enum Outcome {
+    Reply(Reply),
+    /// Start a data transfer; its replies come from the transfer.
+    Transfer(Transfer),
+    /// A listing sent over the control connection (STAT path), line by line.
+    ControlListing {
+        code: ReplyCode,
+        header: String,
+        pages: EntryPages,
+        format: LineFormatter,
+    },
+    /// Send the reply, then close the connection (QUIT).
+    Close(Reply),
+}
+
+/// The state of one control connection.
+pub struct Session {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) id: u64,
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
+    /// Name given by USER, waiting for PASS.
+    pub(crate) pending_user: Option<String>,
+    pub(crate) user: Option<Arc<UserSpec>>,
+    pub(crate) vfs: Option<Vfs>,
+    pub(crate) cwd: String,
+    pub(crate) transfer_type: TransferType,
+    /// Offset given by REST, used by the next RETR/STOR/APPE.
+    pub(crate) rest: Option<u64>,
+    /// Path given by RNFR, waiting for RNTO.
+    pub(crate) rename_from: Option<String>,
+    pub(crate) data: Option<DataSetup>,
+    pub(crate) epsv_all: bool,
+    pub(crate) mlst_facts: MlstFacts,
+}
+
+impl Session {
+    pub fn new(shared: Arc<Shared>, id: u64, peer: SocketAddr, local: SocketAddr) -> Self {
+        Session {
+            shared,
+            id,
+            peer,
+            local,
+            pending_user: None,
+            user: None,
+            vfs: None,
+            cwd: "/".into(),
+            transfer_type: TransferType::default(),
+            rest: None,
+            rename_from: None,
+            data: None,
+            epsv_all: false,
+            mlst_facts: MlstFacts::default(),
+        }
+    }
+
+    /// Back to the state right after connecting (REIN, USER while logged in).
+    pub(crate) fn reset(&mut self) {
+        let fresh = Session::new(self.shared.clone(), self.id, self.peer, self.local);
+        *self = fresh;
+    }
+
+    fn user_name(&self) -> &str {
+        self.user.as_ref().map(|u| u.name.as_str()).unwrap_or("-")
+    }
+
+    /// Serves the connection until QUIT, disconnect, idle timeout or shutdown.
+    pub async fn run(mut self, stream: BoxedStream, shutdown: CancellationToken) {
+        let started = Instant::now();
+        tracing::info!(session = self.id, peer = %self.peer, "session start");
+        let mut conn = ControlConnection::new(stream);
+        let greeting = Reply::new(ReplyCode::ServiceReady, self.shared.config.banner.clone());
+        if conn.write_reply(&greeting).await.is_ok() {
+            self.serve(&mut conn, &shutdown).await;
+        }
+        conn.shutdown().await;
+        tracing::info!(
+            session = self.id,
+            peer = %self.peer,
+            user = self.user_name(),
+            secs = started.elapsed().as_secs_f64(),
+            "session end"
+        );
+    }
+
+    async fn serve(&mut self, conn: &mut ControlConnection, shutdown: &CancellationToken) {
+        let idle = self.shared.config.idle_timeout;
+        let mut queue: VecDeque<Frame> = VecDeque::new();
+        loop {
+            let frame = match queue.pop_front() {
+                Some(f) => f,
+                None => {
+                    let next = tokio::select! {
+                        _ = shutdown.cancelled() => {
+                            let bye = Reply::new(ReplyCode::ServiceNotAvailable, "Server shutting down.");
+                            let _ = conn.write_reply(&bye).await;
+                            return;
+                        }
+                        r = tokio::time::timeout(idle, conn.read_frame()) => r,
+                    };
+                    match next {
+                        Err(_) => {
+                            let bye = Reply::new(
+                                ReplyCode::ServiceNotAvailable,
+                                "Idle timeout, closing control connection.",
+                            );
+                            let _ = conn.write_reply(&bye).await;
+                            return;
+                        }
+                        Ok(Ok(Some(f))) => f,
+                        Ok(Ok(None)) | Ok(Err(_)) => return,
+                    }
+                }
+            };
+            let outcome = match frame {
+                Frame::TooLong => {
+                    Outcome::Reply(Reply::new(ReplyCode::SyntaxError, "Command line too long."))
+                }
+                Frame::Line(line) => handlers::handle_line(self, &line).await,
+            };
+            let keep_going = match outcome {
+                Outcome::Reply(reply) => conn.write_reply(&reply).await.is_ok(),
+                Outcome::Close(reply) => {
+                    let _ = conn.write_reply(&reply).await;
+                    false
+                }
+                Outcome::ControlListing {
+                    code,
+                    header,
+                    pages,
+                    format,
+                } => write_control_listing(conn, code, header, pages, format)
+                    .await
+                    .is_ok(),
+                Outcome::Transfer(t) => self.supervise(conn, &mut queue, t).await,
+            };
+            if !keep_going {
+                return;
+            }
+        }
+    }
+
+    /// Runs a transfer while serving the control connection. Returns false when
+    /// the session must end (QUIT during the transfer, or the client went away).
+    async fn supervise(
+        &mut self,
+        conn: &mut ControlConnection,
+        queue: &mut VecDeque<Frame>,
+        transfer: Transfer,
+    ) -> bool {
+        let started = Instant::now();
+        let (verb, path) = (transfer.verb, transfer.path.clone());
+        let cancel = CancellationToken::new();
+        let progress = Arc::new(AtomicU64::new(0));
+        let (events_tx, mut events) = mpsc::channel::<Reply>(2);
+        let ctx = TransferContext {
+            cancel: cancel.clone(),
+            progress: progress.clone(),
+            events: events_tx,
+            timeout: self.shared.config.data_timeout,
+        };
+        let mut task = tokio::spawn(transfer.run(ctx));
+        let mut quit_after = false;
+        let mut control_open = true;
+        let result = loop {
+            tokio::select! {
+                biased;
+                Some(reply) = events.recv() => {
+                    if conn.write_reply(&reply).await.is_err() {
+                        control_open = false;
+                        cancel.cancel();
+                    }
+                }
+                joined = &mut task => {
+                    break joined.unwrap_or_else(|e| TransferResult {
+                        reply: Reply::new(ReplyCode::LocalError, format!("Transfer failed: {e}.")),
+                        bytes: progress.load(Ordering::Relaxed),
+                        aborted: false,
+                    });
+                }
+                frame = conn.read_frame(), if control_open && !quit_after && queue.len() < MAX_QUEUED => {
+                    match frame {
+                        Ok(Some(Frame::Line(line))) => match crate::protocol::parse(&line) {
+                            Ok(crate::protocol::Command::Abor) => cancel.cancel(),
+                            Ok(crate::protocol::Command::Quit) => quit_after = true,
+                            Ok(crate::protocol::Command::Stat(None)) => {
+                                let status = Reply::new(
+                                    ReplyCode::FileStatus,
+                                    format!(
+                                        "Status: {verb} {path}: {} bytes transferred.",
+                                        progress.load(Ordering::Relaxed)
+                                    ),
+                                );
+                                if conn.write_reply(&status).await.is_err() {
+                                    control_open = false;
+                                    cancel.cancel();
+                                }
+                            }
+                            _ => queue.push_back(Frame::Line(line)),
+                        },
+                        Ok(Some(frame)) => queue.push_back(frame),
+                        // The client is gone: an upload must not be committed.
+                        Ok(None) | Err(_) => {
+                            control_open = false;
+                            cancel.cancel();
+                        }
+                    }
+                }
+            }
+        };
+        // A 150 sent just before the task ended is still in the channel.
+        while let Ok(reply) = events.try_recv() {
+            let _ = conn.write_reply(&reply).await;
+        }
+        tracing::info!(
+            session = self.id,
+            user = self.user_name(),
+            peer = %self.peer,
+            command = verb,
+            path = %path,
+            bytes = result.bytes,
+            ms = started.elapsed().as_millis() as u64,
+            reply = %result.reply.code,
+            aborted = result.aborted,
+            "transfer"
+        );
+        if !control_open {
+            return false;
+        }
+        if conn.write_reply(&result.reply).await.is_err() {
+            return false;
+        }
+        if result.aborted {
+            let done = Reply::new(ReplyCode::ClosingDataConnection, "ABOR command successful.");
+            if conn.write_reply(&done).await.is_err() {
+                return false;
+            }
+        }
+        if quit_after {
+            let _ = conn
+                .write_reply(&Reply::new(ReplyCode::ClosingControlConnection, "Goodbye."))
+                .await;
+            return false;
+        }
+        true
+    }
+}
+
+/// STAT path: `213-` header, one line per entry, `213 End of status.`
+async fn write_control_listing(
+    conn: &mut ControlConnection,
+    code: ReplyCode,
+    header: String,
+    mut pages: EntryPages,
+    mut format: LineFormatter,
+) -> std::io::Result<()> {
+    use futures::StreamExt;
+    conn.write_raw(format!("{}-{header}\r\n", code.as_u16()).as_bytes())
+        .await?;
+    while let Some(page) = pages.next().await {
+        let page = match page {
+            Ok(p) => p,
+            Err(e) => {
+                let reply = Reply::from(e);
+                let text = format!("{} {}\r\n", code.as_u16(), reply.text());
+                return conn.write_raw(text.as_bytes()).await;
+            }
+        };
+        let mut out = String::new();
+        for entry in &page {
+            if let Some(line) = format(entry) {
+                out.push(' ');
+                out.push_str(&line.replace(['\r', '\n'], " "));
+                out.push_str("\r\n");
+            }
+        }
+        conn.write_raw(out.as_bytes()).await?;
+    }
+    conn.write_raw(format!("{} End of status.\r\n", code.as_u16()).as_bytes())
+        .await
+}

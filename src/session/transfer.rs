@@ -1,0 +1,296 @@
+//! One data transfer, run as its own task while the session keeps reading the
+//! control connection (so ABOR and STAT work mid-transfer). It opens the data
+//! connection, announces it (150), moves the bytes, and for uploads commits
+//! only after a clean end of stream; on ABOR, timeout, a data-connection error or
+//! a storage failure the upload is aborted and the previous file is untouched.
+
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::datachan::ascii::{FromWire, ToWire};
+use crate::datachan::{BoxedStream, DataError, DataSetup};
+use crate::protocol::{Reply, ReplyCode};
+use crate::storage::{ByteStream, Entry, EntryPages, StorageError, UploadSink};
+
+/// Bytes read from the data connection per read call on uploads.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Turns one directory entry into one listing line (without CRLF), or skips it.
+pub type LineFormatter = Box<dyn FnMut(&Entry) -> Option<String> + Send>;
+
+pub enum TransferKind {
+    /// RETR: storage to client.
+    Send { source: ByteStream, ascii: bool },
+    /// STOR, STOU, APPE: client to storage. `done` is the 226 text.
+    Receive {
+        sink: Box<dyn UploadSink>,
+        ascii: bool,
+        done: String,
+    },
+    /// LIST, NLST, MLSD: listing lines to the client.
+    Listing {
+        pages: EntryPages,
+        format: LineFormatter,
+    },
+}
+
+/// A transfer ready to run, built by a handler.
+pub struct Transfer {
+    pub setup: DataSetup,
+    pub kind: TransferKind,
+    /// The 150 reply, sent once the data connection is open.
+    pub opening: Reply,
+    /// For logs and STAT.
+    pub verb: &'static str,
+    pub path: String,
+}
+
+/// How a transfer ended.
+pub struct TransferResult {
+    pub reply: Reply,
+    pub bytes: u64,
+    /// Ended by ABOR (the session then adds its 226).
+    pub aborted: bool,
+}
+
+/// Why the byte loop stopped early.
+enum Stop {
+    Aborted,
+    Timeout,
+    Data(io::Error),
+    Storage(StorageError),
+}
+
+impl Stop {
+    fn reply(self) -> Reply {
+        match self {
+            Stop::Aborted => Reply::new(
+                ReplyCode::ConnectionClosedTransferAborted,
+                "Connection closed; transfer aborted.",
+            ),
+            Stop::Timeout => Reply::new(
+                ReplyCode::ConnectionClosedTransferAborted,
+                "Data connection timed out; transfer aborted.",
+            ),
+            Stop::Data(e) => Reply::new(
+                ReplyCode::ConnectionClosedTransferAborted,
+                format!("Data connection failed: {e}; transfer aborted."),
+            ),
+            Stop::Storage(e) => e.into(),
+        }
+    }
+}
+
+/// What the running transfer shares with the session.
+pub struct TransferContext {
+    pub cancel: CancellationToken,
+    pub progress: Arc<AtomicU64>,
+    /// Preliminary replies (150) for the session to write in order.
+    pub events: mpsc::Sender<Reply>,
+    pub timeout: Duration,
+}
+
+impl Transfer {
+    pub async fn run(self, ctx: TransferContext) -> TransferResult {
+        let Transfer {
+            setup,
+            kind,
+            opening,
+            ..
+        } = self;
+        let opened = tokio::select! {
+            _ = ctx.cancel.cancelled() => Err(None),
+            r = setup.open(ctx.timeout) => r.map_err(Some),
+        };
+        let stream = match opened {
+            Ok(s) => s,
+            Err(err) => {
+                if let TransferKind::Receive { sink, .. } = kind {
+                    let _ = sink.abort().await;
+                }
+                return match err {
+                    None => TransferResult {
+                        reply: Stop::Aborted.reply(),
+                        bytes: 0,
+                        aborted: true,
+                    },
+                    Some(e) => TransferResult {
+                        reply: open_failure(e),
+                        bytes: 0,
+                        aborted: false,
+                    },
+                };
+            }
+        };
+        let mut data: BoxedStream = Box::new(stream);
+        // The session may already be gone; the transfer then fails on its own.
+        let _ = ctx.events.send(opening).await;
+        let outcome = match kind {
+            TransferKind::Send { source, ascii } => send(&ctx, &mut data, source, ascii)
+                .await
+                .map(|()| "Transfer complete.".to_string()),
+            TransferKind::Listing { pages, format } => send_listing(&ctx, &mut data, pages, format)
+                .await
+                .map(|()| "Transfer complete.".to_string()),
+            TransferKind::Receive { sink, ascii, done } => {
+                receive(&ctx, &mut data, sink, ascii).await.map(|()| done)
+            }
+        };
+        let bytes = ctx.progress.load(Ordering::Relaxed);
+        match outcome {
+            Ok(text) => TransferResult {
+                reply: Reply::new(ReplyCode::ClosingDataConnection, text),
+                bytes,
+                aborted: false,
+            },
+            Err(stop) => {
+                let aborted = matches!(stop, Stop::Aborted);
+                TransferResult {
+                    reply: stop.reply(),
+                    bytes,
+                    aborted,
+                }
+            }
+        }
+    }
+}
+
+fn open_failure(err: DataError) -> Reply {
+    Reply::new(
+        ReplyCode::CantOpenDataConnection,
+        format!("Can't open data connection: {err}."),
+    )
+}
+
+/// Runs one data-connection operation under the transfer's abort signal and
+/// idle timeout.
+async fn guarded<T>(
+    ctx: &TransferContext,
+    op: impl Future<Output = io::Result<T>>,
+) -> Result<T, Stop> {
+    tokio::select! {
+        _ = ctx.cancel.cancelled() => Err(Stop::Aborted),
+        r = tokio::time::timeout(ctx.timeout, op) => match r {
+            Err(_) => Err(Stop::Timeout),
+            Ok(Err(e)) => Err(Stop::Data(e)),
+            Ok(Ok(v)) => Ok(v),
+        },
+    }
+}
+
+/// Runs one storage operation under the abort signal (the store has its own timeouts).
+async fn storage<T>(
+    ctx: &TransferContext,
+    op: impl Future<Output = Result<T, StorageError>>,
+) -> Result<T, Stop> {
+    tokio::select! {
+        _ = ctx.cancel.cancelled() => Err(Stop::Aborted),
+        r = op => r.map_err(Stop::Storage),
+    }
+}
+
+async fn send(
+    ctx: &TransferContext,
+    data: &mut BoxedStream,
+    mut source: ByteStream,
+    ascii: bool,
+) -> Result<(), Stop> {
+    let mut to_wire = ToWire::default();
+    while let Some(chunk) = storage(ctx, async { source.next().await.transpose() }).await? {
+        let chunk = if ascii {
+            to_wire.convert(&chunk)
+        } else {
+            chunk
+        };
+        guarded(ctx, data.write_all(&chunk)).await?;
+        ctx.progress
+            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+    }
+    guarded(ctx, data.shutdown()).await
+}
+
+async fn send_listing(
+    ctx: &TransferContext,
+    data: &mut BoxedStream,
+    mut pages: EntryPages,
+    mut format: LineFormatter,
+) -> Result<(), Stop> {
+    while let Some(page) = storage(ctx, async { pages.next().await.transpose() }).await? {
+        let mut out = String::new();
+        for entry in &page {
+            if let Some(line) = format(entry) {
+                // A key written by another tool may hold CR or LF; it must not
+                // split the listing into lines a client would misread.
+                if line.contains(['\r', '\n']) {
+                    out.push_str(&line.replace(['\r', '\n'], " "));
+                } else {
+                    out.push_str(&line);
+                }
+                out.push_str("\r\n");
+            }
+        }
+        if !out.is_empty() {
+            guarded(ctx, data.write_all(out.as_bytes())).await?;
+            ctx.progress.fetch_add(out.len() as u64, Ordering::Relaxed);
+        }
+    }
+    guarded(ctx, data.shutdown()).await
+}
+
+async fn receive(
+    ctx: &TransferContext,
+    data: &mut BoxedStream,
+    mut sink: Box<dyn UploadSink>,
+    ascii: bool,
+) -> Result<(), Stop> {
+    let result = receive_into(ctx, data, sink.as_mut(), ascii).await;
+    match result {
+        Ok(()) => storage(ctx, sink.commit()).await.map(|_| ()),
+        Err(stop) => {
+            if let Err(e) = sink.abort().await {
+                tracing::warn!(error = %e, "could not abort an upload");
+            }
+            Err(stop)
+        }
+    }
+}
+
+async fn receive_into(
+    ctx: &TransferContext,
+    data: &mut BoxedStream,
+    sink: &mut dyn UploadSink,
+    ascii: bool,
+) -> Result<(), Stop> {
+    let mut from_wire = FromWire::default();
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        if buf.capacity() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        let n = guarded(ctx, data.read_buf(&mut buf)).await?;
+        if n == 0 {
+            break;
+        }
+        ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
+        let chunk: Bytes = buf.split().freeze();
+        let chunk = if ascii {
+            from_wire.convert(&chunk)
+        } else {
+            chunk
+        };
+        storage(ctx, sink.write(chunk)).await?;
+    }
+    if let Some(rest) = from_wire.finish() {
+        storage(ctx, sink.write(rest)).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! The mount table: virtual path prefixes mapped to back ends. The longest
+//! matching prefix wins; directories above mount points (such as `/` when only
+//! `/inbox` and `/archive` are mounted) exist virtually and list the mounts.
+
+use std::sync::Arc;
+
+use crate::storage::{self, Backend};
+
+/// One `PATH=URI` entry of `S3FTP_MOUNTS`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountSpec {
+    /// Normalised virtual path: `/` or `/a/b`.
+    pub point: String,
+    pub uri: String,
+}
+
+/// Parses `S3FTP_MOUNTS`: comma-separated `PATH=URI` pairs.
+pub fn parse_mounts(value: &str) -> Result<Vec<MountSpec>, String> {
+    let mut specs: Vec<MountSpec> = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (point, uri) = item
+            .split_once('=')
+            .ok_or_else(|| format!("{item:?} is not PATH=URI"))?;
+        if !point.starts_with('/') {
+            return Err(format!("mount point {point:?} must start with /"));
+        }
+        let point = super::path::resolve("/", point).map_err(|e| e.to_string())?;
+        if specs.iter().any(|s| s.point == point) {
+            return Err(format!("mount point {point} given twice"));
+        }
+        specs.push(MountSpec {
+            point,
+            uri: uri.trim().to_string(),
+        });
+    }
+    if specs.is_empty() {
+        return Err("no mount given".into());
+    }
+    Ok(specs)
+}
+
+#[derive(Debug)]
+pub struct Mount {
+    pub point: String,
+    pub uri: String,
+    pub backend: Arc<dyn Backend>,
+}
+
+/// Where a virtual path lives.
+pub enum Location<'a> {
+    /// Inside a mount, at `key` (`""` for the mount point itself).
+    Mounted { mount: &'a Mount, key: String },
+    /// A directory above one or more mount points, with no back end of its own.
+    Virtual,
+    /// Nowhere: not under any mount point nor above one.
+    Missing,
+}
+
+#[derive(Debug, Default)]
+pub struct MountTable {
+    /// Sorted by decreasing mount point length, so the first match is the longest.
+    mounts: Vec<Mount>,
+}
+
+impl MountTable {
+    pub fn new(mut mounts: Vec<Mount>) -> Self {
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.point.len()));
+        MountTable { mounts }
+    }
+
+    /// Opens every back end of `specs`.
+    pub async fn open(specs: &[MountSpec]) -> Result<Self, String> {
+        let mut mounts = Vec::new();
+        for spec in specs {
+            let backend = storage::open(&spec.uri)
+                .await
+                .map_err(|e| format!("mount {}={}: {e}", spec.point, spec.uri))?;
+            mounts.push(Mount {
+                point: spec.point.clone(),
+                uri: spec.uri.clone(),
+                backend,
+            });
+        }
+        Ok(MountTable::new(mounts))
+    }
+
+    pub fn mounts(&self) -> &[Mount] {
+        &self.mounts
+    }
+
+    pub fn locate(&self, path: &str) -> Location<'_> {
+        for mount in &self.mounts {
+            if let Some(key) = key_under(&mount.point, path) {
+                return Location::Mounted { mount, key };
+            }
+        }
+        if self.mounts_below(path).next().is_some() {
+            Location::Virtual
+        } else {
+            Location::Missing
+        }
+    }
+
+    /// Names of the directories directly inside `dir` that are mount points or
+    /// lead to one, e.g. `inbox` for `dir = "/"` and a mount at `/inbox/x`.
+    pub fn mounts_below<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let mut seen: Vec<&str> = Vec::new();
+        self.mounts.iter().filter_map(move |m| {
+            let rest = rest_under(dir, &m.point)?;
+            let name = rest.split('/').next().filter(|n| !n.is_empty())?;
+            if seen.contains(&name) {
+                None
+            } else {
+                seen.push(name);
+                Some(name)
+            }
+        })
+    }
+
+    /// True if `path` is a mount point (which cannot be removed or renamed).
+    pub fn is_mount_point(&self, path: &str) -> bool {
+        self.mounts.iter().any(|m| m.point == path)
+    }
+}
+
+/// The key of `path` below `point`, if `path` is `point` or lies under it.
+fn key_under(point: &str, path: &str) -> Option<String> {
+    rest_under(point, path).map(str::to_string)
+}
+
+fn rest_under<'a>(point: &str, path: &'a str) -> Option<&'a str> {
+    if point == "/" {
+        return Some(path.trim_start_matches('/'));
+    }
+    let rest = path.strip_prefix(point)?;
+    if rest.is_empty() {
+        Some(rest)
+    } else {
+        rest.strip_prefix('/')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::opendal::OpendalBackend;
+
+    fn table(points: &[&str]) -> MountTable {
+        MountTable::new(
+            points
+                .iter()
+                .map(|p| Mount {
+                    point: p.to_string(),
+                    uri: "memory://".into(),
+                    backend: Arc::new(OpendalBackend::memory()),
+                })
+                .collect(),
+        )
+    }
+
+    fn located(t: &MountTable, path: &str) -> Option<(String, String)> {
+        match t.locate(path) {
+            Location::Mounted { mount, key } => Some((mount.point.clone(), key)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn longest_prefix_wins() {
+        let t = table(&["/", "/inbox", "/inbox/deep"]);
+        assert_eq!(located(&t, "/a/b"), Some(("/".into(), "a/b".into())));
+        assert_eq!(located(&t, "/inbox"), Some(("/inbox".into(), "".into())));
+        assert_eq!(located(&t, "/inbox/x"), Some(("/inbox".into(), "x".into())));
+        assert_eq!(
+            located(&t, "/inbox/deep/y"),
+            Some(("/inbox/deep".into(), "y".into()))
+        );
+        assert_eq!(
+            located(&t, "/inboxes"),
+            Some(("/".into(), "inboxes".into()))
+        );
+    }
+
+    #[test]
+    fn directories_above_mounts_are_virtual() {
+        let t = table(&["/in", "/arch/2024"]);
+        assert!(matches!(t.locate("/"), Location::Virtual));
+        assert!(matches!(t.locate("/arch"), Location::Virtual));
+        assert!(matches!(t.locate("/other"), Location::Missing));
+        let mut names: Vec<&str> = t.mounts_below("/").collect();
+        names.sort();
+        assert_eq!(names, ["arch", "in"]);
+        assert_eq!(t.mounts_below("/arch").collect::<Vec<_>>(), ["2024"]);
+    }
+
+    #[test]
+    fn mount_spec_parsing() {
+        let specs = parse_mounts("/=fs://./data, /inbox/=memory://").unwrap();
+        assert_eq!(specs[0].point, "/");
+        assert_eq!(specs[1].point, "/inbox");
+        assert_eq!(specs[1].uri, "memory://");
+        assert!(parse_mounts("").is_err());
+        assert!(parse_mounts("inbox=memory://").is_err());
+        assert!(parse_mounts("/a").is_err());
+        assert!(parse_mounts("/a=memory://,/a/=memory://").is_err());
+    }
+}

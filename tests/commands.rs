@@ -1,0 +1,517 @@
+//! Every command of the core server over a real TCP control connection, on the
+//! memory and the local-folder back ends: the reply code of each, and for each
+//! refusal, that the session goes on and the stored data is unchanged.
+
+mod common;
+
+use common::{content, Raw, TestServer, JAILED, PASSWORD, READER, USER};
+use std::net::SocketAddr;
+use tokio::io::AsyncReadExt;
+
+on_every_backend!(
+    login_and_access_control,
+    reply_codes_of_every_command,
+    directories_follow_object_store_rules,
+    rename_and_delete,
+    listings,
+    modification_times,
+    hostile_paths_stay_inside_the_root,
+    home_directory_is_the_users_root,
+    read_only_user_cannot_change_anything,
+    overlong_and_pipelined_lines,
+    data_channel_guards,
+    active_mode_transfer,
+    recursive_size_and_removal,
+);
+
+fn lines(data: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(data)
+        .split("\r\n")
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+async fn login_and_access_control(server: TestServer) {
+    let mut c = server.raw().await;
+    c.expect("PWD", 530).await;
+    c.expect("LIST", 530).await;
+    c.expect("MKD x", 530).await;
+    c.expect("PASS nobody", 503).await;
+    c.expect(&format!("USER {USER}"), 331).await;
+    c.expect("PASS wrong", 530).await;
+    // A failed login leaves the session usable.
+    c.expect("NOOP", 200).await;
+    c.expect("USER nosuchuser", 331).await;
+    c.expect(&format!("PASS {PASSWORD}"), 530).await;
+    c.login(USER, PASSWORD).await;
+    c.expect("PASS again", 202).await;
+    c.expect("ACCT x", 202).await;
+    c.expect("PWD", 257).await;
+    c.expect("REIN", 220).await;
+    c.expect("PWD", 530).await;
+    c.login(USER, PASSWORD).await;
+    c.expect("QUIT", 221).await;
+    assert!(
+        c.try_reply().await.is_none(),
+        "connection closed after QUIT"
+    );
+}
+
+async fn reply_codes_of_every_command(server: TestServer) {
+    let mut pre = server.raw().await;
+    for (line, code) in [
+        ("HOST localhost", 220),
+        ("SYST", 215),
+        ("FEAT", 211),
+        ("HELP", 214),
+        ("STAT", 211),
+        ("LANG EN", 200),
+        ("CSID Name=test; Version=1;", 200),
+        ("CWD /", 530),
+        ("RETR x", 530),
+        ("SIZE x", 530),
+    ] {
+        pre.expect(line, code).await;
+    }
+    let mut c = server.login().await;
+    c.upload("STOR f", b"hello").await;
+    for (line, code) in [
+        ("NOOP", 200),
+        ("SYST", 215),
+        ("OPTS UTF8 ON", 200),
+        ("OPTS MLST type;size;", 200),
+        ("OPTS BOGUS", 501),
+        ("HELP RETR", 214),
+        ("HELP BOGUS", 501),
+        ("STAT", 211),
+        ("SITE HELP", 214),
+        ("SITE BOGUS", 500),
+        ("ALLO 100", 202),
+        ("TYPE A", 200),
+        ("TYPE L 8", 200),
+        ("TYPE I", 200),
+        ("TYPE E", 504),
+        ("TYPE X", 501),
+        ("MODE S", 200),
+        ("MODE B", 504),
+        ("STRU F", 200),
+        ("STRU R", 504),
+        ("HOST localhost", 503),
+        ("LANG FR", 504),
+        ("CLNT curl", 200),
+        ("SIZE f", 213),
+        ("MDTM f", 213),
+        ("DSIZ", 213),
+        ("SMNT /x", 502),
+        ("THMB f", 502),
+        ("XRCP x", 502),
+        ("XRSQ x", 502),
+        ("XSEM x", 502),
+        ("XSEN x", 502),
+        ("ADAT x", 502),
+        ("CONF x", 502),
+        ("ENC x", 502),
+        ("MIC x", 502),
+        ("AUTH TLS", 502),
+        ("CCC", 502),
+        ("PBSZ 0", 503),
+        ("PROT P", 503),
+        ("BOGUS", 500),
+        ("RETR", 501),
+        ("REST abc", 501),
+        ("PORT 1,2,3", 501),
+        ("EPRT |3|x|1|", 522),
+        ("EPSV 3", 522),
+        ("EPSV 2", 522),
+        ("MFMT 2020 f", 501),
+        ("XPWD", 257),
+        ("XMKD z", 257),
+        ("XCWD z", 250),
+        ("XCUP", 250),
+        ("XRMD z", 250),
+        ("RNTO x", 503),
+        ("ABOR", 226),
+        ("PASV", 227),
+        ("ABOR", 225),
+        ("EPSV", 229),
+        ("LPSV", 228),
+        ("SPSV", 227),
+        ("EPSV 1", 229),
+        ("REST 2", 350),
+        ("MLST f", 250),
+        ("MFMT 20200102030405 f", 213),
+        ("MFF modify=20210102030405; f", 213),
+        ("MFF unix.mode=0777; f", 504),
+    ] {
+        c.expect(line, code).await;
+    }
+    // An empty line and a lone space are syntax errors, not disconnects.
+    c.expect("", 500).await;
+    c.expect(" ", 500).await;
+    let feat = c.expect("FEAT", 211).await;
+    for ext in [
+        "MLST type*;size*;modify*",
+        "MFMT",
+        "SIZE",
+        "REST STREAM",
+        "EPSV",
+        "UTF8",
+    ] {
+        assert!(feat.contains(ext), "FEAT lacks {ext}: {feat}");
+    }
+    let mut again = Raw::connect(server.addr).await;
+    again.login(USER, PASSWORD).await;
+    let data = again.fetch("RETR f").await;
+    assert_eq!(data, b"hello", "the file survived all of the above");
+}
+
+async fn directories_follow_object_store_rules(server: TestServer) {
+    let mut c = server.login().await;
+    let created = c.expect("MKD a", 257).await;
+    assert!(created.contains("\"/a\""), "{created}");
+    c.expect("MKD a", 550).await;
+    c.expect("CWD a", 250).await;
+    assert!(c.expect("PWD", 257).await.contains("\"/a\""));
+    c.expect("MKD b", 257).await;
+    c.expect("MKD b/c/d", 550).await; // parents are not created implicitly
+    c.expect("CDUP", 250).await;
+    assert!(c.expect("PWD", 257).await.contains("\"/\""));
+    c.expect("RMD a", 550).await; // not empty
+    c.expect("CWD a/b", 250).await;
+    c.expect("RMD /a/b", 550).await; // the working directory
+    c.expect("CWD /", 250).await;
+    c.expect("CWD missing", 550).await;
+    // STOR into a missing parent and onto a directory are refused up front.
+    let data = c.data().await;
+    c.expect("STOR missing/f", 550).await;
+    c.expect("STOR a", 550).await;
+    drop(data);
+    c.upload("STOR a/file", b"x").await;
+    c.expect("CWD a/file", 550).await;
+    c.expect("MKD a/file", 550).await;
+    c.expect("RMD a/file", 550).await;
+    c.expect("DELE a/file", 250).await;
+    c.expect("RMD a/b", 250).await;
+    c.expect("RMD a", 250).await;
+    c.expect("CWD a", 550).await;
+    let listing = lines(&c.fetch("NLST").await);
+    assert!(listing.is_empty(), "{listing:?}");
+}
+
+async fn rename_and_delete(server: TestServer) {
+    let mut c = server.login().await;
+    c.upload("STOR f", b"one").await;
+    c.upload("STOR g", b"two").await;
+    c.expect("RNFR missing", 550).await;
+    c.expect("RNFR f", 350).await;
+    c.expect("RNTO g", 250).await; // replaces, as FTP servers do
+    c.expect("SIZE f", 550).await;
+    assert_eq!(c.fetch("RETR g").await, b"one");
+    c.expect("RNFR g", 350).await;
+    c.expect("NOOP", 200).await;
+    c.expect("RNTO h", 503).await; // RNTO must follow RNFR directly
+    c.expect("MKD d", 257).await;
+    c.expect("MKD d/e", 257).await;
+    c.upload("STOR d/e/deep", b"deep").await;
+    c.expect("RNFR d", 350).await;
+    c.expect("RNTO d/e/inside", 553).await;
+    c.expect("RNFR d", 350).await;
+    c.expect("RNTO moved", 250).await;
+    assert_eq!(c.fetch("RETR moved/e/deep").await, b"deep");
+    c.expect("CWD d", 550).await;
+    c.expect("RNFR g", 350).await;
+    c.expect("RNTO nodir/g", 550).await;
+    assert_eq!(
+        c.fetch("RETR g").await,
+        b"one",
+        "failed rename kept the file"
+    );
+    c.expect("DELE g", 250).await;
+    c.expect("DELE g", 550).await;
+    c.expect("DELE moved", 550).await; // a directory
+}
+
+async fn listings(server: TestServer) {
+    let mut c = server.login().await;
+    for name in ["a.csv", "b.csv", "c.txt"] {
+        c.upload(&format!("STOR {name}"), b"12345").await;
+    }
+    c.expect("MKD d", 257).await;
+    let list = lines(&c.fetch("LIST").await);
+    assert_eq!(list.len(), 4, "{list:?}");
+    assert!(
+        list.iter().any(|l| l.starts_with('d') && l.ends_with(" d")),
+        "{list:?}"
+    );
+    assert!(
+        list.iter()
+            .any(|l| l.starts_with('-') && l.contains(" 5 ") && l.ends_with(" a.csv")),
+        "{list:?}"
+    );
+    assert_eq!(lines(&c.fetch("LIST -la").await).len(), 4);
+    assert_eq!(lines(&c.fetch("LIST -a -l /").await).len(), 4);
+    let mut names = lines(&c.fetch("NLST").await);
+    names.sort();
+    assert_eq!(names, ["a.csv", "b.csv", "c.txt", "d"]);
+    let mut csv = lines(&c.fetch("NLST *.csv").await);
+    csv.sort();
+    assert_eq!(csv, ["a.csv", "b.csv"]);
+    assert_eq!(lines(&c.fetch("LIST c.txt").await).len(), 1);
+    // A real name that looks like a pattern is found literally.
+    c.upload("STOR x[1].txt", b"1").await;
+    assert_eq!(lines(&c.fetch("NLST x[1].txt").await), ["x[1].txt"]);
+    c.expect("DELE x[1].txt", 250).await;
+    assert!(lines(&c.fetch("LIST d").await).is_empty());
+    let mlsd = lines(&c.fetch("MLSD").await);
+    assert_eq!(mlsd.len(), 4, "{mlsd:?}");
+    assert!(
+        mlsd.iter()
+            .any(|l| l.contains("type=dir;") && l.ends_with("; d")),
+        "{mlsd:?}"
+    );
+    assert!(
+        mlsd.iter()
+            .any(|l| l.contains("type=file;") && l.contains("size=5;") && l.ends_with("; c.txt")),
+        "{mlsd:?}"
+    );
+    let data = c.data().await;
+    c.expect("MLSD c.txt", 501).await;
+    drop(data);
+    let mlst = c.expect("MLST a.csv", 250).await;
+    assert!(
+        mlst.contains(" type=file;size=5;") && mlst.contains("; /a.csv\r\n"),
+        "{mlst}"
+    );
+    c.expect("MLST missing", 550).await;
+    let stat = c.expect("STAT .", 213).await;
+    assert_eq!(stat.lines().count(), 6, "{stat}");
+    assert!(stat.contains(" a.csv\r\n"), "{stat}");
+    assert!(c.expect("STAT c.txt", 213).await.contains("c.txt"));
+    c.expect("STAT missing", 550).await;
+    c.expect("OPTS MLST size;", 200).await;
+    let only_size = lines(&c.fetch("MLSD").await);
+    assert!(
+        only_size.iter().all(|l| !l.contains("type=")),
+        "{only_size:?}"
+    );
+}
+
+async fn modification_times(server: TestServer) {
+    let mut c = server.login().await;
+    c.upload("STOR f", b"content").await;
+    let mfmt = c.expect("MFMT 20200102030405 f", 213).await;
+    assert!(mfmt.contains("Modify=20200102030405"), "{mfmt}");
+    assert_eq!(c.expect("MDTM f", 213).await, "213 20200102030405\r\n");
+    let mlsd = lines(&c.fetch("MLSD").await);
+    assert!(mlsd[0].contains("modify=20200102030405;"), "{mlsd:?}");
+    let list = lines(&c.fetch("LIST").await);
+    assert!(list[0].contains("Jan 02  2020"), "{list:?}");
+    c.expect("MFMT 20200102030405 missing", 550).await;
+    c.expect("MDTM missing", 550).await;
+    c.expect("MKD d", 257).await;
+    c.expect("MDTM d", 550).await;
+    assert_eq!(c.fetch("RETR f").await, b"content");
+}
+
+async fn hostile_paths_stay_inside_the_root(server: TestServer) {
+    let mut c = server.login().await;
+    c.expect("CWD ../../..", 250).await;
+    assert!(c.expect("PWD", 257).await.contains("\"/\""));
+    let (code, _) = c.upload("STOR ../../../escape.txt", b"esc").await;
+    assert_eq!(code, 226);
+    if let Some(root) = server.folder_path() {
+        assert!(root.join("escape.txt").exists(), "stored inside the root");
+        let parent = root.parent().expect("parent");
+        assert!(
+            !parent.join("escape.txt").exists(),
+            "nothing written outside"
+        );
+    }
+    c.send_bytes(b"MKD a\0b\r\n").await;
+    assert_eq!(c.reply().await.0, 553);
+    // Transfers need a data connection before their path is looked at.
+    let data = c.data().await;
+    for (line, code) in [
+        ("MKD .", 553),
+        ("MKD ..", 553),
+        ("MKD /", 553),
+        ("STOR .", 553),
+        ("STOR dir/", 553),
+        ("APPE ..", 553),
+        ("RMD /", 550),
+        ("DELE /", 550),
+        ("RNFR /", 550),
+        ("CWD /etc", 550),
+        ("RETR /etc/passwd", 550),
+        ("RETR ../../../../etc/passwd", 550),
+        ("SIZE ....//....//etc/passwd", 550),
+    ] {
+        c.expect(line, code).await;
+    }
+    drop(data);
+    let long = "x".repeat(1100);
+    let data = c.data().await;
+    c.expect(&format!("STOR {long}"), 553).await;
+    c.expect(&format!("MKD {long}"), 553).await;
+    drop(data);
+    if server.folder_path().is_some() {
+        // The upload staging folder is not part of the tree.
+        c.expect("CWD .s3ftp-partial", 553).await;
+        c.expect("MKD .s3ftp-partial", 553).await;
+    }
+    let names = lines(&c.fetch("NLST").await);
+    assert_eq!(names, ["escape.txt"], "nothing else was created");
+}
+
+async fn home_directory_is_the_users_root(server: TestServer) {
+    let mut alice = server.login().await;
+    alice.upload("STOR secret", b"alice only").await;
+    let mut bob = server.raw().await;
+    bob.login(JAILED, PASSWORD).await;
+    assert!(bob.expect("PWD", 257).await.contains("\"/\""));
+    bob.upload("STOR mine", b"bob's").await;
+    let data = bob.data().await;
+    bob.expect("RETR ../secret", 550).await;
+    drop(data);
+    bob.expect("CWD ..", 250).await;
+    assert!(bob.expect("PWD", 257).await.contains("\"/\""));
+    bob.expect("SIZE /secret", 550).await;
+    assert_eq!(lines(&bob.fetch("NLST").await), ["mine"]);
+    // In the whole tree, bob's files are under /bob.
+    assert_eq!(alice.fetch("RETR /bob/mine").await, b"bob's");
+    assert_eq!(alice.fetch("RETR secret").await, b"alice only");
+}
+
+async fn read_only_user_cannot_change_anything(server: TestServer) {
+    let mut alice = server.login().await;
+    alice.upload("STOR f", b"keep").await;
+    alice.expect("MKD d", 257).await;
+    let mut r = server.raw().await;
+    r.login(READER, PASSWORD).await;
+    assert_eq!(r.fetch("RETR f").await, b"keep");
+    let data = r.data().await;
+    for (line, code) in [
+        ("STOR f", 550),
+        ("APPE f", 550),
+        ("STOR new", 550),
+        ("DELE f", 550),
+        ("MKD x", 550),
+        ("RMD d", 550),
+        ("RNFR f", 350),
+        ("RNTO g", 550),
+        ("MFMT 20200101000000 f", 550),
+        ("RMDA d", 550),
+    ] {
+        r.expect(line, code).await;
+    }
+    drop(data);
+    let mlsd = lines(&r.fetch("MLSD").await);
+    assert!(mlsd.iter().any(|l| l.contains("perm=r;")), "{mlsd:?}");
+    assert_eq!(alice.fetch("RETR f").await, b"keep");
+    let mut names = lines(&alice.fetch("NLST").await);
+    names.sort();
+    assert_eq!(names, ["d", "f"]);
+}
+
+async fn overlong_and_pipelined_lines(server: TestServer) {
+    let mut c = server.raw().await;
+    // Several commands in one TCP write are answered in order.
+    c.send_bytes(format!("USER {USER}\r\nPASS {PASSWORD}\r\nPWD\r\nNOOP\r\n").as_bytes())
+        .await;
+    for code in [331, 230, 257, 200] {
+        assert_eq!(c.reply().await.0, code);
+    }
+    let long = format!("NOOP {}\r\n", "x".repeat(10_000));
+    c.send_bytes(long.as_bytes()).await;
+    assert_eq!(c.reply().await.0, 500);
+    c.expect("NOOP", 200).await;
+    // A megabyte without a line end, then a real command.
+    c.send_bytes(&vec![b'A'; 1 << 20]).await;
+    c.send_bytes(b"\r\nNOOP\r\n").await;
+    assert_eq!(c.reply().await.0, 500);
+    assert_eq!(c.reply().await.0, 200);
+    // Bare LF line ends and lower-case verbs are accepted.
+    c.send_bytes(b"noop\n").await;
+    assert_eq!(c.reply().await.0, 200);
+    // Telnet IP/DM in front of a command are stripped.
+    c.send_bytes(b"\xff\xf4\xff\xf2NOOP\r\n").await;
+    assert_eq!(c.reply().await.0, 200);
+    // Invalid UTF-8 in a path is refused, the session goes on.
+    c.send_bytes(b"MKD \xc3\x28\r\n").await;
+    assert_eq!(c.reply().await.0, 553);
+    c.expect("NOOP", 200).await;
+}
+
+async fn data_channel_guards(server: TestServer) {
+    let mut c = server.login().await;
+    c.upload("STOR f", b"data").await;
+    c.expect("PORT 127,0,0,1,0,80", 504).await;
+    c.expect("PORT 10,1,2,3,200,10", 500).await;
+    c.expect("EPRT |1|127.0.0.1|80|", 504).await;
+    c.expect("EPRT |1|10.0.0.1|5000|", 500).await;
+    c.expect("LPRT 4,4,10,0,0,1,2,19,136", 500).await;
+    // A refused PORT leaves no data connection behind.
+    c.expect("RETR f", 425).await;
+    c.expect("LIST", 425).await;
+    c.expect("EPSV ALL", 200).await;
+    c.expect("PASV", 503).await;
+    c.expect("PORT 127,0,0,1,200,10", 503).await;
+    let text = c.expect("EPSV", 229).await;
+    let port: u16 = text
+        .split("|||")
+        .nth(1)
+        .and_then(|rest| rest.split('|').next())
+        .and_then(|p| p.parse().ok())
+        .expect("EPSV port");
+    let addr = SocketAddr::new(server.addr.ip(), port);
+    let mut data = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    c.expect("RETR f", 150).await;
+    let mut out = Vec::new();
+    data.read_to_end(&mut out).await.expect("read");
+    assert_eq!(c.reply().await.0, 226);
+    assert_eq!(out, b"data");
+}
+
+async fn active_mode_transfer(server: TestServer) {
+    let mut c = server.login().await;
+    let body = content(300_000, 7);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    c.expect(
+        &format!("PORT 127,0,0,1,{},{}", port / 256, port % 256),
+        200,
+    )
+    .await;
+    c.expect("STOR active.bin", 150).await;
+    let (mut data, _) = listener.accept().await.expect("server connects");
+    tokio::io::AsyncWriteExt::write_all(&mut data, &body)
+        .await
+        .expect("send");
+    drop(data);
+    assert_eq!(c.reply().await.0, 226);
+    c.expect(&format!("EPRT |1|127.0.0.1|{port}|"), 200).await;
+    c.expect("RETR active.bin", 150).await;
+    let (mut data, _) = listener.accept().await.expect("server connects");
+    let mut out = Vec::new();
+    data.read_to_end(&mut out).await.expect("read");
+    assert_eq!(c.reply().await.0, 226);
+    assert_eq!(common::sha256(&out), common::sha256(&body));
+}
+
+async fn recursive_size_and_removal(server: TestServer) {
+    let mut c = server.login().await;
+    c.expect("MKD t", 257).await;
+    c.expect("MKD t/u", 257).await;
+    c.upload("STOR t/a", &[1u8; 100]).await;
+    c.upload("STOR t/u/b", &[2u8; 250]).await;
+    c.upload("STOR keep", b"k").await;
+    assert_eq!(c.expect("DSIZ t", 213).await, "213 350\r\n");
+    c.expect("DSIZ keep", 550).await;
+    c.expect("RMDA keep", 550).await;
+    c.expect("RMDA t", 250).await;
+    c.expect("CWD t", 550).await;
+    assert_eq!(lines(&c.fetch("NLST").await), ["keep"]);
+}

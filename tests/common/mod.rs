@@ -1,0 +1,309 @@
+//! Test harness shared by the integration tests: a real server started in
+//! process on an ephemeral loopback port, and a raw control-connection client
+//! for the edge cases a client library hides.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use s3ftp::config::Config;
+use s3ftp::server::Server;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+pub const USER: &str = "alice";
+pub const PASSWORD: &str = "wonderland";
+pub const READER: &str = "reader";
+/// A user whose home is `/bob`: their `/` is `/bob` of the whole tree.
+pub const JAILED: &str = "bob";
+
+/// An argon2id hash with tiny parameters, so logins are fast in tests.
+pub fn cheap_hash(password: &str) -> String {
+    let params = Params::new(256, 1, 1, None).expect("valid argon2 params");
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    let salt = SaltString::encode_b64(b"s3ftp-test-salt!").expect("salt");
+    argon
+        .hash_password(password.as_bytes(), &salt)
+        .expect("hash")
+        .to_string()
+}
+
+/// Where a test server keeps its files.
+pub enum Store {
+    Memory,
+    Folder(tempfile::TempDir),
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub store: Store,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    /// A server on the memory back end.
+    pub async fn memory() -> TestServer {
+        TestServer::start(Store::Memory, &[]).await
+    }
+
+    /// A server on a fresh local folder.
+    pub async fn folder() -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        TestServer::start(Store::Folder(dir), &[]).await
+    }
+
+    pub async fn start(store: Store, extra: &[(&str, &str)]) -> TestServer {
+        let mount = match &store {
+            Store::Memory => "/=memory://".to_string(),
+            Store::Folder(dir) => format!("/=fs://{}", dir.path().display()),
+        };
+        let users = format!(
+            r#"[{{"name":"{USER}","password":"{h}"}},{{"name":"{READER}","password":"{h}","read_only":true}},{{"name":"{JAILED}","password":"{h}","home":"/bob"}}]"#,
+            h = cheap_hash(PASSWORD),
+        );
+        let mut vars: Vec<(String, String)> = vec![
+            ("S3FTP_LISTEN".into(), "127.0.0.1:0".into()),
+            ("S3FTP_MOUNTS".into(), mount),
+            ("S3FTP_USERS".into(), users),
+            ("S3FTP_DATA_TIMEOUT".into(), "5".into()),
+        ];
+        for (k, v) in extra {
+            vars.push((k.to_string(), v.to_string()));
+        }
+        let config = Config::from_vars(vars).expect("test config");
+        let server = Server::bind(config).await.expect("server binds");
+        let addr = server.local_addr().expect("local addr");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server.run(shutdown.clone(), Duration::from_secs(2)));
+        TestServer {
+            addr,
+            store,
+            shutdown,
+            task,
+        }
+    }
+
+    /// The folder behind a local-folder server.
+    pub fn folder_path(&self) -> Option<&std::path::Path> {
+        match &self.store {
+            Store::Folder(dir) => Some(dir.path()),
+            Store::Memory => None,
+        }
+    }
+
+    pub async fn raw(&self) -> Raw {
+        Raw::connect(self.addr).await
+    }
+
+    pub async fn login(&self) -> Raw {
+        let mut raw = self.raw().await;
+        raw.login(USER, PASSWORD).await;
+        raw
+    }
+
+    pub async fn client(&self) -> suppaftp::tokio::AsyncFtpStream {
+        let mut ftp = suppaftp::tokio::AsyncFtpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        ftp.login(USER, PASSWORD).await.expect("login");
+        ftp.transfer_type(suppaftp::types::FileType::Binary)
+            .await
+            .expect("TYPE I");
+        ftp
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        self.task.abort();
+    }
+}
+
+/// A control connection driven line by line.
+pub struct Raw {
+    reader: BufReader<OwnedReadHalf>,
+    pub writer: OwnedWriteHalf,
+    pub peer: SocketAddr,
+}
+
+/// How long a test waits for any single reply before failing.
+pub const REPLY_WAIT: Duration = Duration::from_secs(10);
+
+impl Raw {
+    pub async fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (read, write) = stream.into_split();
+        let mut raw = Raw {
+            reader: BufReader::new(read),
+            writer: write,
+            peer: addr,
+        };
+        let (code, _) = raw.reply().await;
+        assert_eq!(code, 220, "greeting");
+        raw
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.send_bytes(format!("{line}\r\n").as_bytes()).await;
+    }
+
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.expect("send");
+    }
+
+    /// Reads one reply, multi-line included: (code, full text).
+    pub async fn reply(&mut self) -> (u16, String) {
+        tokio::time::timeout(REPLY_WAIT, self.read_reply())
+            .await
+            .expect("timed out waiting for a reply")
+    }
+
+    /// A reply, or None if the server closed the connection.
+    pub async fn try_reply(&mut self) -> Option<(u16, String)> {
+        tokio::time::timeout(REPLY_WAIT, self.read_reply_opt())
+            .await
+            .expect("timed out waiting for a reply")
+    }
+
+    async fn read_reply(&mut self) -> (u16, String) {
+        self.read_reply_opt()
+            .await
+            .expect("connection closed while waiting for a reply")
+    }
+
+    async fn read_reply_opt(&mut self) -> Option<(u16, String)> {
+        let mut first = String::new();
+        if self.reader.read_line(&mut first).await.ok()? == 0 {
+            return None;
+        }
+        assert!(
+            first.ends_with("\r\n"),
+            "reply not CRLF-terminated: {first:?}"
+        );
+        let code: u16 = first.get(..3)?.parse().ok()?;
+        let mut text = first.clone();
+        if first.as_bytes().get(3) == Some(&b'-') {
+            let end = format!("{code} ");
+            loop {
+                let mut line = String::new();
+                if self.reader.read_line(&mut line).await.ok()? == 0 {
+                    return None;
+                }
+                text.push_str(&line);
+                if line.starts_with(&end) {
+                    break;
+                }
+            }
+        }
+        Some((code, text))
+    }
+
+    /// Sends a command and returns its reply.
+    pub async fn cmd(&mut self, line: &str) -> (u16, String) {
+        self.send(line).await;
+        self.reply().await
+    }
+
+    /// Sends a command and asserts the reply code.
+    pub async fn expect(&mut self, line: &str, code: u16) -> String {
+        let (got, text) = self.cmd(line).await;
+        assert_eq!(got, code, "{line:?} answered {text:?}");
+        text
+    }
+
+    pub async fn login(&mut self, user: &str, password: &str) {
+        self.expect(&format!("USER {user}"), 331).await;
+        self.expect(&format!("PASS {password}"), 230).await;
+    }
+
+    /// PASV, returning where to connect.
+    pub async fn pasv(&mut self) -> SocketAddr {
+        let text = self.expect("PASV", 227).await;
+        let start = text.find('(').expect("(") + 1;
+        let end = text.find(')').expect(")");
+        let n: Vec<u16> = text[start..end]
+            .split(',')
+            .map(|x| x.trim().parse().expect("number"))
+            .collect();
+        let ip = format!("{}.{}.{}.{}", n[0], n[1], n[2], n[3]);
+        SocketAddr::new(ip.parse().expect("ip"), n[4] * 256 + n[5])
+    }
+
+    /// Opens a passive data connection for the next command.
+    pub async fn data(&mut self) -> TcpStream {
+        let addr = self.pasv().await;
+        TcpStream::connect(addr).await.expect("data connect")
+    }
+
+    /// Runs a download-type command (RETR, LIST...) and returns the data.
+    pub async fn fetch(&mut self, line: &str) -> Vec<u8> {
+        let mut data = self.data().await;
+        self.expect(line, 150).await;
+        let mut out = Vec::new();
+        data.read_to_end(&mut out).await.expect("read data");
+        let (code, text) = self.reply().await;
+        assert_eq!(code, 226, "{line:?} ended with {text:?}");
+        out
+    }
+
+    /// Runs an upload command with `content`, returning the final reply.
+    pub async fn upload(&mut self, line: &str, content: &[u8]) -> (u16, String) {
+        let mut data = self.data().await;
+        self.expect(line, 150).await;
+        data.write_all(content).await.expect("write data");
+        data.shutdown().await.expect("close data");
+        drop(data);
+        self.reply().await
+    }
+}
+
+pub fn sha256(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(data))
+}
+
+/// Deterministic pseudo-random content.
+pub fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Runs each listed `async fn name(server: TestServer)` against the memory and
+/// the local-folder back end, as `memory::name` and `folder::name`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::common::TestServer::memory().await).await
+                }
+            )*
+        }
+        mod folder {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::common::TestServer::folder().await).await
+                }
+            )*
+        }
+    };
+}
