@@ -211,7 +211,7 @@ async fn data_reset_mid_upload_keeps_the_old_file(server: TestServer) {
     c.expect("STOR f", 150).await;
     data.write_all(&vec![1u8; 512 * 1024]).await.expect("write");
     // An abortive close (RST) is an error, not an end of file.
-    data.set_linger(Some(Duration::ZERO)).expect("linger");
+    data.set_zero_linger().expect("linger");
     drop(data);
     let (code, text) = c.reply().await;
     assert_eq!(code, 426, "{text}");
