@@ -320,6 +320,24 @@ mod tests {
     }
 
     #[test]
+    fn readme_lists_every_variable_with_its_default() {
+        let readme = include_str!("../README.md");
+        for v in VARIABLES {
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", v.name)))
+                .unwrap_or_else(|| panic!("README has no row for {}", v.name));
+            if !v.default.is_empty() {
+                assert!(
+                    row.contains(&format!("`{}`", v.default)),
+                    "README default of {}",
+                    v.name
+                );
+            }
+        }
+    }
+
+    #[test]
     fn help_lists_every_variable() {
         let text = help_text();
         for v in VARIABLES {

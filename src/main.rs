@@ -1,6 +1,6 @@
 //! The binary's edge: argument handling, logging, the start-up user, signals.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -55,7 +55,11 @@ fn serve() -> anyhow::Result<()> {
     let mut config = Config::from_env()?;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .with_context(|| format!("S3FTP_LOG: invalid filter {:?}", config.log))?;
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 
     if config.users.is_empty() {
         if !is_loopback(config.listen.ip()) {

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{content, sha256, Raw, Store, TestServer, PASSWORD, USER};
+use common::{content, sha256, Raw, Store, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -260,13 +260,7 @@ async fn twenty_parallel_sessions(server: TestServer) {
     for i in 0..20u64 {
         let addr = server.addr;
         tasks.push(tokio::spawn(async move {
-            let mut ftp = suppaftp::tokio::AsyncFtpStream::connect(addr)
-                .await
-                .expect("connect");
-            ftp.login(USER, PASSWORD).await.expect("login");
-            ftp.transfer_type(suppaftp::types::FileType::Binary)
-                .await
-                .expect("TYPE I");
+            let mut ftp = common::client(addr).await;
             let body = content(200 * 1024 + i as usize, i);
             let name = format!("p{i:02}");
             ftp.put_file(&name, &mut body.as_slice())

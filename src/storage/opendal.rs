@@ -173,6 +173,19 @@ impl OpendalBackend {
     }
 
     /// True if directory `key` has at least one child.
+    /// Checks that `key` names an existing directory other than the root.
+    async fn removable_dir(&self, key: &str) -> Result<()> {
+        check_key(key)?;
+        if key.is_empty() {
+            return Err(StorageError::PermissionDenied);
+        }
+        match self.stat_entry(key).await? {
+            None => Err(StorageError::NotFound),
+            Some(m) if !m.is_dir() => Err(StorageError::NotDirectory),
+            Some(_) => Ok(()),
+        }
+    }
+
     async fn has_children(&self, key: &str) -> Result<bool> {
         let path = dir_path(key);
         let mut lister = self.op().lister(&path).await.map_err(|e| map_err(&e))?;
@@ -477,15 +490,7 @@ impl Backend for OpendalBackend {
     }
 
     async fn rmdir(&self, key: &str) -> Result<()> {
-        check_key(key)?;
-        if key.is_empty() {
-            return Err(StorageError::PermissionDenied);
-        }
-        match self.stat_entry(key).await? {
-            None => return Err(StorageError::NotFound),
-            Some(m) if !m.is_dir() => return Err(StorageError::NotDirectory),
-            Some(_) => {}
-        }
+        self.removable_dir(key).await?;
         if self.has_children(key).await? {
             return Err(StorageError::NotEmpty);
         }
@@ -496,15 +501,7 @@ impl Backend for OpendalBackend {
     }
 
     async fn remove_all(&self, key: &str) -> Result<()> {
-        check_key(key)?;
-        if key.is_empty() {
-            return Err(StorageError::PermissionDenied);
-        }
-        match self.stat_entry(key).await? {
-            None => return Err(StorageError::NotFound),
-            Some(m) if !m.is_dir() => return Err(StorageError::NotDirectory),
-            Some(_) => {}
-        }
+        self.removable_dir(key).await?;
         self.remove_tree(key).await
     }
 

@@ -108,15 +108,20 @@ impl TestServer {
     }
 
     pub async fn client(&self) -> suppaftp::tokio::AsyncFtpStream {
-        let mut ftp = suppaftp::tokio::AsyncFtpStream::connect(self.addr)
-            .await
-            .expect("connect");
-        ftp.login(USER, PASSWORD).await.expect("login");
-        ftp.transfer_type(suppaftp::types::FileType::Binary)
-            .await
-            .expect("TYPE I");
-        ftp
+        client(self.addr).await
     }
+}
+
+/// A suppaftp client logged in as [`USER`], in binary mode.
+pub async fn client(addr: SocketAddr) -> suppaftp::tokio::AsyncFtpStream {
+    let mut ftp = suppaftp::tokio::AsyncFtpStream::connect(addr)
+        .await
+        .expect("connect");
+    ftp.login(USER, PASSWORD).await.expect("login");
+    ftp.transfer_type(suppaftp::types::FileType::Binary)
+        .await
+        .expect("TYPE I");
+    ftp
 }
 
 impl Drop for TestServer {

@@ -1,0 +1,101 @@
+//! The binary's edge: --help, hash-password, and configuration errors that
+//! stop the server at start with a message naming the variable.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn s3ftp(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3ftp"));
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("S3FTP_")) {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("run s3ftp");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn help_lists_every_variable_with_its_default() {
+    let out = s3ftp(&["--help"], &[], "");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for v in s3ftp::config::VARIABLES {
+        assert!(
+            text.contains(&format!("{} [{}]", v.name, v.default)),
+            "{}",
+            v.name
+        );
+    }
+}
+
+#[test]
+fn hash_password_prints_a_verifiable_argon2id_hash() {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let out = s3ftp(&["hash-password"], &[], "correct horse\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = String::from_utf8(out.stdout).expect("utf8");
+    let hash = hash.trim();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let parsed = PasswordHash::new(hash).expect("PHC string");
+    assert!(argon2::Argon2::default()
+        .verify_password(b"correct horse", &parsed)
+        .is_ok());
+    assert!(argon2::Argon2::default()
+        .verify_password(b"correct horse\n", &parsed)
+        .is_err());
+    let empty = s3ftp(&["hash-password"], &[], "");
+    assert!(!empty.status.success());
+}
+
+fn fails_naming(env: &[(&str, &str)], var: &str, also: &str) {
+    let out = s3ftp(&[], env, "");
+    assert!(!out.status.success(), "started with {env:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(var), "error does not name {var}: {err}");
+    assert!(err.contains(also), "error does not say {also:?}: {err}");
+}
+
+#[test]
+fn bad_configuration_stops_the_server_naming_the_variable() {
+    fails_naming(&[("S3FTP_LISTEN", "nowhere")], "S3FTP_LISTEN", "nowhere");
+    fails_naming(
+        &[("S3FTP_IDLE_TIMEOUT", "soon")],
+        "S3FTP_IDLE_TIMEOUT",
+        "soon",
+    );
+    fails_naming(&[("S3FTP_PASV_PORTS", "9-1")], "S3FTP_PASV_PORTS", "9-1");
+    fails_naming(
+        &[("S3FTP_MOUNTS", "/=ftp://x")],
+        "S3FTP_MOUNTS",
+        "unknown scheme",
+    );
+    fails_naming(&[("S3FTP_LISTN", "x")], "S3FTP_LISTN", "unknown variable");
+    fails_naming(
+        &[("S3FTP_USERS", r#"[{"name":"a","password":"plain"}]"#)],
+        "S3FTP_USERS",
+        "hash-password",
+    );
+    fails_naming(
+        &[("S3FTP_USERS_FILE", "/nonexistent/users.json")],
+        "S3FTP_USERS_FILE",
+        "/nonexistent/users.json",
+    );
+    // No users and a public address: no generated password on the network.
+    fails_naming(&[("S3FTP_LISTEN", "0.0.0.0:0")], "S3FTP_USERS", "0.0.0.0");
+}
