@@ -1,0 +1,777 @@
+//! Real FTP client programs (curl and Python's ftplib) against the built
+//! `s3ftp` binary, on loopback only, with a local-folder mount so every upload
+//! can also be checked on disk.
+//!
+//! `curl` and `python3` must be installed: run the suite through
+//! `scripts/test.sh`, which installs them when they are missing. A missing
+//! client makes these tests fail, never pass silently.
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{cheap_hash, content, sha256, PASSWORD, USER};
+
+const MIB: usize = 1024 * 1024;
+/// How long the binary may take to accept connections.
+const START_WAIT: Duration = Duration::from_secs(10);
+/// How long the upload staging folder may take to empty once idle.
+const PARTIAL_WAIT: Duration = Duration::from_secs(2);
+/// The line the binary prints when it makes up a user.
+const GENERATED_PREFIX: &str = "No users configured: log in as user \"s3ftp\" with password \"";
+
+// ---------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------
+
+/// Fails (never skips) when a client program is missing.
+fn require(tool: &str) {
+    let works = Command::new(tool)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        works,
+        "`{tool}` is needed by tests/real_clients.rs but is missing or does not run; \
+         run the test suite through scripts/test.sh, which installs curl and python3"
+    );
+}
+
+/// A finished child process.
+struct Run {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+impl Run {
+    fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut out = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut out);
+        }
+        out
+    })
+}
+
+/// Runs `cmd` to completion, killing it if it outlives `limit`.
+fn run(mut cmd: Command, limit: Duration) -> Run {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+            panic!("{shown} still running after {limit:?}; killed. stderr:\n{stderr}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned(),
+    }
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// The `s3ftp` binary running as a child process on a fresh local folder.
+struct Server {
+    child: Child,
+    port: u16,
+    /// The mounted folder (`/` of the FTP tree).
+    root: PathBuf,
+    stdout_path: PathBuf,
+    stderr_path: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Server {
+    /// A server whose only user is alice (password [`PASSWORD`]).
+    fn with_alice() -> Server {
+        let users = format!(
+            r#"[{{"name":"{USER}","password":"{}"}}]"#,
+            cheap_hash(PASSWORD)
+        );
+        Server::start(Some(&users))
+    }
+
+    /// `users` is the value of S3FTP_USERS, or None to leave it unset.
+    fn start(users: Option<&str>) -> Server {
+        let mut last_err = String::new();
+        // The port is free when picked but could be taken before the binary
+        // binds it; try a few.
+        for _ in 0..3 {
+            match Server::try_start(users) {
+                Ok(server) => return server,
+                Err(e) if e.contains("in use") => last_err = e,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("{last_err}");
+    }
+
+    fn try_start(users: Option<&str>) -> Result<Server, String> {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("root");
+        fs::create_dir(&root).expect("create root");
+        let stdout_path = tmp.path().join("stdout.log");
+        let stderr_path = tmp.path().join("stderr.log");
+        let port = free_port();
+
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3ftp"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("S3FTP_") {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.env("S3FTP_LISTEN", format!("127.0.0.1:{port}"))
+            .env("S3FTP_MOUNTS", format!("/=fs://{}", root.display()))
+            .env("S3FTP_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout_path).expect("stdout file"))
+            .stderr(fs::File::create(&stderr_path).expect("stderr file"));
+        if let Some(users) = users {
+            cmd.env("S3FTP_USERS", users);
+        }
+        let child = cmd.spawn().expect("start the s3ftp binary");
+        let mut server = Server {
+            child,
+            port,
+            root,
+            stdout_path,
+            stderr_path,
+            _tmp: tmp,
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    /// Waits until the port answers with a 220 greeting.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let deadline = Instant::now() + START_WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Err(format!(
+                    "s3ftp exited with {status} before accepting connections; stderr:\n{}",
+                    self.stderr()
+                ));
+            }
+            if let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .expect("read timeout");
+                let mut greeting = String::new();
+                let _ = BufReader::new(stream).read_line(&mut greeting);
+                if greeting.starts_with("220") {
+                    return Ok(());
+                }
+                return Err(format!(
+                    "port {} answered {greeting:?} instead of a 220 greeting; stderr:\n{}",
+                    self.port,
+                    self.stderr()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "s3ftp did not accept connections on {addr} within {START_WAIT:?}; \
+                     stderr:\n{}",
+                    self.stderr()
+                ));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("ftp://127.0.0.1:{}/{path}", self.port)
+    }
+
+    fn stdout(&self) -> String {
+        fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Asserts a file in the mounted folder holds exactly `expected`.
+    fn assert_file(&self, path: &str, expected: &[u8]) {
+        let on_disk = self.root.join(path);
+        let got = fs::read(&on_disk)
+            .unwrap_or_else(|e| panic!("{} not readable: {e}", on_disk.display()));
+        assert_eq!(
+            (got.len(), sha256(&got)),
+            (expected.len(), sha256(expected)),
+            "{} differs from what was uploaded",
+            on_disk.display()
+        );
+    }
+
+    fn assert_absent(&self, path: &str) {
+        let on_disk = self.root.join(path);
+        assert!(
+            !on_disk.exists(),
+            "{} should not exist any more",
+            on_disk.display()
+        );
+    }
+
+    /// The upload staging folder must be empty (or absent) when idle.
+    fn assert_no_partials(&self) {
+        let dir = self.root.join(".s3ftp-partial");
+        let deadline = Instant::now() + PARTIAL_WAIT;
+        loop {
+            let left: Vec<String> = match fs::read_dir(&dir) {
+                Ok(entries) => entries
+                    .map(|e| e.expect("dir entry").file_name().to_string_lossy().into())
+                    .collect(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => panic!("cannot read {}: {e}", dir.display()),
+            };
+            if left.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "temporary upload files left in {} after {PARTIAL_WAIT:?}: {left:?}",
+                dir.display()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs curl as `user`; the caller checks the outcome.
+    fn curl_as(&self, user: &str, password: &str, args: &[&str]) -> Run {
+        require("curl");
+        let mut cmd = Command::new("curl");
+        // -q first: ignore any ~/.curlrc. -v: the FTP exchange, shown on failure.
+        cmd.args(["-q", "--silent", "--show-error", "--verbose"])
+            .args(["--noproxy", "*", "--max-time", "30"])
+            .arg("--user")
+            .arg(format!("{user}:{password}"))
+            .args(args);
+        run(cmd, Duration::from_secs(40))
+    }
+
+    /// Runs curl as alice and asserts it succeeded; returns its stdout.
+    fn curl(&self, args: &[&str]) -> Vec<u8> {
+        self.curl_ok(USER, PASSWORD, args)
+    }
+
+    fn curl_ok(&self, user: &str, password: &str, args: &[&str]) -> Vec<u8> {
+        self.curl_run(user, password, args).stdout
+    }
+
+    /// Runs curl and asserts it succeeded; returns the whole run (stderr holds
+    /// the verbose FTP exchange).
+    fn curl_run(&self, user: &str, password: &str, args: &[&str]) -> Run {
+        let r = self.curl_as(user, password, args);
+        assert!(
+            r.status.success(),
+            "curl {args:?} failed with {}\n--- curl stderr ---\n{}\n--- server stderr ---\n{}",
+            r.status,
+            r.stderr,
+            self.stderr()
+        );
+        r
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scratch folder for the client side, with a file helper.
+struct Work(tempfile::TempDir);
+
+impl Work {
+    fn new() -> Work {
+        Work(tempfile::tempdir().expect("tempdir"))
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.path().join(name)
+    }
+
+    fn write(&self, name: &str, data: &[u8]) -> String {
+        let path = self.path(name);
+        fs::write(&path, data).expect("write local file");
+        path_str(&path)
+    }
+
+    fn read(&self, name: &str) -> Vec<u8> {
+        fs::read(self.path(name)).expect("read local file")
+    }
+}
+
+fn path_str(path: &Path) -> String {
+    path.to_str().expect("UTF-8 temp path").to_string()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// True if some `ls -l`-style (or NLST) line names `name`.
+fn lists(listing: &str, name: &str) -> bool {
+    listing
+        .lines()
+        .any(|l| l.trim_end() == name || l.trim_end().ends_with(&format!(" {name}")))
+}
+
+fn assert_same(what: &str, got: &[u8], expected: &[u8]) {
+    assert_eq!(
+        (got.len(), sha256(got)),
+        (expected.len(), sha256(expected)),
+        "{what}: content differs"
+    );
+}
+
+/// Asserts curl's verbose log shows it opened data connections with `used`
+/// and never fell back to any of `not`.
+fn assert_data_command(run: &Run, used: &str, not: &[&str]) {
+    let sent = |cmd: &str| {
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with(&format!("> {cmd}")))
+    };
+    assert!(sent(used), "curl did not send {used}:\n{}", run.stderr);
+    for other in not {
+        assert!(!sent(other), "curl fell back to {other}:\n{}", run.stderr);
+    }
+}
+
+/// A way for curl to open data connections.
+struct Mode {
+    /// The curl options selecting it.
+    args: &'static [&'static str],
+    /// The command curl must send to open data connections...
+    used: &'static str,
+    /// ...and the ones it must not (no silent fallback).
+    not: &'static [&'static str],
+}
+
+const EPRT: Mode = Mode {
+    args: &["--ftp-port", "127.0.0.1"],
+    used: "EPRT",
+    not: &["PORT", "EPSV", "PASV"],
+};
+const PORT: Mode = Mode {
+    args: &["-P", "-", "--disable-eprt"],
+    used: "PORT",
+    not: &["EPRT", "EPSV", "PASV"],
+};
+const PASV: Mode = Mode {
+    args: &["--disable-epsv"],
+    used: "PASV",
+    not: &["EPSV", "EPRT", "PORT"],
+};
+
+/// Upload into a nested path, download, list (LIST and NLST) through one
+/// curl data mode.
+fn curl_round_trip(server: &Server, work: &Work, mode: &Mode, dir: &str, seed: u64) {
+    let Mode {
+        args: opts,
+        used,
+        not,
+    } = mode;
+    let mode = opts;
+    let data = content(MIB + 4321, seed);
+    let name = format!("{dir}/up.bin");
+    let local = work.write(&format!("{seed}.up"), &data);
+    let call = |extra: &[&str]| -> Vec<u8> {
+        let args: Vec<&str> = opts.iter().chain(extra).copied().collect();
+        let run = server.curl_run(USER, PASSWORD, &args);
+        assert_data_command(&run, used, not);
+        run.stdout
+    };
+
+    call(&["-T", &local, "--ftp-create-dirs", &server.url(&name)]);
+    server.assert_file(&name, &data);
+    server.assert_no_partials();
+
+    let down = path_str(&work.path(&format!("{seed}.down")));
+    call(&["-o", &down, &server.url(&name)]);
+    assert_same(
+        &format!("{mode:?} download"),
+        &work.read(&format!("{seed}.down")),
+        &data,
+    );
+
+    let listing = text(&call(&[&server.url(&format!("{dir}/"))]));
+    assert!(
+        lists(&listing, "up.bin") && listing.contains(&data.len().to_string()),
+        "{mode:?} LIST of {dir}/ lacks up.bin and its size {}:\n{listing}",
+        data.len()
+    );
+    let names = text(&call(&["--list-only", &server.url(&format!("{dir}/"))]));
+    assert!(lists(&names, "up.bin"), "{mode:?} NLST of {dir}/:\n{names}");
+}
+
+// ---------------------------------------------------------------------------
+// curl
+// ---------------------------------------------------------------------------
+
+/// Passive mode as curl does it by default (EPSV): nested upload, download,
+/// LIST/NLST, resumed download and upload, RNFR/RNTO and DELE via -Q.
+#[test]
+fn curl_epsv_full_cycle() {
+    let server = Server::with_alice();
+    let work = Work::new();
+    let data = content(3 * MIB + 123, 1);
+    let local = work.write("up.bin", &data);
+    let url = server.url("a/b/c/file.bin");
+
+    let up = server.curl_run(USER, PASSWORD, &["-T", &local, "--ftp-create-dirs", &url]);
+    assert_data_command(&up, "EPSV", &["PASV", "EPRT", "PORT"]);
+    server.assert_file("a/b/c/file.bin", &data);
+    server.assert_no_partials();
+
+    let down = path_str(&work.path("down.bin"));
+    server.curl(&["-o", &down, &url]);
+    assert_same("EPSV download", &work.read("down.bin"), &data);
+
+    // LIST and NLST of the folder.
+    let listing = text(&server.curl(&[&server.url("a/b/c/")]));
+    assert!(
+        lists(&listing, "file.bin") && listing.contains(&data.len().to_string()),
+        "LIST a/b/c/ lacks file.bin with size {}:\n{listing}",
+        data.len()
+    );
+    let names = text(&server.curl(&["--list-only", &server.url("a/b/c/")]));
+    assert!(lists(&names, "file.bin"), "NLST a/b/c/:\n{names}");
+    // The staging folder is never listed.
+    let top = text(&server.curl(&[&server.url("")]));
+    assert!(lists(&top, "a"), "LIST / lacks a:\n{top}");
+    assert!(
+        !top.contains(".s3ftp-partial"),
+        "LIST / shows the staging folder:\n{top}"
+    );
+    let top = text(&server.curl(&["--list-only", &server.url("")]));
+    assert!(
+        !top.contains(".s3ftp-partial"),
+        "NLST / shows the staging folder:\n{top}"
+    );
+
+    // Resumed download: a partial local copy is completed with REST + RETR.
+    let cut = MIB + 7;
+    let partial = work.write("partial.bin", &data[..cut]);
+    server.curl(&["-C", "-", "-o", &partial, &url]);
+    assert_same("resumed download", &work.read("partial.bin"), &data);
+
+    // Resumed upload: SIZE, then APPE of the rest.
+    let half = work.write("half.bin", &data[..data.len() / 2]);
+    let resumed_url = server.url("a/b/c/resumed.bin");
+    server.curl(&["-T", &half, &resumed_url]);
+    server.assert_file("a/b/c/resumed.bin", &data[..data.len() / 2]);
+    server.curl(&["-C", "-", "-T", &local, &resumed_url]);
+    server.assert_file("a/b/c/resumed.bin", &data);
+    server.assert_no_partials();
+
+    // Rename (quote commands run before the LIST of the URL).
+    let listing = text(&server.curl(&[
+        "-Q",
+        "RNFR /a/b/c/file.bin",
+        "-Q",
+        "RNTO /a/b/c/renamed.bin",
+        &server.url("a/b/c/"),
+    ]));
+    assert!(
+        lists(&listing, "renamed.bin") && !lists(&listing, "file.bin"),
+        "LIST after the rename:\n{listing}"
+    );
+    server.assert_absent("a/b/c/file.bin");
+    server.assert_file("a/b/c/renamed.bin", &data);
+
+    // Delete, relative to the login folder, then check the disk.
+    let listing = text(&server.curl(&[
+        "-Q",
+        "DELE a/b/c/renamed.bin",
+        "-Q",
+        "DELE a/b/c/resumed.bin",
+        &server.url("a/b/c/"),
+    ]));
+    assert!(
+        !lists(&listing, "renamed.bin") && !lists(&listing, "resumed.bin"),
+        "LIST after DELE:\n{listing}"
+    );
+    server.assert_absent("a/b/c/renamed.bin");
+    server.assert_absent("a/b/c/resumed.bin");
+    assert!(server.root.join("a/b/c").is_dir(), "a/b/c should remain");
+
+    // A missing file is an error, not an empty download.
+    let r = server.curl_as(USER, PASSWORD, &["-o", &down, &url]);
+    assert!(
+        !r.status.success(),
+        "downloading a deleted file succeeded:\n{}",
+        r.stderr
+    );
+    server.assert_no_partials();
+}
+
+/// Active mode: EPRT (curl's first choice) and PORT (--disable-eprt).
+#[test]
+fn curl_active_eprt_and_port() {
+    let server = Server::with_alice();
+    let work = Work::new();
+    curl_round_trip(&server, &work, &EPRT, "act/eprt", 2);
+    curl_round_trip(&server, &work, &PORT, "act/port", 3);
+    server.assert_no_partials();
+}
+
+/// Passive mode with PASV instead of EPSV.
+#[test]
+fn curl_pasv() {
+    let server = Server::with_alice();
+    let work = Work::new();
+    curl_round_trip(&server, &work, &PASV, "pasv/x/y", 4);
+    server.assert_no_partials();
+}
+
+// ---------------------------------------------------------------------------
+// The generated start-up user
+// ---------------------------------------------------------------------------
+
+/// With no users configured, the binary prints a user and password on stdout
+/// and that login works with a real client (README's first command).
+#[test]
+fn generated_user_can_log_in() {
+    let server = Server::start(None);
+    let stdout = server.stdout();
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(GENERATED_PREFIX))
+        .unwrap_or_else(|| {
+            panic!(
+                "stdout does not announce the generated user:\n{stdout}\nstderr:\n{}",
+                server.stderr()
+            )
+        });
+    let rest = &line[GENERATED_PREFIX.len()..];
+    let password = &rest[..rest.find('"').expect("closing quote")];
+    assert!(
+        password.len() >= 12 && password.chars().all(|c| c.is_ascii_alphanumeric()),
+        "odd generated password {password:?} in {line:?}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "s3ftp listening on ftp://127.0.0.1:{}",
+            server.port
+        )),
+        "stdout does not give the address:\n{stdout}"
+    );
+
+    let work = Work::new();
+    let data = content(256 * 1024 + 5, 5);
+    let local = work.write("hello.bin", &data);
+    let url = server.url("hello.bin");
+    server.curl_ok("s3ftp", password, &["-T", &local, &url]);
+    server.assert_file("hello.bin", &data);
+    let down = path_str(&work.path("back.bin"));
+    server.curl_ok("s3ftp", password, &["-o", &down, &url]);
+    assert_same("generated user download", &work.read("back.bin"), &data);
+
+    let wrong = server.curl_as("s3ftp", "not-the-password", &["-o", &down, &url]);
+    assert!(
+        !wrong.status.success(),
+        "a wrong password was accepted:\n{}",
+        wrong.stderr
+    );
+    server.assert_no_partials();
+}
+
+// ---------------------------------------------------------------------------
+// Python ftplib
+// ---------------------------------------------------------------------------
+
+/// argv: host port user password root-folder-on-disk payload-file
+const FTPLIB_SCRIPT: &str = r#"
+import datetime, ftplib, io, os, re, sys
+
+host, port, user, password, root, payload_file = sys.argv[1:7]
+port = int(port)
+with open(payload_file, 'rb') as f:
+    payload = f.read()
+half = len(payload) // 2
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+def disk(path):
+    with open(os.path.join(root, path), 'rb') as f:
+        return f.read()
+
+def fetch(ftp, cmd, rest=None):
+    buf = io.BytesIO()
+    ftp.retrbinary(cmd, buf.write, rest=rest)
+    return buf.getvalue()
+
+ftp = ftplib.FTP()
+ftp.connect(host, port, timeout=30)
+ftp.login(user, password)
+check(ftp.pwd() == '/', 'pwd after login: %r' % ftp.pwd())
+
+# Nested folders, one level at a time.
+ftp.mkd('py')
+ftp.mkd('py/sub')
+check(os.path.isdir(os.path.join(root, 'py', 'sub')), 'py/sub not on disk')
+ftp.cwd('/py/sub')
+check(ftp.pwd() == '/py/sub', 'pwd: %r' % ftp.pwd())
+
+# Binary round trip.
+ftp.storbinary('STOR big.bin', io.BytesIO(payload))
+check(disk('py/sub/big.bin') == payload, 'big.bin on disk differs')
+check(fetch(ftp, 'RETR big.bin') == payload, 'RETR big.bin differs')
+
+# Listings and file facts.
+facts = dict(ftp.mlsd())
+check('big.bin' in facts, 'mlsd: %r' % facts)
+check(facts['big.bin'].get('type') == 'file', 'mlsd type: %r' % facts['big.bin'])
+check(int(facts['big.bin'].get('size', -1)) == len(payload), 'mlsd size: %r' % facts['big.bin'])
+names = ftp.nlst()
+check('big.bin' in names, 'nlst: %r' % names)
+check(ftp.size('big.bin') == len(payload), 'size: %r' % ftp.size('big.bin'))
+reply = ftp.sendcmd('MDTM big.bin')
+m = re.fullmatch(r'213 (\d{14})(\.\d{1,3})?', reply)
+check(m is not None, 'MDTM reply: %r' % reply)
+when = datetime.datetime.strptime(m.group(1), '%Y%m%d%H%M%S').replace(tzinfo=datetime.timezone.utc)
+skew = abs((datetime.datetime.now(datetime.timezone.utc) - when).total_seconds())
+check(skew < 300, 'MDTM %r is not the upload time (UTC): %s s off' % (reply, skew))
+
+# Rename.
+ftp.rename('big.bin', 'moved.bin')
+names = ftp.nlst()
+check('moved.bin' in names and 'big.bin' not in names, 'nlst after rename: %r' % names)
+check(disk('py/sub/moved.bin') == payload, 'moved.bin on disk differs')
+check(not os.path.exists(os.path.join(root, 'py/sub/big.bin')), 'big.bin still on disk')
+
+# Interrupted upload resumed with REST + STOR.
+ftp.storbinary('STOR resumed.bin', io.BytesIO(payload[:half]))
+check(ftp.size('resumed.bin') == half, 'size of the first half: %r' % ftp.size('resumed.bin'))
+rest_of_it = io.BytesIO(payload)
+rest_of_it.seek(half)
+ftp.storbinary('STOR resumed.bin', rest_of_it, rest=half)
+check(ftp.size('resumed.bin') == len(payload), 'size after resume: %r' % ftp.size('resumed.bin'))
+check(disk('py/sub/resumed.bin') == payload, 'resumed.bin on disk differs')
+check(fetch(ftp, 'RETR resumed.bin') == payload, 'RETR resumed.bin differs')
+
+# Download from an offset.
+offset = 123457
+check(fetch(ftp, 'RETR resumed.bin', rest=offset) == payload[offset:], 'RETR with REST differs')
+
+# Active mode once.
+ftp.set_pasv(False)
+check(fetch(ftp, 'RETR moved.bin') == payload, 'active RETR differs')
+ftp.set_pasv(True)
+
+# ASCII: CRLF on the wire, LF on disk.
+lines = ['alpha', 'beta gamma', '', 'delta\tepsilon', 'last']
+ftp.storlines('STOR text.txt', io.BytesIO(('\n'.join(lines) + '\n').encode()))
+on_disk = disk('py/sub/text.txt')
+check(on_disk == ('\n'.join(lines) + '\n').encode(), 'text.txt on disk: %r' % on_disk)
+got = []
+ftp.retrlines('RETR text.txt', got.append)
+check(got == lines, 'retrlines: %r' % got)
+ftp.voidcmd('TYPE A')
+conn = ftp.transfercmd('RETR text.txt')
+wire = b''
+while True:
+    chunk = conn.recv(65536)
+    if not chunk:
+        break
+    wire += chunk
+conn.close()
+ftp.voidresp()
+check(wire == ('\r\n'.join(lines) + '\r\n').encode(), 'TYPE A RETR wire bytes: %r' % wire)
+check(fetch(ftp, 'RETR text.txt') == on_disk, 'TYPE I RETR of text.txt differs')
+
+# A file that stays, for the Rust side to check.
+ftp.cwd('/')
+ftp.mkd('keep')
+ftp.storbinary('STOR keep/final.bin', io.BytesIO(payload))
+
+# Clean up: delete, rmd, quit.
+for name in ['py/sub/moved.bin', 'py/sub/resumed.bin', 'py/sub/text.txt']:
+    ftp.delete(name)
+check(ftp.nlst('py/sub') == [], 'py/sub not empty: %r' % ftp.nlst('py/sub'))
+ftp.rmd('py/sub')
+ftp.rmd('py')
+check(not os.path.exists(os.path.join(root, 'py')), 'py still on disk')
+names = ftp.nlst()
+check('py' not in names and 'keep' in names, 'nlst /: %r' % names)
+ftp.quit()
+print('OK')
+"#;
+
+/// A whole ftplib session; the script asserts as it goes and prints OK.
+#[test]
+fn python_ftplib_session() {
+    require("python3");
+    let server = Server::with_alice();
+    let work = Work::new();
+    let payload = content(2 * MIB, 6);
+    let payload_file = work.write("payload.bin", &payload);
+    let script = work.write("session.py", FTPLIB_SCRIPT.as_bytes());
+
+    let mut cmd = Command::new("python3");
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONIOENCODING", "utf-8")
+        .arg(&script)
+        .arg("127.0.0.1")
+        .arg(server.port.to_string())
+        .arg(USER)
+        .arg(PASSWORD)
+        .arg(path_str(&server.root))
+        .arg(&payload_file);
+    let r = run(cmd, Duration::from_secs(60));
+    assert!(
+        r.status.success() && r.stdout_text().contains("OK"),
+        "ftplib session failed with {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- server stderr ---\n{}",
+        r.status,
+        r.stdout_text(),
+        r.stderr,
+        server.stderr()
+    );
+
+    server.assert_file("keep/final.bin", &payload);
+    server.assert_absent("py");
+    server.assert_no_partials();
+}
