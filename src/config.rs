@@ -42,7 +42,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "S3FTP_MOUNTS",
         default: "/=fs://./data",
-        help: "Comma-separated PATH=URI mounts forming the virtual tree; URIs: fs://FOLDER, memory://.",
+        help: "Comma-separated PATH=URI mounts forming the virtual tree; URIs: fs://FOLDER, memory://, s3://BUCKET/PREFIX?endpoint=URL&region=R&path_style=true.",
     },
     Variable {
         name: "S3FTP_USERS",
@@ -53,6 +53,21 @@ pub const VARIABLES: &[Variable] = &[
         name: "S3FTP_USERS_FILE",
         default: "",
         help: "Path of a file holding the same JSON array as S3FTP_USERS (both may be used).",
+    },
+    Variable {
+        name: "S3FTP_PART_SIZE_MIB",
+        default: "8",
+        help: "S3 multipart part size in MiB (at least 5); doubles every 900 parts so uploads can reach 5 TiB.",
+    },
+    Variable {
+        name: "S3FTP_UPLOAD_CONCURRENCY",
+        default: "4",
+        help: "Parts of one S3 upload sent at once while the client is still sending.",
+    },
+    Variable {
+        name: "S3FTP_UPLOAD_MEMORY_MIB",
+        default: "512",
+        help: "Global budget of S3 part data in flight across all sessions, in MiB; uploads wait when it is spent.",
     },
     Variable {
         name: "S3FTP_IDLE_TIMEOUT",
@@ -105,6 +120,9 @@ struct Raw {
     mounts: String,
     users: String,
     users_file: String,
+    part_size_mib: usize,
+    upload_concurrency: usize,
+    upload_memory_mib: usize,
     idle_timeout: u64,
     data_timeout: u64,
     max_sessions: usize,
@@ -120,6 +138,9 @@ pub struct Config {
     pub pasv_address: Option<String>,
     pub mounts: Vec<MountSpec>,
     pub users: Vec<UserSpec>,
+    pub part_size_mib: usize,
+    pub upload_concurrency: usize,
+    pub upload_memory_mib: usize,
     pub idle_timeout: Duration,
     pub data_timeout: Duration,
     pub max_sessions: usize,
@@ -220,6 +241,21 @@ impl Raw {
                 format!("user {:?} defined twice", w[0]),
             ));
         }
+        if !(5..=5120).contains(&self.part_size_mib) {
+            return Err(invalid(
+                "S3FTP_PART_SIZE_MIB",
+                "must be between 5 and 5120 (S3's part size limits)",
+            ));
+        }
+        if self.upload_concurrency == 0 {
+            return Err(invalid("S3FTP_UPLOAD_CONCURRENCY", "must be at least 1"));
+        }
+        if self.upload_memory_mib < self.part_size_mib {
+            return Err(invalid(
+                "S3FTP_UPLOAD_MEMORY_MIB",
+                "must hold at least one part (S3FTP_PART_SIZE_MIB)",
+            ));
+        }
         if self.idle_timeout == 0 {
             return Err(invalid("S3FTP_IDLE_TIMEOUT", "must be at least 1 second"));
         }
@@ -235,6 +271,9 @@ impl Raw {
             pasv_address,
             mounts,
             users,
+            part_size_mib: self.part_size_mib,
+            upload_concurrency: self.upload_concurrency,
+            upload_memory_mib: self.upload_memory_mib,
             idle_timeout: Duration::from_secs(self.idle_timeout),
             data_timeout: Duration::from_secs(self.data_timeout),
             max_sessions: self.max_sessions,

@@ -16,7 +16,12 @@ use crate::auth::UserStore;
 use crate::config::Config;
 use crate::datachan::PassivePortPool;
 use crate::session::{Session, Shared};
+use crate::storage::s3::redact;
+use crate::storage::s3::upload::UploadSettings;
+use crate::storage::StorageSettings;
 use crate::vfs::mount::MountTable;
+
+const MIB: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -37,15 +42,24 @@ pub struct Server {
 impl Server {
     /// Opens and checks every mount, then binds the listener.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
-        let mounts = MountTable::open(&config.mounts)
+        let settings = StorageSettings {
+            upload: UploadSettings::new(
+                config.part_size_mib * MIB,
+                config.upload_concurrency,
+                config.upload_memory_mib,
+            ),
+        };
+        let mounts = MountTable::open(&config.mounts, &settings)
             .await
             .map_err(ServerError::Mount)?;
         for mount in mounts.mounts() {
-            mount
-                .backend
-                .check()
-                .await
-                .map_err(|e| ServerError::Mount(format!("{} ({}): {e}", mount.point, mount.uri)))?;
+            mount.backend.check().await.map_err(|e| {
+                ServerError::Mount(format!(
+                    "{} ({}) is not reachable: {e}",
+                    mount.point,
+                    redact(&mount.uri)
+                ))
+            })?;
         }
         let listener =
             TcpListener::bind(config.listen)

@@ -18,6 +18,7 @@
 //!   is aborted or dropped leaves the previous object, if any, untouched.
 
 pub mod opendal;
+pub mod s3;
 
 use std::fmt::Debug;
 use std::path::Path;
@@ -187,9 +188,16 @@ pub trait Backend: Send + Sync + Debug {
     async fn check(&self) -> Result<()>;
 }
 
+/// Settings shared by every back end a server opens.
+#[derive(Clone, Debug)]
+pub struct StorageSettings {
+    pub upload: s3::upload::UploadSettings,
+}
+
 /// Opens the back end a mount URI names: `fs://PATH` (a local folder, relative
-/// like `fs://./data` or absolute like `fs:///data`) or `memory://`.
-pub async fn open(uri: &str) -> Result<Arc<dyn Backend>> {
+/// like `fs://./data` or absolute like `fs:///data`), `memory://`, or
+/// `s3://BUCKET/PREFIX?endpoint=...&region=...&path_style=true`.
+pub async fn open(uri: &str, settings: &StorageSettings) -> Result<Arc<dyn Backend>> {
     if let Some(path) = uri.strip_prefix("fs://") {
         if path.is_empty() {
             return Err(StorageError::InvalidName(format!(
@@ -200,12 +208,14 @@ pub async fn open(uri: &str) -> Result<Arc<dyn Backend>> {
     } else if uri == "memory://" {
         Ok(Arc::new(opendal::OpendalBackend::memory()))
     } else if uri.starts_with("s3://") {
-        Err(StorageError::Unsupported(
-            "s3:// mounts: the S3 back end is not built yet",
+        let parsed = s3::S3Uri::parse(uri).map_err(StorageError::InvalidName)?;
+        Ok(Arc::new(
+            s3::S3Backend::open(&parsed, settings.upload.clone()).await,
         ))
     } else {
         Err(StorageError::InvalidName(format!(
-            "{uri}: unknown scheme (use fs://PATH or memory://)"
+            "{}: unknown scheme (use fs://PATH, memory:// or s3://BUCKET)",
+            s3::redact(uri)
         )))
     }
 }

@@ -4,14 +4,20 @@
 
 use std::sync::Arc;
 
-use crate::storage::{self, Backend};
+use crate::storage::{self, Backend, StorageSettings};
 
 /// One `PATH=URI` entry of `S3FTP_MOUNTS`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct MountSpec {
     /// Normalised virtual path: `/` or `/a/b`.
     pub point: String,
     pub uri: String,
+}
+
+impl std::fmt::Debug for MountSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.point, storage::s3::redact(&self.uri))
+    }
 }
 
 /// Parses `S3FTP_MOUNTS`: comma-separated `PATH=URI` pairs.
@@ -69,12 +75,12 @@ impl MountTable {
     }
 
     /// Opens every back end of `specs`.
-    pub async fn open(specs: &[MountSpec]) -> Result<Self, String> {
+    pub async fn open(specs: &[MountSpec], settings: &StorageSettings) -> Result<Self, String> {
         let mut mounts = Vec::new();
         for spec in specs {
-            let backend = storage::open(&spec.uri)
+            let backend = storage::open(&spec.uri, settings)
                 .await
-                .map_err(|e| format!("mount {}={}: {e}", spec.point, spec.uri))?;
+                .map_err(|e| format!("mount {spec:?}: {e}"))?;
             mounts.push(Mount {
                 point: spec.point.clone(),
                 uri: spec.uri.clone(),

@@ -1,0 +1,910 @@
+//! The S3 back end (aws-sdk-s3): any S3-compatible store. Directories are
+//! common prefixes plus zero-byte `dir/` markers; listings stream
+//! ListObjectsV2 pages; uploads are streamed multipart uploads (see `upload`);
+//! renames are server-side copies then deletes; client-set times live in the
+//! `mtime` / `btime` user metadata (seconds since the epoch, as rclone writes
+//! them), set by a copy of the object onto itself.
+
+mod error;
+pub mod upload;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::{
+    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use aws_sdk_s3::types::{Delete, MetadataDirective, ObjectIdentifier};
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+use futures::{stream, StreamExt, TryStreamExt};
+
+use crate::storage::{
+    Backend, ByteStream, Entry, EntryKind, EntryPages, Metadata, Result, StorageError, Times,
+    UploadSink, WriteOptions,
+};
+use error::map;
+use upload::{MultipartSink, UploadSettings, MAX_PART, MIN_PART};
+
+/// Keys copied at once when a directory is renamed.
+const COPY_CONCURRENCY: usize = 8;
+/// Most keys per DeleteObjects request (S3's limit).
+const DELETE_BATCH: usize = 1000;
+
+/// A parsed `s3://bucket/prefix?...` mount URI.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct S3Uri {
+    pub bucket: String,
+    /// Key prefix without leading or trailing slash ("" for the whole bucket).
+    pub prefix: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: bool,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    /// `crc32`: let the SDK add x-amz-checksum-* (flexible checksums, not
+    /// accepted by every store); default `md5`: Content-MD5 on every part.
+    pub flexible_checksums: bool,
+    pub page_size: i32,
+}
+
+impl S3Uri {
+    pub fn parse(uri: &str) -> std::result::Result<S3Uri, String> {
+        let rest = uri
+            .strip_prefix("s3://")
+            .ok_or_else(|| "an S3 URI starts with s3://".to_string())?;
+        let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
+        if bucket.is_empty() {
+            return Err("s3:// needs a bucket, e.g. s3://my-bucket/prefix".into());
+        }
+        let prefix = prefix.trim_matches('/');
+        if prefix.split('/').any(|s| s == "." || s == "..") || prefix.contains("//") {
+            return Err(format!("prefix {prefix:?} has empty, . or .. segments"));
+        }
+        let mut parsed = S3Uri {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            page_size: 1000,
+            ..S3Uri::default()
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "endpoint" => parsed.endpoint = Some(v.to_string()),
+                "region" => parsed.region = Some(v.to_string()),
+                "path_style" => parsed.path_style = parse_bool(k, v)?,
+                "access_key" => parsed.access_key = Some(v.to_string()),
+                "secret_key" => parsed.secret_key = Some(v.to_string()),
+                "checksum" => {
+                    parsed.flexible_checksums = match v {
+                        "md5" => false,
+                        "crc32" => true,
+                        _ => return Err(format!("checksum={v}: use md5 or crc32")),
+                    }
+                }
+                "page_size" => {
+                    parsed.page_size = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=1000).contains(n))
+                        .ok_or_else(|| format!("page_size={v}: use 1 to 1000"))?
+                }
+                other => return Err(format!("unknown parameter {other:?}")),
+            }
+        }
+        if parsed.access_key.is_some() != parsed.secret_key.is_some() {
+            return Err("access_key and secret_key go together".into());
+        }
+        Ok(parsed)
+    }
+}
+
+fn parse_bool(k: &str, v: &str) -> std::result::Result<bool, String> {
+    match v {
+        "true" | "1" | "" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(format!("{k}={v}: use true or false")),
+    }
+}
+
+/// The URI with its secret replaced, for logs and error messages.
+pub fn redact(uri: &str) -> String {
+    match uri.split_once("secret_key=") {
+        Some((head, tail)) => {
+            let rest = tail
+                .split_once('&')
+                .map(|(_, r)| format!("&{r}"))
+                .unwrap_or_default();
+            format!("{head}secret_key=***{rest}")
+        }
+        None => uri.to_string(),
+    }
+}
+
+/// What operations and uploads share: the client, the bucket, the tuning.
+pub(crate) struct S3Target {
+    client: Client,
+    bucket: String,
+    upload: UploadSettings,
+}
+
+impl S3Target {
+    /// `CopySource` for a key of this bucket, URL-encoded as S3 requires.
+    fn copy_source(&self, key: &str) -> String {
+        let mut out = String::with_capacity(self.bucket.len() + key.len() + 1);
+        out.push_str(&self.bucket);
+        out.push('/');
+        for b in key.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                    out.push(b as char)
+                }
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    }
+}
+
+pub struct S3Backend {
+    target: Arc<S3Target>,
+    prefix: String,
+    page_size: i32,
+    description: String,
+}
+
+impl std::fmt::Debug for S3Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+impl S3Backend {
+    pub async fn open(uri: &S3Uri, upload: UploadSettings) -> S3Backend {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = &uri.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let (Some(key), Some(secret)) = (&uri.access_key, &uri.secret_key) {
+            loader = loader.credentials_provider(Credentials::new(
+                key.clone(),
+                secret.clone(),
+                None,
+                None,
+                "s3ftp-mount-uri",
+            ));
+        }
+        let shared = loader.load().await;
+        let mut config = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(uri.path_style)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        config = config.request_checksum_calculation(if uri.flexible_checksums {
+            RequestChecksumCalculation::WhenSupported
+        } else {
+            RequestChecksumCalculation::WhenRequired
+        });
+        if shared.region().is_none() {
+            config = config.region(Region::new("us-east-1"));
+        }
+        if let Some(endpoint) = &uri.endpoint {
+            config = config.endpoint_url(endpoint);
+        }
+        let client = Client::from_conf(config.build());
+        S3Backend {
+            target: Arc::new(S3Target {
+                client,
+                bucket: uri.bucket.clone(),
+                upload,
+            }),
+            prefix: uri.prefix.clone(),
+            page_size: uri.page_size,
+            description: format!(
+                "S3Backend(s3://{}/{} at {})",
+                uri.bucket,
+                uri.prefix,
+                uri.endpoint.as_deref().unwrap_or("AWS")
+            ),
+        }
+    }
+
+    fn client(&self) -> &Client {
+        &self.target.client
+    }
+
+    fn bucket(&self) -> &str {
+        &self.target.bucket
+    }
+
+    /// The object key of a back-end key.
+    fn full(&self, key: &str) -> String {
+        match (self.prefix.is_empty(), key.is_empty()) {
+            (true, _) => key.to_string(),
+            (false, true) => self.prefix.clone(),
+            (false, false) => format!("{}/{key}", self.prefix),
+        }
+    }
+
+    /// The listing prefix of a directory: its object key and a slash.
+    fn dir_prefix(&self, key: &str) -> String {
+        let full = self.full(key);
+        if full.is_empty() {
+            full
+        } else {
+            format!("{full}/")
+        }
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<HeadObjectOutput>> {
+        match self
+            .client()
+            .head_object()
+            .bucket(self.bucket())
+            .key(self.full(key))
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out)),
+            Err(e) => match map(e, "HeadObject") {
+                StorageError::NotFound => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// True if anything (a marker or any key) lies under the directory `key`.
+    async fn dir_exists(&self, key: &str) -> Result<bool> {
+        if key.is_empty() {
+            return Ok(true);
+        }
+        let out = self
+            .client()
+            .list_objects_v2()
+            .bucket(self.bucket())
+            .prefix(self.dir_prefix(key))
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| map(e, "ListObjectsV2"))?;
+        Ok(out.key_count().unwrap_or(0) > 0 || !out.contents().is_empty())
+    }
+
+    /// File, directory or nothing, with one round trip (both asked at once).
+    async fn kind(&self, key: &str) -> Result<Option<(EntryKind, Option<HeadObjectOutput>)>> {
+        if key.is_empty() {
+            return Ok(Some((EntryKind::Dir, None)));
+        }
+        let (head, dir) = tokio::join!(self.head(key), self.dir_exists(key));
+        if let Some(head) = head? {
+            return Ok(Some((EntryKind::File, Some(head))));
+        }
+        Ok(dir?.then_some((EntryKind::Dir, None)))
+    }
+
+    /// The parent directory of `key` must exist (and not be a file).
+    async fn check_parent(&self, key: &str) -> Result<()> {
+        let Some((parent, _)) = key.rsplit_once('/') else {
+            return Ok(());
+        };
+        if self.dir_exists(parent).await? {
+            return Ok(());
+        }
+        if self.head(parent).await?.is_some() {
+            Err(StorageError::NotDirectory)
+        } else {
+            Err(StorageError::NotFound)
+        }
+    }
+
+    /// Every object key (with its size) under a directory, page by page.
+    fn walk(
+        &self,
+        key: &str,
+    ) -> impl futures::Stream<Item = Result<Vec<(String, u64)>>> + Send + 'static {
+        let (client, bucket, prefix) = (
+            self.client().clone(),
+            self.bucket().to_string(),
+            self.dir_prefix(key),
+        );
+        stream::try_unfold(Some(None::<String>), move |token| {
+            let (client, bucket, prefix) = (client.clone(), bucket.clone(), prefix.clone());
+            async move {
+                let Some(token) = token else {
+                    return Ok(None);
+                };
+                let out = client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .set_continuation_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| map(e, "ListObjectsV2"))?;
+                let keys: Vec<(String, u64)> = out
+                    .contents()
+                    .iter()
+                    .filter_map(|o| {
+                        Some((o.key()?.to_string(), o.size().unwrap_or(0).max(0) as u64))
+                    })
+                    .collect();
+                let next = out.next_continuation_token().map(|t| Some(t.to_string()));
+                Ok(Some((keys, next)))
+            }
+        })
+    }
+
+    async fn delete_keys(&self, keys: Vec<String>) -> Result<()> {
+        for batch in keys.chunks(DELETE_BATCH) {
+            let objects = batch
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k).build())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| StorageError::Other(e.to_string()))?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| StorageError::Other(e.to_string()))?;
+            let out = self
+                .client()
+                .delete_objects()
+                .bucket(self.bucket())
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| map(e, "DeleteObjects"))?;
+            if let Some(err) = out.errors().first() {
+                return Err(StorageError::Other(format!(
+                    "DeleteObjects: {} {}",
+                    err.key().unwrap_or(""),
+                    err.message().unwrap_or("")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Server-side copy of one object: CopyObject up to 5 GiB, UploadPartCopy
+    /// in parallel parts above. `metadata` replaces the source's when given.
+    async fn copy_object(
+        &self,
+        from_full: &str,
+        to_full: &str,
+        size: u64,
+        metadata: Option<HashMap<String, String>>,
+        content_type: Option<String>,
+    ) -> Result<()> {
+        if size <= MAX_PART as u64 {
+            let mut req = self
+                .client()
+                .copy_object()
+                .bucket(self.bucket())
+                .key(to_full)
+                .copy_source(self.target.copy_source(from_full));
+            if let Some(metadata) = metadata {
+                req = req
+                    .metadata_directive(MetadataDirective::Replace)
+                    .set_metadata(Some(metadata))
+                    .set_content_type(content_type);
+            }
+            req.send().await.map_err(|e| map(e, "CopyObject"))?;
+            return Ok(());
+        }
+        let source_meta = match metadata {
+            Some(m) => m,
+            None => self
+                .client()
+                .head_object()
+                .bucket(self.bucket())
+                .key(from_full)
+                .send()
+                .await
+                .map_err(|e| map(e, "HeadObject"))?
+                .metadata()
+                .cloned()
+                .unwrap_or_default(),
+        };
+        let mut sink = MultipartSink::new(self.target.clone(), to_full.to_string(), source_meta);
+        match sink.copy_prefix(from_full, size).await {
+            Ok(()) => Box::new(sink).commit().await.map(|_| ()),
+            Err(e) => {
+                let _ = Box::new(sink).abort().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+fn metadata_of(head: &HeadObjectOutput) -> Metadata {
+    let user = head.metadata();
+    let time_of = |name: &str| user.and_then(|m| m.get(name)).and_then(|v| parse_epoch(v));
+    let modified = time_of("mtime").or_else(|| head.last_modified().and_then(to_system_time));
+    Metadata {
+        kind: EntryKind::File,
+        size: head.content_length().unwrap_or(0).max(0) as u64,
+        modified,
+        created: time_of("btime"),
+    }
+}
+
+/// Seconds since the epoch, with an optional fraction (rclone's format).
+fn parse_epoch(value: &str) -> Option<SystemTime> {
+    let secs: f64 = value.trim().parse().ok()?;
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    Some(UNIX_EPOCH + Duration::from_secs_f64(secs))
+}
+
+fn format_epoch(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+fn to_system_time(t: &aws_sdk_s3::primitives::DateTime) -> Option<SystemTime> {
+    SystemTime::try_from(*t).ok()
+}
+
+#[async_trait]
+impl Backend for S3Backend {
+    async fn stat(&self, key: &str) -> Result<Metadata> {
+        match self.kind(key).await? {
+            Some((EntryKind::File, Some(head))) => Ok(metadata_of(&head)),
+            Some(_) => Ok(Metadata::dir()),
+            None => Err(StorageError::NotFound),
+        }
+    }
+
+    async fn list(&self, dir: &str) -> Result<EntryPages> {
+        let prefix = self.dir_prefix(dir);
+        let client = self.client().clone();
+        let bucket = self.bucket().to_string();
+        let page_size = self.page_size;
+        let fetch = move |token: Option<String>| {
+            let (client, bucket, prefix) = (client.clone(), bucket.clone(), prefix.clone());
+            async move {
+                let out = client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(&prefix)
+                    .delimiter("/")
+                    .max_keys(page_size)
+                    .set_continuation_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| map(e, "ListObjectsV2"))?;
+                let mut entries = Vec::new();
+                for cp in out.common_prefixes() {
+                    let name = cp
+                        .prefix()
+                        .and_then(|p| p.strip_prefix(&prefix))
+                        .map(|p| p.trim_end_matches('/'))
+                        .unwrap_or("");
+                    if !name.is_empty() {
+                        entries.push(Entry {
+                            name: name.to_string(),
+                            meta: Metadata::dir(),
+                        });
+                    }
+                }
+                for obj in out.contents() {
+                    // The directory's own marker (`dir/`) is not an entry.
+                    let name = obj
+                        .key()
+                        .and_then(|k| k.strip_prefix(&prefix))
+                        .unwrap_or("");
+                    if name.is_empty() {
+                        continue;
+                    }
+                    entries.push(Entry {
+                        name: name.to_string(),
+                        meta: Metadata {
+                            kind: EntryKind::File,
+                            size: obj.size().unwrap_or(0).max(0) as u64,
+                            modified: obj.last_modified().and_then(to_system_time),
+                            created: None,
+                        },
+                    });
+                }
+                let seen_anything = out.key_count().unwrap_or(0) > 0
+                    || !out.contents().is_empty()
+                    || !out.common_prefixes().is_empty();
+                let next = out.next_continuation_token().map(str::to_string);
+                Ok::<_, StorageError>((entries, seen_anything, next))
+            }
+        };
+        // The first page is read now, so a missing directory is an error of
+        // the LIST command rather than an empty listing.
+        let (first, seen_anything, next) = fetch(None).await?;
+        if !seen_anything && !dir.is_empty() {
+            return Err(if self.head(dir).await?.is_some() {
+                StorageError::NotDirectory
+            } else {
+                StorageError::NotFound
+            });
+        }
+        let rest = stream::try_unfold(next, move |token| {
+            let fetch = fetch.clone();
+            async move {
+                match token {
+                    None => Ok(None),
+                    Some(t) => {
+                        let (entries, _, next) = fetch(Some(t)).await?;
+                        Ok(Some((entries, next)))
+                    }
+                }
+            }
+        });
+        Ok(stream::iter([Ok(first)])
+            .chain(rest)
+            .try_filter(|page| futures::future::ready(!page.is_empty()))
+            .boxed())
+    }
+
+    async fn read(&self, key: &str, offset: u64) -> Result<ByteStream> {
+        if key.is_empty() {
+            return Err(StorageError::IsDirectory);
+        }
+        let mut req = self
+            .client()
+            .get_object()
+            .bucket(self.bucket())
+            .key(self.full(key));
+        if offset > 0 {
+            req = req.range(format!("bytes={offset}-"));
+        }
+        let out = match req.send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let is_range = e.raw_response().is_some_and(|r| r.status().as_u16() == 416);
+                if is_range {
+                    // Offset exactly at the end: nothing left to send.
+                    return Ok(stream::empty().boxed());
+                }
+                return Err(map(e, "GetObject"));
+            }
+        };
+        let body = out.body;
+        Ok(stream::try_unfold(body, |mut body| async move {
+            match body.try_next().await {
+                Ok(Some(chunk)) => Ok(Some((chunk, body))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(StorageError::Transient(format!("reading object: {e}"))),
+            }
+        })
+        .boxed())
+    }
+
+    async fn write(&self, key: &str, options: WriteOptions) -> Result<Box<dyn UploadSink>> {
+        if key.is_empty() {
+            return Err(StorageError::IsDirectory);
+        }
+        let (parent, is_dir) = tokio::join!(self.check_parent(key), self.dir_exists(key));
+        parent?;
+        if is_dir? {
+            return Err(StorageError::IsDirectory);
+        }
+        let mut metadata = HashMap::new();
+        if let Some(t) = options.modified {
+            metadata.insert("mtime".to_string(), format_epoch(t));
+        }
+        let full = self.full(key);
+        let mut sink = MultipartSink::new(self.target.clone(), full.clone(), metadata);
+        let keep = options.keep_prefix;
+        if keep > 0 {
+            let existing = self.head(key).await?.ok_or(StorageError::NotFound)?;
+            let size = existing.content_length().unwrap_or(0).max(0) as u64;
+            if keep > size {
+                return Err(StorageError::Other(format!(
+                    "cannot keep {keep} bytes of a {size}-byte object"
+                )));
+            }
+            let kept = if keep >= MIN_PART as u64 {
+                // Large: copied server-side, never downloaded.
+                sink.copy_prefix(&full, keep).await
+            } else {
+                let mut stream = self.read_range(&full, keep).await?;
+                let mut result = Ok(());
+                while let Some(chunk) = stream.next().await {
+                    match chunk {
+                        Ok(bytes) => sink.push_prefix(bytes).await?,
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
+                result
+            };
+            if let Err(e) = kept {
+                let _ = Box::new(sink).abort().await;
+                return Err(e);
+            }
+        }
+        Ok(Box::new(sink))
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        if key.is_empty() {
+            return Err(StorageError::PermissionDenied);
+        }
+        match self.kind(key).await? {
+            None => return Err(StorageError::NotFound),
+            Some((EntryKind::Dir, _)) => return Err(StorageError::IsDirectory),
+            Some((EntryKind::File, _)) => {}
+        }
+        self.client()
+            .delete_object()
+            .bucket(self.bucket())
+            .key(self.full(key))
+            .send()
+            .await
+            .map_err(|e| map(e, "DeleteObject"))?;
+        Ok(())
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        if from.is_empty() || to.is_empty() {
+            return Err(StorageError::PermissionDenied);
+        }
+        if from == to {
+            return Ok(());
+        }
+        if to.starts_with(&format!("{from}/")) {
+            return Err(StorageError::InvalidName(
+                "cannot move a directory into itself".into(),
+            ));
+        }
+        let (source, target, parent) =
+            tokio::join!(self.kind(from), self.kind(to), self.check_parent(to));
+        parent?;
+        let target = target?;
+        match source? {
+            None => Err(StorageError::NotFound),
+            Some((EntryKind::File, head)) => {
+                if matches!(target, Some((EntryKind::Dir, _))) {
+                    return Err(StorageError::IsDirectory);
+                }
+                let size = head
+                    .as_ref()
+                    .and_then(|h| h.content_length())
+                    .unwrap_or(0)
+                    .max(0) as u64;
+                let (from_full, to_full) = (self.full(from), self.full(to));
+                self.copy_object(&from_full, &to_full, size, None, None)
+                    .await?;
+                self.client()
+                    .delete_object()
+                    .bucket(self.bucket())
+                    .key(from_full)
+                    .send()
+                    .await
+                    .map_err(|e| map(e, "DeleteObject"))?;
+                Ok(())
+            }
+            Some((EntryKind::Dir, _)) => {
+                if target.is_some() {
+                    return Err(StorageError::AlreadyExists);
+                }
+                let (from_prefix, to_prefix) = (self.dir_prefix(from), self.dir_prefix(to));
+                // Copy everything first: the source stays whole until every copy worked.
+                let mut pages = Box::pin(self.walk(from));
+                while let Some(keys) = pages.try_next().await? {
+                    stream::iter(keys)
+                        .map(|(k, size)| {
+                            let dest = format!("{to_prefix}{}", &k[from_prefix.len()..]);
+                            async move { self.copy_object(&k, &dest, size, None, None).await }
+                        })
+                        .buffer_unordered(COPY_CONCURRENCY)
+                        .try_collect::<Vec<()>>()
+                        .await?;
+                }
+                let mut pages = Box::pin(self.walk(from));
+                while let Some(keys) = pages.try_next().await? {
+                    self.delete_keys(keys.into_iter().map(|(k, _)| k).collect())
+                        .await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn mkdir(&self, key: &str) -> Result<()> {
+        if key.is_empty() {
+            return Err(StorageError::AlreadyExists);
+        }
+        let (parent, existing) = tokio::join!(self.check_parent(key), self.kind(key));
+        parent?;
+        if existing?.is_some() {
+            return Err(StorageError::AlreadyExists);
+        }
+        self.client()
+            .put_object()
+            .bucket(self.bucket())
+            .key(self.dir_prefix(key))
+            .body(aws_sdk_s3::primitives::ByteStream::from(Bytes::new()))
+            .send()
+            .await
+            .map_err(|e| map(e, "PutObject"))?;
+        Ok(())
+    }
+
+    async fn rmdir(&self, key: &str) -> Result<()> {
+        if key.is_empty() {
+            return Err(StorageError::PermissionDenied);
+        }
+        let marker = self.dir_prefix(key);
+        let out = self
+            .client()
+            .list_objects_v2()
+            .bucket(self.bucket())
+            .prefix(&marker)
+            .max_keys(2)
+            .send()
+            .await
+            .map_err(|e| map(e, "ListObjectsV2"))?;
+        let keys: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
+        match keys.as_slice() {
+            [] => Err(if self.head(key).await?.is_some() {
+                StorageError::NotDirectory
+            } else {
+                StorageError::NotFound
+            }),
+            [only] if *only == marker => {
+                self.client()
+                    .delete_object()
+                    .bucket(self.bucket())
+                    .key(&marker)
+                    .send()
+                    .await
+                    .map_err(|e| map(e, "DeleteObject"))?;
+                Ok(())
+            }
+            _ => Err(StorageError::NotEmpty),
+        }
+    }
+
+    async fn remove_all(&self, key: &str) -> Result<()> {
+        if key.is_empty() {
+            return Err(StorageError::PermissionDenied);
+        }
+        match self.kind(key).await? {
+            None => return Err(StorageError::NotFound),
+            Some((EntryKind::File, _)) => return Err(StorageError::NotDirectory),
+            Some((EntryKind::Dir, _)) => {}
+        }
+        let mut pages = Box::pin(self.walk(key));
+        while let Some(keys) = pages.try_next().await? {
+            self.delete_keys(keys.into_iter().map(|(k, _)| k).collect())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn set_times(&self, key: &str, times: Times) -> Result<()> {
+        let head = match self.kind(key).await? {
+            None => return Err(StorageError::NotFound),
+            Some((EntryKind::Dir, _)) => return Err(StorageError::IsDirectory),
+            Some((EntryKind::File, head)) => head.ok_or(StorageError::NotFound)?,
+        };
+        let mut metadata = head.metadata().cloned().unwrap_or_default();
+        if let Some(t) = times.modified {
+            metadata.insert("mtime".into(), format_epoch(t));
+        }
+        if let Some(t) = times.created {
+            metadata.insert("btime".into(), format_epoch(t));
+        }
+        let size = head.content_length().unwrap_or(0).max(0) as u64;
+        let full = self.full(key);
+        // A copy onto itself with the metadata replaced: content, type and the
+        // other metadata stay as they were.
+        self.copy_object(
+            &full,
+            &full,
+            size,
+            Some(metadata),
+            head.content_type().map(str::to_string),
+        )
+        .await
+    }
+
+    async fn check(&self) -> Result<()> {
+        self.client()
+            .head_bucket()
+            .bucket(self.bucket())
+            .send()
+            .await
+            .map_err(|e| map(e, "HeadBucket"))?;
+        Ok(())
+    }
+}
+
+impl S3Backend {
+    /// The first `len` bytes of an object (a short kept prefix).
+    async fn read_range(&self, full: &str, len: u64) -> Result<ByteStream> {
+        let out = self
+            .client()
+            .get_object()
+            .bucket(self.bucket())
+            .key(full)
+            .range(format!("bytes=0-{}", len - 1))
+            .send()
+            .await
+            .map_err(|e| map(e, "GetObject"))?;
+        Ok(stream::try_unfold(out.body, |mut body| async move {
+            match body.try_next().await {
+                Ok(Some(chunk)) => Ok(Some((chunk, body))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(StorageError::Transient(format!("reading object: {e}"))),
+            }
+        })
+        .boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_parsing() {
+        let u = S3Uri::parse(
+            "s3://bucket/a/b/?endpoint=http://127.0.0.1:9000&path_style=true&region=garage",
+        )
+        .unwrap();
+        assert_eq!(u.bucket, "bucket");
+        assert_eq!(u.prefix, "a/b");
+        assert_eq!(u.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(u.path_style);
+        assert_eq!(u.region.as_deref(), Some("garage"));
+        assert_eq!(u.page_size, 1000);
+        assert_eq!(S3Uri::parse("s3://b").unwrap().prefix, "");
+        assert!(S3Uri::parse("s3:///x").is_err());
+        assert!(S3Uri::parse("s3://b/../x").is_err());
+        assert!(S3Uri::parse("s3://b?colour=blue").is_err());
+        assert!(S3Uri::parse("s3://b?access_key=x").is_err());
+        assert!(S3Uri::parse("s3://b?page_size=0").is_err());
+        assert!(
+            S3Uri::parse("s3://b?checksum=crc32")
+                .unwrap()
+                .flexible_checksums
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        assert_eq!(
+            redact("s3://b?access_key=AK&secret_key=SK&region=r"),
+            "s3://b?access_key=AK&secret_key=***&region=r"
+        );
+        assert_eq!(redact("s3://b?secret_key=SK"), "s3://b?secret_key=***");
+    }
+
+    #[test]
+    fn copy_source_is_url_encoded() {
+        let t = S3Target {
+            client: Client::from_conf(
+                aws_sdk_s3::config::Builder::new()
+                    .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                    .build(),
+            ),
+            bucket: "b".into(),
+            upload: UploadSettings::new(MIN_PART, 1, 1),
+        };
+        assert_eq!(t.copy_source("dir/a b+c é"), "b/dir/a%20b%2Bc%20%C3%A9");
+    }
+
+    #[test]
+    fn epoch_times_round_trip() {
+        let t = UNIX_EPOCH + Duration::new(1_577_934_245, 500_000_000);
+        assert_eq!(parse_epoch(&format_epoch(t)), Some(t));
+        assert_eq!(
+            parse_epoch("1577934245"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_577_934_245))
+        );
+        assert_eq!(parse_epoch("nope"), None);
+    }
+}

@@ -1,0 +1,455 @@
+//! Streamed uploads to S3. Bytes fill a part buffer; a file that ends within
+//! the first part becomes one PutObject, anything larger a multipart upload
+//! whose parts go up concurrently while the client is still sending. Nothing is
+//! visible until CompleteMultipartUpload; an abort (or a dropped sink) aborts
+//! the multipart upload so no parts are left behind.
+//!
+//! Memory per upload is bounded by the part buffer plus `concurrency` parts in
+//! flight, and a global budget (a semaphore counted in MiB) bounds the parts in
+//! flight across all sessions. Part sizes double every 900 parts so an upload
+//! of unknown length reaches S3's 5 TiB limit within 10,000 parts (doubling
+//! every 1,000 falls just short of it with the smallest, 5 MiB, parts).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use base64::Engine;
+use bytes::{Bytes, BytesMut};
+use md5::{Digest as _, Md5};
+use sha2::Sha256;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use super::error::map;
+use super::S3Target;
+use crate::storage::{Result, StorageError, UploadSink};
+
+/// S3's smallest part (except the last) and largest part.
+pub const MIN_PART: usize = 5 * 1024 * 1024;
+pub const MAX_PART: usize = 5 * 1024 * 1024 * 1024;
+/// S3's most parts per upload.
+pub const MAX_PARTS: i32 = 10_000;
+const MIB: usize = 1024 * 1024;
+
+/// Upload tuning shared by every S3 mount.
+#[derive(Debug, Clone)]
+pub struct UploadSettings {
+    /// Size of the first 900 parts (at least 5 MiB).
+    pub part_size: usize,
+    /// Parts of one upload in flight at once.
+    pub concurrency: usize,
+    /// Global budget of part bytes in flight, in MiB permits.
+    pub budget: Arc<Semaphore>,
+    /// The budget's size, so one part never waits for more than exists.
+    pub budget_mib: usize,
+}
+
+impl UploadSettings {
+    pub fn new(part_size: usize, concurrency: usize, budget_mib: usize) -> Self {
+        UploadSettings {
+            part_size: part_size.clamp(MIN_PART, MAX_PART),
+            concurrency: concurrency.max(1),
+            budget: Arc::new(Semaphore::new(budget_mib.max(1))),
+            budget_mib: budget_mib.max(1),
+        }
+    }
+}
+
+/// Parts between two doublings of the part size.
+const PARTS_PER_DOUBLING: i32 = 900;
+
+/// Size of part `n` (1-based): the base size, doubled every 900 parts,
+/// capped at 5 GiB. With 5 MiB parts, 10,000 parts hold about 9.5 TiB.
+pub fn part_size_for(base: usize, n: i32) -> usize {
+    let doublings = ((n.max(1) - 1) / PARTS_PER_DOUBLING).min(20) as u32;
+    base.saturating_mul(1usize << doublings).min(MAX_PART)
+}
+
+pub(super) struct MultipartSink {
+    target: Arc<S3Target>,
+    key: String,
+    metadata: HashMap<String, String>,
+    buf: BytesMut,
+    upload_id: Option<String>,
+    /// Number of the next part to send.
+    next_part: i32,
+    tasks: JoinSet<Result<CompletedPart>>,
+    done: Vec<CompletedPart>,
+    slots: Arc<Semaphore>,
+    total: u64,
+    /// Hash of every byte of the object; None once a prefix was copied
+    /// server-side (those bytes never pass through here).
+    sha256: Option<Sha256>,
+    finished: bool,
+}
+
+impl MultipartSink {
+    pub(super) fn new(
+        target: Arc<S3Target>,
+        key: String,
+        metadata: HashMap<String, String>,
+    ) -> Self {
+        let slots = Arc::new(Semaphore::new(target.upload.concurrency));
+        MultipartSink {
+            target,
+            key,
+            metadata,
+            buf: BytesMut::new(),
+            upload_id: None,
+            next_part: 1,
+            tasks: JoinSet::new(),
+            done: Vec::new(),
+            slots,
+            total: 0,
+            sha256: Some(Sha256::new()),
+            finished: false,
+        }
+    }
+
+    fn current_part_size(&self) -> usize {
+        part_size_for(self.target.upload.part_size, self.next_part)
+    }
+
+    async fn create_upload(&mut self) -> Result<String> {
+        if let Some(id) = &self.upload_id {
+            return Ok(id.clone());
+        }
+        let out = self
+            .target
+            .client
+            .create_multipart_upload()
+            .bucket(&self.target.bucket)
+            .key(&self.key)
+            .set_metadata(Some(self.metadata.clone()))
+            .send()
+            .await
+            .map_err(|e| map(e, "CreateMultipartUpload"))?;
+        let id = out
+            .upload_id()
+            .ok_or_else(|| StorageError::Other("CreateMultipartUpload gave no upload id".into()))?
+            .to_string();
+        self.upload_id = Some(id.clone());
+        Ok(id)
+    }
+
+    /// Starts the upload of `body` as the next part, waiting for a slot and
+    /// for budget first (which holds back the client when the store is slow).
+    async fn start_part(&mut self, body: Bytes) -> Result<()> {
+        if self.next_part > MAX_PARTS {
+            return Err(StorageError::TooLarge("more than 10,000 parts".into()));
+        }
+        self.collect_finished()?;
+        let upload_id = self.create_upload().await?;
+        let slot = self.slots.clone().acquire_owned().await.map_err(closed)?;
+        let mib = body
+            .len()
+            .div_ceil(MIB)
+            .clamp(1, self.target.upload.budget_mib) as u32;
+        let budget = self
+            .target
+            .upload
+            .budget
+            .clone()
+            .acquire_many_owned(mib)
+            .await
+            .map_err(closed)?;
+        let number = self.next_part;
+        self.next_part += 1;
+        let target = self.target.clone();
+        let key = self.key.clone();
+        self.tasks.spawn(async move {
+            let permits: (OwnedSemaphorePermit, OwnedSemaphorePermit) = (slot, budget);
+            let result = upload_part(&target, &key, &upload_id, number, body).await;
+            drop(permits);
+            result
+        });
+        Ok(())
+    }
+
+    /// Moves parts that already finished into `done`, failing on the first error.
+    fn collect_finished(&mut self) -> Result<()> {
+        while let Some(joined) = self.tasks.try_join_next() {
+            self.done
+                .push(joined.map_err(|e| StorageError::Other(e.to_string()))??);
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<u64> {
+        let sha256 = self.sha256.take().map(|h| hex(&h.finalize()));
+        if self.upload_id.is_none() {
+            let body = self.buf.split().freeze();
+            let mut metadata = self.metadata.clone();
+            if let Some(sum) = &sha256 {
+                metadata.insert("sha256".into(), sum.clone());
+            }
+            self.target
+                .client
+                .put_object()
+                .bucket(&self.target.bucket)
+                .key(&self.key)
+                .content_md5(content_md5(&body))
+                .set_metadata(Some(metadata))
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .map_err(|e| map(e, "PutObject"))?;
+        } else {
+            if !self.buf.is_empty() {
+                let last = self.buf.split().freeze();
+                self.start_part(last).await?;
+            }
+            while let Some(joined) = self.tasks.join_next().await {
+                self.done
+                    .push(joined.map_err(|e| StorageError::Other(e.to_string()))??);
+            }
+            let mut parts = std::mem::take(&mut self.done);
+            parts.sort_by_key(|p| p.part_number());
+            let count = parts.len();
+            let upload_id = self.upload_id.clone().unwrap_or_default();
+            self.target
+                .client
+                .complete_multipart_upload()
+                .bucket(&self.target.bucket)
+                .key(&self.key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| map(e, "CompleteMultipartUpload"))?;
+            tracing::debug!(key = %self.key, parts = count, "multipart upload completed");
+        }
+        tracing::info!(
+            key = %self.key,
+            bytes = self.total,
+            sha256 = sha256.as_deref().unwrap_or("-"),
+            "object stored"
+        );
+        self.finished = true;
+        Ok(self.total)
+    }
+
+    async fn abort_now(&mut self) -> Result<()> {
+        self.finished = true;
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        if let Some(upload_id) = self.upload_id.take() {
+            abort_upload(&self.target, &self.key, &upload_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Puts copied parts (UploadPartCopy of an existing object's first bytes)
+    /// at the start of the upload. Each part is at least 5 MiB and at most 5 GiB.
+    pub(super) async fn copy_prefix(&mut self, source_key: &str, len: u64) -> Result<()> {
+        let upload_id = self.create_upload().await?;
+        let chunks = len.div_ceil(MAX_PART as u64).max(1);
+        let chunk = len.div_ceil(chunks);
+        let source = self.target.copy_source(source_key);
+        let mut start = 0u64;
+        while start < len {
+            let end = (start + chunk).min(len) - 1;
+            let number = self.next_part;
+            self.next_part += 1;
+            let out = self
+                .target
+                .client
+                .upload_part_copy()
+                .bucket(&self.target.bucket)
+                .key(&self.key)
+                .upload_id(&upload_id)
+                .part_number(number)
+                .copy_source(&source)
+                .copy_source_range(format!("bytes={start}-{end}"))
+                .send()
+                .await
+                .map_err(|e| map(e, "UploadPartCopy"))?;
+            let etag = out
+                .copy_part_result()
+                .and_then(|r| r.e_tag())
+                .unwrap_or_default()
+                .to_string();
+            self.done.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .e_tag(etag)
+                    .build(),
+            );
+            start = end + 1;
+        }
+        self.total = len;
+        self.sha256 = None;
+        Ok(())
+    }
+
+    /// Puts already-read bytes at the start of the upload (a short kept prefix).
+    pub(super) async fn push_prefix(&mut self, data: Bytes) -> Result<()> {
+        self.total += data.len() as u64;
+        if let Some(h) = self.sha256.as_mut() {
+            h.update(&data);
+        }
+        self.buf.extend_from_slice(&data);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UploadSink for MultipartSink {
+    async fn write(&mut self, data: Bytes) -> Result<()> {
+        if let Some(h) = self.sha256.as_mut() {
+            h.update(&data);
+        }
+        self.total += data.len() as u64;
+        let mut data = data;
+        loop {
+            let part = self.current_part_size();
+            let room = part - self.buf.len();
+            if data.len() < room {
+                if self.buf.capacity() < part && self.buf.len() + data.len() > 256 * 1024 {
+                    // Past the small-file range: take the whole part buffer once
+                    // rather than growing it by copies.
+                    self.buf.reserve(part - self.buf.len());
+                }
+                self.buf.extend_from_slice(&data);
+                return Ok(());
+            }
+            if self.buf.is_empty() && data.len() == room {
+                // A chunk that is exactly a part goes up without a copy.
+                return self.start_part(data).await;
+            }
+            self.buf.extend_from_slice(&data.split_to(room));
+            let full = self.buf.split().freeze();
+            self.start_part(full).await?;
+            if data.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<u64> {
+        match self.finish().await {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                if let Err(abort) = self.abort_now().await {
+                    tracing::warn!(key = %self.key, error = %abort, "abort after a failed commit failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<()> {
+        self.abort_now().await
+    }
+}
+
+impl Drop for MultipartSink {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.tasks.abort_all();
+        if let Some(upload_id) = self.upload_id.take() {
+            let (target, key) = (self.target.clone(), self.key.clone());
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    if let Err(e) = abort_upload(&target, &key, &upload_id).await {
+                        tracing::warn!(%key, error = %e, "could not abort a dropped upload");
+                    }
+                });
+            }
+        }
+    }
+}
+
+async fn upload_part(
+    target: &S3Target,
+    key: &str,
+    upload_id: &str,
+    number: i32,
+    body: Bytes,
+) -> Result<CompletedPart> {
+    let md5 = content_md5(&body);
+    let out = target
+        .client
+        .upload_part()
+        .bucket(&target.bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .part_number(number)
+        .content_md5(md5)
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|e| map(e, "UploadPart"))?;
+    Ok(CompletedPart::builder()
+        .part_number(number)
+        .set_e_tag(out.e_tag().map(str::to_string))
+        .build())
+}
+
+async fn abort_upload(target: &S3Target, key: &str, upload_id: &str) -> Result<()> {
+    target
+        .client
+        .abort_multipart_upload()
+        .bucket(&target.bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .send()
+        .await
+        .map_err(|e| map(e, "AbortMultipartUpload"))?;
+    tracing::debug!(%key, "multipart upload aborted");
+    Ok(())
+}
+
+/// Content-MD5 header value: the base64 MD5 of the body, which the store verifies.
+fn content_md5(body: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Md5::digest(body))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn closed(_: tokio::sync::AcquireError) -> StorageError {
+    StorageError::Other("upload budget closed".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_sizes_reach_five_tib_within_ten_thousand_parts() {
+        for base in [MIN_PART, 8 * MIB, 16 * MIB] {
+            let total: u64 = (1..=MAX_PARTS).map(|n| part_size_for(base, n) as u64).sum();
+            assert!(
+                total >= 5 * 1024 * 1024 * 1024 * 1024,
+                "base {base}: {total}"
+            );
+            assert!((1..=MAX_PARTS).all(|n| part_size_for(base, n) >= MIN_PART));
+            assert!((1..=MAX_PARTS).all(|n| part_size_for(base, n) <= MAX_PART));
+        }
+        assert_eq!(part_size_for(8 * MIB, 1), 8 * MIB);
+        assert_eq!(part_size_for(8 * MIB, 900), 8 * MIB);
+        assert_eq!(part_size_for(8 * MIB, 901), 16 * MIB);
+    }
+
+    #[test]
+    fn settings_never_allow_parts_under_five_mib() {
+        assert_eq!(UploadSettings::new(1, 0, 0).part_size, MIN_PART);
+        assert_eq!(UploadSettings::new(1, 0, 0).concurrency, 1);
+    }
+
+    #[test]
+    fn md5_header() {
+        assert_eq!(content_md5(b""), "1B2M2Y8AsgTpgAmY7PhCfg==");
+    }
+}
