@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. The real-client tests (tests/real_clients.rs)
-# drive curl and python3, so they are installed first when missing.
+# drive curl and python3, so they are installed first when missing. The S3
+# tests start Garage and moto on loopback: scripts/s3-servers.sh installs them
+# when missing (Garage with cargo install, about 10 minutes once; moto in a
+# venv under ${S3FTP_TOOLS_DIR:-~/.cache/s3ftp-tools}) and exports
+# S3FTP_TEST_GARAGE_BIN and S3FTP_TEST_MOTO_BIN. Set S3FTP_TEST_S3_ENDPOINT,
+# S3FTP_TEST_S3_ACCESS_KEY and S3FTP_TEST_S3_SECRET_KEY (optionally
+# S3FTP_TEST_S3_REGION, S3FTP_TEST_S3_BUCKET_PREFIX) to run the S3 suite
+# against another server, such as MinIO from docker-compose.yml.
 # Extra arguments go to `cargo test --all-targets`, e.g. a test-name filter:
 # scripts/test.sh curl (note `--test NAME` would not narrow --all-targets).
 set -euo pipefail
@@ -10,6 +17,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# Creating the moto venv needs venv and ensurepip (Debian ships them apart).
+if [[ ! -x "${S3FTP_TOOLS_DIR:-$HOME/.cache/s3ftp-tools}/moto-venv/bin/moto_server" ]]; then
+    python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+fi
 
 if ((${#missing[@]} > 0)); then
     echo "installing: ${missing[*]}" >&2
@@ -23,7 +34,11 @@ if ((${#missing[@]} > 0)); then
     fi
     export DEBIAN_FRONTEND=noninteractive
     ${sudo[@]+"${sudo[@]}"} apt-get update </dev/null
-    ${sudo[@]+"${sudo[@]}"} apt-get install -y --no-install-recommends curl python3 </dev/null
+    ${sudo[@]+"${sudo[@]}"} apt-get install -y --no-install-recommends curl python3 python3-venv </dev/null
 fi
+
+# shellcheck source=scripts/s3-servers.sh
+source scripts/s3-servers.sh
+s3ftp_install_s3_servers
 
 exec cargo test --all-targets "$@"

@@ -3,11 +3,15 @@
 //! Bodies use the `Backend` trait only; back-end-specific checks live in the
 //! `local_only` module at the end.
 
+mod common;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use s3ftp::storage::opendal::OpendalBackend;
+use s3ftp::storage::s3::upload::UploadSettings;
+use s3ftp::storage::s3::{S3Backend, S3Uri};
 use s3ftp::storage::{Backend, EntryKind, Metadata, StorageError, Times, WriteOptions};
 
 // ---------------------------------------------------------------- helpers
@@ -618,7 +622,24 @@ macro_rules! contract {
                 }
             )*
         }
+        mod s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $body() {
+                    let backend = super::s3_backend().await;
+                    super::$body(&backend).await;
+                }
+            )*
+        }
     };
+}
+
+/// An S3 back end on a fresh bucket of the shared test server, under a prefix.
+async fn s3_backend() -> S3Backend {
+    let server = common::s3::S3Server::shared();
+    let bucket = server.fresh_bucket().await;
+    let uri = S3Uri::parse(&server.mount_uri(&bucket, "contract/prefix")).expect("mount URI");
+    S3Backend::open(&uri, UploadSettings::new(5 << 20, 4, 64)).await
 }
 
 contract!(

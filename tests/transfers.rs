@@ -37,23 +37,6 @@ async fn names(c: &mut Raw) -> Vec<String> {
     names
 }
 
-/// No staged upload is left in the local folder's staging area (waits for the
-/// background clean-up a dropped upload may still be doing).
-async fn assert_no_partial_files(server: &TestServer) {
-    let Some(root) = server.folder_path() else {
-        return;
-    };
-    let staging = root.join(".s3ftp-partial");
-    for _ in 0..50 {
-        let leftover = std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0);
-        if leftover == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("staged upload left in {}", staging.display());
-}
-
 async fn round_trips_with_checksums(server: TestServer) {
     let mut ftp = server.client().await;
     for (i, len) in [0usize, 1, 5 * 1024 * 1024 + 123].into_iter().enumerate() {
@@ -72,7 +55,17 @@ async fn round_trips_with_checksums(server: TestServer) {
         assert_eq!(sha256(&back), sha256(&body), "{len} bytes");
     }
     ftp.quit().await.expect("QUIT");
-    assert_no_partial_files(&server).await;
+    server.assert_nothing_partial().await;
+    if let Some(bucket) = server.bucket() {
+        // The files really are objects under the mount's prefix.
+        let keys = common::s3::S3Server::shared()
+            .list_keys(bucket, common::S3_PREFIX)
+            .await;
+        for i in 0..3 {
+            let key = format!("{}/file{i}.bin", common::S3_PREFIX);
+            assert!(keys.contains(&key), "{key} not in {keys:?}");
+        }
+    }
 }
 
 async fn restart_append_and_unique_names(server: TestServer) {
@@ -182,7 +175,7 @@ async fn abort_during_upload_keeps_the_old_file(server: TestServer) {
     drop(data);
     assert_eq!(c.fetch("RETR f").await, b"old content");
     assert_eq!(names(&mut c).await, ["f"]);
-    assert_no_partial_files(&server).await;
+    server.assert_nothing_partial().await;
 }
 
 async fn control_disconnect_mid_upload_keeps_the_old_file(server: TestServer) {
@@ -201,7 +194,7 @@ async fn control_disconnect_mid_upload_keeps_the_old_file(server: TestServer) {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(c.fetch("RETR f").await, b"old content");
     assert_eq!(names(&mut c).await, ["f"]);
-    assert_no_partial_files(&server).await;
+    server.assert_nothing_partial().await;
 }
 
 async fn data_reset_mid_upload_keeps_the_old_file(server: TestServer) {
@@ -218,7 +211,7 @@ async fn data_reset_mid_upload_keeps_the_old_file(server: TestServer) {
     c.expect("NOOP", 200).await;
     assert_eq!(c.fetch("RETR f").await, b"old content");
     assert_eq!(names(&mut c).await, ["f"]);
-    assert_no_partial_files(&server).await;
+    server.assert_nothing_partial().await;
 }
 
 async fn commands_during_a_transfer_are_answered_in_order(server: TestServer) {

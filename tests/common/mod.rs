@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -37,7 +39,15 @@ pub fn cheap_hash(password: &str) -> String {
 pub enum Store {
     Memory,
     Folder(tempfile::TempDir),
+    /// A fresh bucket on the shared S3 server, mounted under the key prefix
+    /// [`S3_PREFIX`] (so the prefix handling is exercised too).
+    S3 {
+        bucket: String,
+    },
 }
+
+/// Key prefix the S3 test mounts use.
+pub const S3_PREFIX: &str = "mnt/root";
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -58,10 +68,20 @@ impl TestServer {
         TestServer::start(Store::Folder(dir), &[]).await
     }
 
+    /// A server on a fresh bucket of the shared S3 server (Garage, or the
+    /// external one named by S3FTP_TEST_S3_ENDPOINT).
+    pub async fn s3() -> TestServer {
+        let bucket = s3::S3Server::shared().fresh_bucket().await;
+        TestServer::start(Store::S3 { bucket }, &[]).await
+    }
+
     pub async fn start(store: Store, extra: &[(&str, &str)]) -> TestServer {
         let mount = match &store {
             Store::Memory => "/=memory://".to_string(),
             Store::Folder(dir) => format!("/=fs://{}", dir.path().display()),
+            Store::S3 { bucket } => {
+                format!("/={}", s3::S3Server::shared().mount_uri(bucket, S3_PREFIX))
+            }
         };
         let users = format!(
             r#"[{{"name":"{USER}","password":"{h}"}},{{"name":"{READER}","password":"{h}","read_only":true}},{{"name":"{JAILED}","password":"{h}","home":"/bob"}}]"#,
@@ -93,8 +113,39 @@ impl TestServer {
     pub fn folder_path(&self) -> Option<&std::path::Path> {
         match &self.store {
             Store::Folder(dir) => Some(dir.path()),
-            Store::Memory => None,
+            Store::Memory | Store::S3 { .. } => None,
         }
+    }
+
+    /// The bucket behind an S3 server.
+    pub fn bucket(&self) -> Option<&str> {
+        match &self.store {
+            Store::S3 { bucket } => Some(bucket),
+            _ => None,
+        }
+    }
+
+    /// Nothing half-written is left in the store: no staged file in the local
+    /// folder's staging area, no multipart upload in the bucket. Waits a little
+    /// for the background clean-up a dropped upload may still be doing.
+    pub async fn assert_nothing_partial(&self) {
+        for _ in 0..50 {
+            let leftover = match &self.store {
+                Store::Memory => 0,
+                Store::Folder(dir) => std::fs::read_dir(dir.path().join(".s3ftp-partial"))
+                    .map(|d| d.count())
+                    .unwrap_or(0),
+                Store::S3 { bucket } => s3::S3Server::shared()
+                    .list_multipart_uploads(bucket)
+                    .await
+                    .len(),
+            };
+            if leftover == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("a partial upload was left behind");
     }
 
     pub async fn raw(&self) -> Raw {
@@ -289,8 +340,9 @@ pub fn content(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Runs each listed `async fn name(server: TestServer)` against the memory and
-/// the local-folder back end, as `memory::name` and `folder::name`.
+/// Runs each listed `async fn name(server: TestServer)` against the memory,
+/// the local-folder and the S3 back end, as `memory::name`, `folder::name`
+/// and `s3::name`.
 #[macro_export]
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
@@ -307,6 +359,14 @@ macro_rules! on_every_backend {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(super::common::TestServer::folder().await).await
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::common::TestServer::s3().await).await
                 }
             )*
         }

@@ -73,6 +73,8 @@ impl S3Uri {
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decoded = percent_decode(v).ok_or_else(|| format!("{k}: bad %-escape"))?;
+            let v = decoded.as_str();
             match k {
                 "endpoint" => parsed.endpoint = Some(v.to_string()),
                 "region" => parsed.region = Some(v.to_string()),
@@ -101,6 +103,24 @@ impl S3Uri {
         }
         Ok(parsed)
     }
+}
+
+/// Decodes `%XX` escapes in a query value (the value must stay UTF-8).
+fn percent_decode(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn parse_bool(k: &str, v: &str) -> std::result::Result<bool, String> {
@@ -155,6 +175,45 @@ pub struct S3Backend {
     prefix: String,
     page_size: i32,
     description: String,
+    times: Arc<KnownTimes>,
+}
+
+/// Most entries [`KnownTimes`] holds before it starts afresh.
+const KNOWN_TIMES_CAP: usize = 100_000;
+
+/// Client-set modification times seen in object metadata (by MFMT or a
+/// HEAD), so listings can show them without a HEAD per listed entry
+/// (ListObjectsV2 carries no user metadata). An entry holds only while the
+/// object's LastModified is the one seen with it: any overwrite, by this
+/// server or another client, makes the listing fall back to LastModified.
+#[derive(Default)]
+struct KnownTimes(std::sync::Mutex<HashMap<String, (SystemTime, u64)>>);
+
+impl KnownTimes {
+    fn remember(&self, full: &str, client_time: SystemTime, last_modified: Option<SystemTime>) {
+        let Some(stamp) = last_modified.map(epoch_secs) else {
+            return;
+        };
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= KNOWN_TIMES_CAP {
+                map.clear();
+            }
+            map.insert(full.to_string(), (client_time, stamp));
+        }
+    }
+
+    /// The client-set time of `full`, if it still applies to this version.
+    fn lookup(&self, full: &str, last_modified: Option<SystemTime>) -> Option<SystemTime> {
+        let stamp = epoch_secs(last_modified?);
+        let map = self.0.lock().ok()?;
+        map.get(full).filter(|(_, s)| *s == stamp).map(|(t, _)| *t)
+    }
+}
+
+fn epoch_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl std::fmt::Debug for S3Backend {
@@ -202,6 +261,7 @@ impl S3Backend {
             }),
             prefix: uri.prefix.clone(),
             page_size: uri.page_size,
+            times: Arc::new(KnownTimes::default()),
             description: format!(
                 "S3Backend(s3://{}/{} at {})",
                 uri.bucket,
@@ -418,15 +478,23 @@ impl S3Backend {
     }
 }
 
+fn user_time(head: &HeadObjectOutput, name: &str) -> Option<SystemTime> {
+    head.metadata()
+        .and_then(|m| m.get(name))
+        .and_then(|v| parse_epoch(v))
+}
+
+fn client_mtime(head: &HeadObjectOutput) -> Option<SystemTime> {
+    user_time(head, "mtime")
+}
+
 fn metadata_of(head: &HeadObjectOutput) -> Metadata {
-    let user = head.metadata();
-    let time_of = |name: &str| user.and_then(|m| m.get(name)).and_then(|v| parse_epoch(v));
-    let modified = time_of("mtime").or_else(|| head.last_modified().and_then(to_system_time));
+    let modified = client_mtime(head).or_else(|| head.last_modified().and_then(to_system_time));
     Metadata {
         kind: EntryKind::File,
         size: head.content_length().unwrap_or(0).max(0) as u64,
         modified,
-        created: time_of("btime"),
+        created: user_time(head, "btime"),
     }
 }
 
@@ -452,7 +520,14 @@ fn to_system_time(t: &aws_sdk_s3::primitives::DateTime) -> Option<SystemTime> {
 impl Backend for S3Backend {
     async fn stat(&self, key: &str) -> Result<Metadata> {
         match self.kind(key).await? {
-            Some((EntryKind::File, Some(head))) => Ok(metadata_of(&head)),
+            Some((EntryKind::File, Some(head))) => {
+                let meta = metadata_of(&head);
+                if let Some(client_time) = client_mtime(&head) {
+                    let stored = head.last_modified().and_then(to_system_time);
+                    self.times.remember(&self.full(key), client_time, stored);
+                }
+                Ok(meta)
+            }
             Some(_) => Ok(Metadata::dir()),
             None => Err(StorageError::NotFound),
         }
@@ -463,8 +538,10 @@ impl Backend for S3Backend {
         let client = self.client().clone();
         let bucket = self.bucket().to_string();
         let page_size = self.page_size;
+        let times = self.times.clone();
         let fetch = move |token: Option<String>| {
             let (client, bucket, prefix) = (client.clone(), bucket.clone(), prefix.clone());
+            let times = times.clone();
             async move {
                 let out = client
                     .list_objects_v2()
@@ -492,19 +569,18 @@ impl Backend for S3Backend {
                 }
                 for obj in out.contents() {
                     // The directory's own marker (`dir/`) is not an entry.
-                    let name = obj
-                        .key()
-                        .and_then(|k| k.strip_prefix(&prefix))
-                        .unwrap_or("");
+                    let key = obj.key().unwrap_or("");
+                    let name = key.strip_prefix(&prefix).unwrap_or("");
                     if name.is_empty() {
                         continue;
                     }
+                    let stored = obj.last_modified().and_then(to_system_time);
                     entries.push(Entry {
                         name: name.to_string(),
                         meta: Metadata {
                             kind: EntryKind::File,
                             size: obj.size().unwrap_or(0).max(0) as u64,
-                            modified: obj.last_modified().and_then(to_system_time),
+                            modified: times.lookup(key, stored).or(stored),
                             created: None,
                         },
                     });
@@ -564,7 +640,12 @@ impl Backend for S3Backend {
                     // Offset exactly at the end: nothing left to send.
                     return Ok(stream::empty().boxed());
                 }
-                return Err(map(e, "GetObject"));
+                return Err(match map(e, "GetObject") {
+                    StorageError::NotFound if self.dir_exists(key).await? => {
+                        StorageError::IsDirectory
+                    }
+                    other => other,
+                });
             }
         };
         let body = out.body;
@@ -629,7 +710,7 @@ impl Backend for S3Backend {
 
     async fn delete(&self, key: &str) -> Result<()> {
         if key.is_empty() {
-            return Err(StorageError::PermissionDenied);
+            return Err(StorageError::IsDirectory);
         }
         match self.kind(key).await? {
             None => return Err(StorageError::NotFound),
@@ -808,7 +889,9 @@ impl Backend for S3Backend {
             Some(metadata),
             head.content_type().map(str::to_string),
         )
-        .await
+        .await?;
+        // Learn the new version's LastModified so listings can show the time.
+        self.stat(key).await.map(|_| ())
     }
 
     async fn check(&self) -> Result<()> {
