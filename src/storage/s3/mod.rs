@@ -31,6 +31,8 @@ use upload::{MultipartSink, UploadSettings, MAX_PART, MIN_PART};
 
 /// Keys copied at once when a directory is renamed.
 const COPY_CONCURRENCY: usize = 8;
+/// S3's longest key, in bytes.
+const MAX_KEY_BYTES: usize = 1024;
 /// Most keys per DeleteObjects request (S3's limit).
 const DELETE_BATCH: usize = 1000;
 
@@ -184,14 +186,14 @@ const KNOWN_TIMES_CAP: usize = 100_000;
 /// Client-set modification times seen in object metadata (by MFMT or a
 /// HEAD), so listings can show them without a HEAD per listed entry
 /// (ListObjectsV2 carries no user metadata). An entry holds only while the
-/// object's LastModified is the one seen with it: any overwrite, by this
-/// server or another client, makes the listing fall back to LastModified.
+/// object's ETag is the one seen with it: an overwrite with other content, by
+/// this server or another client, makes the listing fall back to LastModified.
 #[derive(Default)]
-struct KnownTimes(std::sync::Mutex<HashMap<String, (SystemTime, u64)>>);
+struct KnownTimes(std::sync::Mutex<HashMap<String, (SystemTime, String)>>);
 
 impl KnownTimes {
-    fn remember(&self, full: &str, client_time: SystemTime, last_modified: Option<SystemTime>) {
-        let Some(stamp) = last_modified.map(epoch_secs) else {
+    fn remember(&self, full: &str, client_time: SystemTime, etag: Option<&str>) {
+        let Some(stamp) = etag.map(str::to_string) else {
             return;
         };
         if let Ok(mut map) = self.0.lock() {
@@ -203,17 +205,11 @@ impl KnownTimes {
     }
 
     /// The client-set time of `full`, if it still applies to this version.
-    fn lookup(&self, full: &str, last_modified: Option<SystemTime>) -> Option<SystemTime> {
-        let stamp = epoch_secs(last_modified?);
+    fn lookup(&self, full: &str, etag: Option<&str>) -> Option<SystemTime> {
+        let etag = etag?;
         let map = self.0.lock().ok()?;
-        map.get(full).filter(|(_, s)| *s == stamp).map(|(t, _)| *t)
+        map.get(full).filter(|(_, s)| s == etag).map(|(t, _)| *t)
     }
-}
-
-fn epoch_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl std::fmt::Debug for S3Backend {
@@ -286,6 +282,18 @@ impl S3Backend {
             (false, true) => self.prefix.clone(),
             (false, false) => format!("{}/{key}", self.prefix),
         }
+    }
+
+    /// S3 keys are at most 1,024 bytes, mount prefix and directory slash
+    /// included: refused here, before any request.
+    fn check_len(&self, key: &str) -> Result<()> {
+        if self.full(key).len() + 1 > MAX_KEY_BYTES {
+            return Err(StorageError::InvalidName(format!(
+                "object key longer than {} bytes",
+                MAX_KEY_BYTES - 1
+            )));
+        }
+        Ok(())
     }
 
     /// The listing prefix of a directory: its object key and a slash.
@@ -519,12 +527,13 @@ fn to_system_time(t: &aws_sdk_s3::primitives::DateTime) -> Option<SystemTime> {
 #[async_trait]
 impl Backend for S3Backend {
     async fn stat(&self, key: &str) -> Result<Metadata> {
+        self.check_len(key)?;
         match self.kind(key).await? {
             Some((EntryKind::File, Some(head))) => {
                 let meta = metadata_of(&head);
                 if let Some(client_time) = client_mtime(&head) {
-                    let stored = head.last_modified().and_then(to_system_time);
-                    self.times.remember(&self.full(key), client_time, stored);
+                    self.times
+                        .remember(&self.full(key), client_time, head.e_tag());
                 }
                 Ok(meta)
             }
@@ -534,6 +543,7 @@ impl Backend for S3Backend {
     }
 
     async fn list(&self, dir: &str) -> Result<EntryPages> {
+        self.check_len(dir)?;
         let prefix = self.dir_prefix(dir);
         let client = self.client().clone();
         let bucket = self.bucket().to_string();
@@ -580,7 +590,7 @@ impl Backend for S3Backend {
                         meta: Metadata {
                             kind: EntryKind::File,
                             size: obj.size().unwrap_or(0).max(0) as u64,
-                            modified: times.lookup(key, stored).or(stored),
+                            modified: times.lookup(key, obj.e_tag()).or(stored),
                             created: None,
                         },
                     });
@@ -621,6 +631,7 @@ impl Backend for S3Backend {
     }
 
     async fn read(&self, key: &str, offset: u64) -> Result<ByteStream> {
+        self.check_len(key)?;
         if key.is_empty() {
             return Err(StorageError::IsDirectory);
         }
@@ -660,6 +671,7 @@ impl Backend for S3Backend {
     }
 
     async fn write(&self, key: &str, options: WriteOptions) -> Result<Box<dyn UploadSink>> {
+        self.check_len(key)?;
         if key.is_empty() {
             return Err(StorageError::IsDirectory);
         }
@@ -709,6 +721,7 @@ impl Backend for S3Backend {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
+        self.check_len(key)?;
         if key.is_empty() {
             return Err(StorageError::IsDirectory);
         }
@@ -728,6 +741,8 @@ impl Backend for S3Backend {
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.check_len(from)?;
+        self.check_len(to)?;
         if from.is_empty() || to.is_empty() {
             return Err(StorageError::PermissionDenied);
         }
@@ -794,6 +809,7 @@ impl Backend for S3Backend {
     }
 
     async fn mkdir(&self, key: &str) -> Result<()> {
+        self.check_len(key)?;
         if key.is_empty() {
             return Err(StorageError::AlreadyExists);
         }
@@ -814,6 +830,7 @@ impl Backend for S3Backend {
     }
 
     async fn rmdir(&self, key: &str) -> Result<()> {
+        self.check_len(key)?;
         if key.is_empty() {
             return Err(StorageError::PermissionDenied);
         }
@@ -849,6 +866,7 @@ impl Backend for S3Backend {
     }
 
     async fn remove_all(&self, key: &str) -> Result<()> {
+        self.check_len(key)?;
         if key.is_empty() {
             return Err(StorageError::PermissionDenied);
         }
@@ -866,6 +884,7 @@ impl Backend for S3Backend {
     }
 
     async fn set_times(&self, key: &str, times: Times) -> Result<()> {
+        self.check_len(key)?;
         let head = match self.kind(key).await? {
             None => return Err(StorageError::NotFound),
             Some((EntryKind::Dir, _)) => return Err(StorageError::IsDirectory),
@@ -890,7 +909,7 @@ impl Backend for S3Backend {
             head.content_type().map(str::to_string),
         )
         .await?;
-        // Learn the new version's LastModified so listings can show the time.
+        // Learn the new version's ETag so listings can show the time.
         self.stat(key).await.map(|_| ())
     }
 
