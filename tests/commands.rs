@@ -515,3 +515,22 @@ async fn recursive_size_and_removal(server: TestServer) {
     c.expect("CWD t", 550).await;
     assert_eq!(lines(&c.fetch("NLST").await), ["keep"]);
 }
+
+#[tokio::test]
+async fn rename_onto_an_existing_file_can_be_refused_by_policy() {
+    let server = TestServer::start(
+        common::Store::Memory,
+        &[("S3FTP_RENAME_OVERWRITE", "false")],
+    )
+    .await;
+    let mut c = server.login().await;
+    c.upload("STOR a", b"first").await;
+    c.upload("STOR b", b"second").await;
+    c.expect("RNFR a", 350).await;
+    c.expect("RNTO b", 550).await;
+    assert_eq!(c.fetch("RETR a").await, b"first");
+    assert_eq!(c.fetch("RETR b").await, b"second");
+    c.expect("RNFR a", 350).await;
+    c.expect("RNTO c", 250).await;
+    assert_eq!(c.fetch("RETR c").await, b"first");
+}

@@ -23,6 +23,8 @@ pub const MAX_KEY_BYTES: usize = 1024;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Permissions {
     pub read_only: bool,
+    /// RNTO onto an existing file replaces it (S3FTP_RENAME_OVERWRITE).
+    pub rename_overwrite: bool,
 }
 
 /// A user's view of the tree.
@@ -204,6 +206,13 @@ impl Vfs {
     pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
         let (from_mount, from_key) = self.locate_for_write(from)?;
         let (to_mount, to_key) = self.locate_for_write(to)?;
+        if !self.perms.rename_overwrite {
+            match to_mount.backend.stat(&to_key).await {
+                Ok(_) => return Err(StorageError::AlreadyExists),
+                Err(StorageError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
         if std::ptr::eq(from_mount, to_mount) {
             return from_mount.backend.rename(&from_key, &to_key).await;
         }

@@ -29,6 +29,7 @@ pub(super) async fn pass(s: &mut Session, password: String) -> Handled {
     };
     let perms = Permissions {
         read_only: user.read_only,
+        rename_overwrite: s.shared.config.rename_overwrite,
     };
     let vfs = Vfs::new(s.shared.mounts.clone(), &user.home, perms);
     if !perms.read_only {

@@ -1,0 +1,24 @@
+# Multi-stage build: a static-enough release binary on a small Debian base,
+# running as a non-root user.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+RUN cargo build --release --locked --bin s3ftp
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --create-home --home-dir /srv/s3ftp s3ftp
+COPY --from=build /src/target/release/s3ftp /usr/local/bin/s3ftp
+USER s3ftp
+WORKDIR /srv/s3ftp
+ENV S3FTP_LISTEN=0.0.0.0:2121 \
+    S3FTP_PASV_PORTS=50000-50019 \
+    S3FTP_MOUNTS=/=fs:///srv/s3ftp/data
+EXPOSE 2121 50000-50019
+# The control port answers 220 when the server is up.
+HEALTHCHECK --interval=10s --timeout=3s \
+    CMD bash -c 'exec 3<>/dev/tcp/127.0.0.1/2121 && head -c 3 <&3 | grep -q 220'
+ENTRYPOINT ["/usr/local/bin/s3ftp"]

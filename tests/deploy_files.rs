@@ -1,0 +1,77 @@
+//! docker-compose.yml, Dockerfile and .env.example cannot run here (no Docker
+//! engine), so their consistency with the binary is checked instead: every
+//! S3FTP_* variable they set exists, the demo user parses and its documented
+//! password verifies, and the compose mount URI is one the server accepts.
+
+use s3ftp::auth::{parse_users, UserStore};
+use s3ftp::config::VARIABLES;
+use s3ftp::storage::s3::S3Uri;
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/{name}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Every `S3FTP_NAME` written in `text`.
+fn variables_in(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("S3FTP_") {
+        let name: String = rest[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        // `S3FTP_*` in prose is the family, not a variable.
+        if name.len() > "S3FTP_".len() {
+            found.push(name);
+        }
+        rest = &rest[i + 6..];
+    }
+    found
+}
+
+#[test]
+fn deployment_files_only_use_known_variables() {
+    for file in ["docker-compose.yml", "Dockerfile", ".env.example"] {
+        let names = variables_in(&read(file));
+        assert!(!names.is_empty(), "{file} sets no S3FTP_ variable");
+        for name in names {
+            assert!(
+                VARIABLES.iter().any(|v| v.name == name),
+                "{file} uses {name}, which s3ftp does not know"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn demo_user_in_env_example_logs_in_with_its_documented_password() {
+    let env = read(".env.example");
+    let line = env
+        .lines()
+        .find(|l| l.starts_with("S3FTP_USERS="))
+        .expect("S3FTP_USERS line");
+    let json = line["S3FTP_USERS=".len()..].trim_matches('\'');
+    let users = parse_users(json).expect("valid users");
+    let store = UserStore::new(users);
+    assert!(store.verify("demo", "change-me").await.is_some());
+    assert!(env.contains("\"change-me\""), "the password is documented");
+}
+
+#[test]
+fn compose_mount_uri_is_accepted() {
+    let compose = read("docker-compose.yml");
+    let line = compose
+        .lines()
+        .find(|l| l.trim_start().starts_with("S3FTP_MOUNTS:"))
+        .expect("S3FTP_MOUNTS in compose");
+    let value = line.split_once(':').map(|(_, v)| v.trim()).expect("value");
+    let uri = value.strip_prefix("/=").expect("mounted at /");
+    let parsed = S3Uri::parse(uri).expect("S3 URI");
+    assert_eq!(parsed.bucket, "ftp");
+    assert!(parsed.path_style, "MinIO needs path-style addressing");
+    assert!(
+        compose.contains("mc mb --ignore-existing local/ftp"),
+        "the bucket is created"
+    );
+}
