@@ -145,6 +145,7 @@ async fn large_upload_is_multipart_with_matching_checksum() {
     let bucket = server.bucket().expect("bucket").to_string();
     let mut c = server.login().await;
     let len = 200 * MIB;
+    let started = std::time::Instant::now();
     let mut data = c.data().await;
     c.expect("STOR big.bin", 150).await;
     let sent_sha = send_generated(&mut data, len).await;
@@ -152,6 +153,12 @@ async fn large_upload_is_multipart_with_matching_checksum() {
     drop(data);
     let (code, text) = c.reply().await;
     assert_eq!(code, 226, "{text}");
+    // A figure for the record (debug build, shared 2-core machine), not a target.
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "200 MiB STOR to Garage: {secs:.2} s, {:.0} MiB/s, sha256 {sent_sha}",
+        200.0 / secs
+    );
     let head = shared()
         .head_object(&bucket, &key("big.bin"))
         .await
@@ -165,6 +172,7 @@ async fn large_upload_is_multipart_with_matching_checksum() {
         etag.ends_with("-25"),
         "200 MiB in 8 MiB parts is 25 parts: {etag}"
     );
+    eprintln!("ETag {etag}");
     assert_eq!(
         c.expect("SIZE big.bin", 213).await.trim_end(),
         format!("213 {len}")

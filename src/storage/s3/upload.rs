@@ -18,6 +18,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
+use futures::{StreamExt, TryStreamExt};
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -250,40 +251,44 @@ impl MultipartSink {
     /// at the start of the upload. Each part is at least 5 MiB and at most 5 GiB.
     pub(super) async fn copy_prefix(&mut self, source_key: &str, len: u64) -> Result<()> {
         let upload_id = self.create_upload().await?;
-        let chunks = len.div_ceil(MAX_PART as u64).max(1);
-        let chunk = len.div_ceil(chunks);
+        let ranges = copy_ranges(len);
+        let first = self.next_part;
+        self.next_part += ranges.len() as i32;
         let source = self.target.copy_source(source_key);
-        let mut start = 0u64;
-        while start < len {
-            let end = (start + chunk).min(len) - 1;
-            let number = self.next_part;
-            self.next_part += 1;
-            let out = self
-                .target
-                .client
-                .upload_part_copy()
-                .bucket(&self.target.bucket)
-                .key(&self.key)
-                .upload_id(&upload_id)
-                .part_number(number)
-                .copy_source(&source)
-                .copy_source_range(format!("bytes={start}-{end}"))
-                .send()
-                .await
-                .map_err(|e| map(e, "UploadPartCopy"))?;
-            let etag = out
-                .copy_part_result()
-                .and_then(|r| r.e_tag())
-                .unwrap_or_default()
-                .to_string();
-            self.done.push(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .e_tag(etag)
-                    .build(),
-            );
-            start = end + 1;
-        }
+        let (target, key) = (&self.target, &self.key);
+        let copied: Vec<CompletedPart> = futures::stream::iter(ranges.into_iter().enumerate())
+            .map(|(i, (start, end))| {
+                let (source, upload_id) = (&source, &upload_id);
+                async move {
+                    let number = first + i as i32;
+                    let out = target
+                        .client
+                        .upload_part_copy()
+                        .bucket(&target.bucket)
+                        .key(key)
+                        .upload_id(upload_id)
+                        .part_number(number)
+                        .copy_source(source)
+                        .copy_source_range(format!("bytes={start}-{end}"))
+                        .send()
+                        .await
+                        .map_err(|e| map(e, "UploadPartCopy"))?;
+                    let etag = out
+                        .copy_part_result()
+                        .and_then(|r| r.e_tag())
+                        .unwrap_or_default();
+                    Ok::<_, StorageError>(
+                        CompletedPart::builder()
+                            .part_number(number)
+                            .e_tag(etag)
+                            .build(),
+                    )
+                }
+            })
+            .buffer_unordered(target.upload.concurrency)
+            .try_collect()
+            .await?;
+        self.done.extend(copied);
         self.total = len;
         self.sha256 = None;
         Ok(())
@@ -409,6 +414,24 @@ async fn abort_upload(target: &S3Target, key: &str, upload_id: &str) -> Result<(
     Ok(())
 }
 
+/// Smallest part a server-side copy is split into: big enough that copies
+/// are few, small enough that they run in parallel.
+const COPY_PART: u64 = 256 * 1024 * 1024;
+
+/// Inclusive byte ranges for copying the first `len` bytes in parallel parts:
+/// equal sizes (so none is under 5 MiB when `len` is at least 5 MiB), at most
+/// 5 GiB each, and about 1,000 of them (1,024 for a 5 TiB object, S3's
+/// 5 GiB part limit) so that data parts can follow.
+fn copy_ranges(len: u64) -> Vec<(u64, u64)> {
+    let target = COPY_PART.max(len.div_ceil(1000)).min(MAX_PART as u64);
+    let parts = len.div_ceil(target).max(1);
+    let size = len.div_ceil(parts);
+    (0..parts)
+        .map(|i| (i * size, ((i + 1) * size).min(len) - 1))
+        .filter(|(start, end)| start <= end)
+        .collect()
+}
+
 /// Content-MD5 header value: the base64 MD5 of the body, which the store verifies.
 fn content_md5(body: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Md5::digest(body))
@@ -446,6 +469,33 @@ mod tests {
     fn settings_never_allow_parts_under_five_mib() {
         assert_eq!(UploadSettings::new(1, 0, 0).part_size, MIN_PART);
         assert_eq!(UploadSettings::new(1, 0, 0).concurrency, 1);
+    }
+
+    #[test]
+    fn copy_ranges_cover_the_prefix_in_valid_parts() {
+        for len in [
+            MIN_PART as u64,
+            6 * MIB as u64,
+            300 * MIB as u64,
+            7 << 30,
+            5 << 40,
+        ] {
+            let ranges = copy_ranges(len);
+            assert!(ranges.len() <= 1024, "{len}: {} parts", ranges.len());
+            assert_eq!(ranges[0].0, 0);
+            assert_eq!(ranges.last().map(|r| r.1), Some(len - 1));
+            for pair in ranges.windows(2) {
+                assert_eq!(pair[0].1 + 1, pair[1].0, "contiguous");
+            }
+            for (start, end) in &ranges {
+                let size = end - start + 1;
+                assert!(
+                    size >= MIN_PART as u64 && size <= MAX_PART as u64,
+                    "{len}: {size}"
+                );
+            }
+        }
+        assert_eq!(copy_ranges(300 * MIB as u64).len(), 2);
     }
 
     #[test]
