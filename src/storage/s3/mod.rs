@@ -520,6 +520,18 @@ fn format_epoch(t: SystemTime) -> String {
     format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
 }
 
+/// An object's body as the storage layer's chunk stream.
+fn body_stream(body: aws_sdk_s3::primitives::ByteStream) -> ByteStream {
+    stream::try_unfold(body, |mut body| async move {
+        match body.try_next().await {
+            Ok(Some(chunk)) => Ok(Some((chunk, body))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(StorageError::Transient(format!("reading object: {e}"))),
+        }
+    })
+    .boxed()
+}
+
 fn to_system_time(t: &aws_sdk_s3::primitives::DateTime) -> Option<SystemTime> {
     SystemTime::try_from(*t).ok()
 }
@@ -660,14 +672,7 @@ impl Backend for S3Backend {
             }
         };
         let body = out.body;
-        Ok(stream::try_unfold(body, |mut body| async move {
-            match body.try_next().await {
-                Ok(Some(chunk)) => Ok(Some((chunk, body))),
-                Ok(None) => Ok(None),
-                Err(e) => Err(StorageError::Transient(format!("reading object: {e}"))),
-            }
-        })
-        .boxed())
+        Ok(body_stream(body))
     }
 
     async fn write(&self, key: &str, options: WriteOptions) -> Result<Box<dyn UploadSink>> {
@@ -936,14 +941,7 @@ impl S3Backend {
             .send()
             .await
             .map_err(|e| map(e, "GetObject"))?;
-        Ok(stream::try_unfold(out.body, |mut body| async move {
-            match body.try_next().await {
-                Ok(Some(chunk)) => Ok(Some((chunk, body))),
-                Ok(None) => Ok(None),
-                Err(e) => Err(StorageError::Transient(format!("reading object: {e}"))),
-            }
-        })
-        .boxed())
+        Ok(body_stream(out.body))
     }
 }
 
