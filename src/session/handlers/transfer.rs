@@ -72,20 +72,26 @@ async fn upload(
     opening: String,
     done: String,
 ) -> Handled {
-    let vfs = s.vfs()?;
-    let existing = match vfs.stat(&path).await {
-        Ok(meta) if meta.is_dir() => return Err(StorageError::IsDirectory.into()),
-        Ok(meta) => Some(meta.size),
-        Err(StorageError::NotFound) => None,
-        Err(e) => return Err(e.into()),
+    let rest = match start {
+        Start::Append => None,
+        Start::Replace => Some(s.rest.take().unwrap_or(0)),
     };
-    let keep_prefix = match start {
-        Start::Append => existing.unwrap_or(0),
-        Start::Replace => match s.rest.take().unwrap_or(0) {
-            0 => 0,
-            n if n <= existing.unwrap_or(0) => n,
-            n => return Err(invalid_rest(n, existing.unwrap_or(0))),
-        },
+    // Only APPE and REST n + STOR need the existing size; a plain STOR leaves
+    // the checks to the back end's write (one round trip less on S3).
+    let existing = if rest == Some(0) {
+        0
+    } else {
+        match s.vfs()?.stat(&path).await {
+            Ok(meta) if meta.is_dir() => return Err(StorageError::IsDirectory.into()),
+            Ok(meta) => meta.size,
+            Err(StorageError::NotFound) => 0,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let keep_prefix = match rest {
+        None => existing,
+        Some(n) if n <= existing => n,
+        Some(n) => return Err(invalid_rest(n, existing)),
     };
     let sink = s
         .vfs()?
