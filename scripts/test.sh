@@ -17,6 +17,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+command -v lftp >/dev/null 2>&1 || missing+=(lftp)
 # Creating the moto venv needs venv and ensurepip (Debian ships them apart).
 if [[ ! -x "${S3FTP_TOOLS_DIR:-$HOME/.cache/s3ftp-tools}/moto-venv/bin/moto_server" ]]; then
     python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
@@ -34,7 +35,7 @@ if ((${#missing[@]} > 0)); then
     fi
     export DEBIAN_FRONTEND=noninteractive
     ${sudo[@]+"${sudo[@]}"} apt-get update </dev/null
-    ${sudo[@]+"${sudo[@]}"} apt-get install -y --no-install-recommends curl python3 python3-venv </dev/null
+    ${sudo[@]+"${sudo[@]}"} apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
 fi
 
 # shellcheck source=scripts/s3-servers.sh

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::auth::UserSpec;
+use crate::tls::CertSource;
 use crate::vfs::mount::{parse_mounts, MountSpec};
 
 pub const PREFIX: &str = "S3FTP_";
@@ -75,6 +76,31 @@ pub const VARIABLES: &[Variable] = &[
         help: "RNTO onto an existing file replaces it, as FTP servers do; false answers 550 and keeps both.",
     },
     Variable {
+        name: "S3FTP_TLS_CERT",
+        default: "",
+        help: "PEM file with the TLS certificate chain (leaf first); enables FTPS (AUTH TLS).",
+    },
+    Variable {
+        name: "S3FTP_TLS_KEY",
+        default: "",
+        help: "PEM file with the private key of S3FTP_TLS_CERT.",
+    },
+    Variable {
+        name: "S3FTP_TLS_SELF_SIGNED",
+        default: "false",
+        help: "Generate a self-signed certificate at start when no S3FTP_TLS_CERT is given (development only).",
+    },
+    Variable {
+        name: "S3FTP_TLS_IMPLICIT_LISTEN",
+        default: "",
+        help: "Address and port of an implicit FTPS listener (TLS from the first byte, conventionally port 990).",
+    },
+    Variable {
+        name: "S3FTP_REQUIRE_TLS",
+        default: "false",
+        help: "Refuse USER/PASS before AUTH TLS (530) and transfers without PROT P (521).",
+    },
+    Variable {
         name: "S3FTP_IDLE_TIMEOUT",
         default: "300",
         help: "Seconds a control connection may stay idle before 421 and disconnect.",
@@ -129,6 +155,11 @@ struct Raw {
     upload_concurrency: usize,
     upload_memory_mib: usize,
     rename_overwrite: bool,
+    tls_cert: String,
+    tls_key: String,
+    tls_self_signed: bool,
+    tls_implicit_listen: String,
+    require_tls: bool,
     idle_timeout: u64,
     data_timeout: u64,
     max_sessions: usize,
@@ -148,6 +179,10 @@ pub struct Config {
     pub upload_concurrency: usize,
     pub upload_memory_mib: usize,
     pub rename_overwrite: bool,
+    /// Where the TLS certificate comes from; None: no FTPS.
+    pub tls: Option<CertSource>,
+    pub tls_implicit_listen: Option<SocketAddr>,
+    pub require_tls: bool,
     pub idle_timeout: Duration,
     pub data_timeout: Duration,
     pub max_sessions: usize,
@@ -263,6 +298,36 @@ impl Raw {
                 "must hold at least one part (S3FTP_PART_SIZE_MIB)",
             ));
         }
+        let tls = match (self.tls_cert.trim(), self.tls_key.trim()) {
+            ("", "") if self.tls_self_signed => Some(CertSource::SelfSigned),
+            ("", "") => None,
+            ("", _) => return Err(invalid("S3FTP_TLS_CERT", "S3FTP_TLS_KEY is set without it")),
+            (_, "") => return Err(invalid("S3FTP_TLS_KEY", "S3FTP_TLS_CERT is set without it")),
+            (cert, key) => Some(CertSource::Files {
+                cert: cert.to_string(),
+                key: key.to_string(),
+            }),
+        };
+        let tls_implicit_listen = match self.tls_implicit_listen.trim() {
+            "" => None,
+            addr => Some(addr.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "S3FTP_TLS_IMPLICIT_LISTEN",
+                    format!("{addr:?} is not an address:port such as 0.0.0.0:990"),
+                )
+            })?),
+        };
+        if tls.is_none() && (tls_implicit_listen.is_some() || self.require_tls) {
+            let var = if self.require_tls {
+                "S3FTP_REQUIRE_TLS"
+            } else {
+                "S3FTP_TLS_IMPLICIT_LISTEN"
+            };
+            return Err(invalid(
+                var,
+                "needs a certificate: set S3FTP_TLS_CERT and S3FTP_TLS_KEY (or S3FTP_TLS_SELF_SIGNED=true)",
+            ));
+        }
         if self.idle_timeout == 0 {
             return Err(invalid("S3FTP_IDLE_TIMEOUT", "must be at least 1 second"));
         }
@@ -282,6 +347,9 @@ impl Raw {
             upload_concurrency: self.upload_concurrency,
             upload_memory_mib: self.upload_memory_mib,
             rename_overwrite: self.rename_overwrite,
+            tls,
+            tls_implicit_listen,
+            require_tls: self.require_tls,
             idle_timeout: Duration::from_secs(self.idle_timeout),
             data_timeout: Duration::from_secs(self.data_timeout),
             max_sessions: self.max_sessions,
@@ -357,6 +425,18 @@ mod tests {
         assert_eq!(e.var, "S3FTP_MOUNTS");
         let e = Config::from_vars([("S3FTP_LISTN", "x")]).unwrap_err();
         assert_eq!(e.var, "S3FTP_LISTN");
+    }
+
+    #[test]
+    fn tls_settings_are_checked_together() {
+        let e = Config::from_vars([("S3FTP_TLS_CERT", "/c.pem")]).unwrap_err();
+        assert_eq!(e.var, "S3FTP_TLS_KEY");
+        let e = Config::from_vars([("S3FTP_REQUIRE_TLS", "true")]).unwrap_err();
+        assert_eq!(e.var, "S3FTP_REQUIRE_TLS");
+        let e = Config::from_vars([("S3FTP_TLS_IMPLICIT_LISTEN", "127.0.0.1:990")]).unwrap_err();
+        assert_eq!(e.var, "S3FTP_TLS_IMPLICIT_LISTEN");
+        let c = Config::from_vars([("S3FTP_TLS_SELF_SIGNED", "true")]).unwrap();
+        assert_eq!(c.tls, Some(CertSource::SelfSigned));
     }
 
     #[test]

@@ -10,4 +10,5 @@ pub mod protocol;
 pub mod server;
 pub mod session;
 pub mod storage;
+pub mod tls;
 pub mod vfs;

@@ -27,16 +27,21 @@ const MIB: usize = 1024 * 1024;
 pub enum ServerError {
     #[error("S3FTP_MOUNTS: {0}")]
     Mount(String),
-    #[error("S3FTP_LISTEN: cannot listen on {addr}: {source}")]
+    #[error("{var}: cannot listen on {addr}: {source}")]
     Bind {
+        var: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 pub struct Server {
     shared: Arc<Shared>,
     listener: TcpListener,
+    /// Implicit FTPS (TLS from the first byte), when configured.
+    implicit: Option<TcpListener>,
 }
 
 impl Server {
@@ -61,27 +66,37 @@ impl Server {
                 ))
             })?;
         }
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(crate::tls::Acceptors::new)
+            .transpose()?;
+        let listener = bind("S3FTP_LISTEN", config.listen).await?;
+        let implicit = match config.tls_implicit_listen {
+            Some(addr) => Some(bind("S3FTP_TLS_IMPLICIT_LISTEN", addr).await?),
+            None => None,
+        };
         let shared = Shared {
             users: UserStore::new(config.users.clone()),
             mounts: Arc::new(mounts),
             pasv_pool: PassivePortPool::new(config.pasv_ports.clone()),
+            tls,
             config,
         };
         Ok(Server {
             shared: Arc::new(shared),
             listener,
+            implicit,
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The implicit FTPS listener's address, when there is one.
+    pub fn implicit_addr(&self) -> Option<SocketAddr> {
+        self.implicit.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Serves until `shutdown` is cancelled, then waits up to `grace` for the
@@ -91,9 +106,10 @@ impl Server {
         let tracker = TaskTracker::new();
         let mut next_id: u64 = 0;
         loop {
-            let accepted = tokio::select! {
+            let (accepted, implicit) = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                a = self.listener.accept() => a,
+                a = self.listener.accept() => (a, false),
+                a = accept_on(&self.implicit) => (a, true),
             };
             let (mut stream, peer) = match accepted {
                 Ok(a) => a,
@@ -106,6 +122,10 @@ impl Server {
             };
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 tracing::warn!(%peer, "too many sessions, refusing connection");
+                if implicit {
+                    // No TLS yet, so no reply can be read: just close.
+                    continue;
+                }
                 tracker.spawn(async move {
                     let _ = stream
                         .write_all(b"421 Too many connections, try again later.\r\n")
@@ -123,7 +143,7 @@ impl Server {
             let session = Session::new(self.shared.clone(), next_id, peer, local);
             let token = shutdown.clone();
             tracker.spawn(async move {
-                session.run(Box::new(stream), token).await;
+                session.run(Box::new(stream), token, implicit).await;
                 drop(permit);
             });
         }
@@ -131,5 +151,21 @@ impl Server {
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             tracing::warn!("sessions still running after the shutdown grace period");
         }
+    }
+}
+
+async fn bind(var: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { var, addr, source })
+}
+
+/// Accepts on an optional listener; never completes when there is none.
+async fn accept_on(
+    listener: &Option<TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
     }
 }

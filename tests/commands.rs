@@ -114,7 +114,7 @@ async fn reply_codes_of_every_command(server: TestServer) {
         ("ENC x", 502),
         ("MIC x", 502),
         ("AUTH TLS", 502),
-        ("CCC", 502),
+        ("CCC", 503),
         ("PBSZ 0", 503),
         ("PROT P", 503),
         ("BOGUS", 500),

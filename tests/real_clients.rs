@@ -128,13 +128,26 @@ impl Server {
         Server::start(Some(&users))
     }
 
+    /// A server whose only user is alice, with extra S3FTP_* variables.
+    fn with_alice_and(extra: &[(&str, String)]) -> Server {
+        let users = format!(
+            r#"[{{"name":"{USER}","password":"{}"}}]"#,
+            cheap_hash(PASSWORD)
+        );
+        Server::start_with(Some(&users), extra)
+    }
+
     /// `users` is the value of S3FTP_USERS, or None to leave it unset.
     fn start(users: Option<&str>) -> Server {
+        Server::start_with(users, &[])
+    }
+
+    fn start_with(users: Option<&str>, extra: &[(&str, String)]) -> Server {
         let mut last_err = String::new();
         // The port is free when picked but could be taken before the binary
         // binds it; try a few.
         for _ in 0..3 {
-            match Server::try_start(users) {
+            match Server::try_start(users, extra) {
                 Ok(server) => return server,
                 Err(e) if e.contains("in use") => last_err = e,
                 Err(e) => panic!("{e}"),
@@ -143,7 +156,7 @@ impl Server {
         panic!("{last_err}");
     }
 
-    fn try_start(users: Option<&str>) -> Result<Server, String> {
+    fn try_start(users: Option<&str>, extra: &[(&str, String)]) -> Result<Server, String> {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().join("root");
         fs::create_dir(&root).expect("create root");
@@ -165,6 +178,9 @@ impl Server {
             .stderr(fs::File::create(&stderr_path).expect("stderr file"));
         if let Some(users) = users {
             cmd.env("S3FTP_USERS", users);
+        }
+        for (key, value) in extra {
+            cmd.env(key, value);
         }
         let child = cmd.spawn().expect("start the s3ftp binary");
         let mut server = Server {
@@ -774,4 +790,213 @@ fn python_ftplib_session() {
     server.assert_file("keep/final.bin", &payload);
     server.assert_absent("py");
     server.assert_no_partials();
+}
+
+// ---------------------------------------------------------------- FTPS
+
+/// Variables for a server with a self-signed certificate.
+fn tls_env(extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    let mut env = vec![("S3FTP_TLS_SELF_SIGNED", "true".to_string())];
+    env.extend_from_slice(extra);
+    env
+}
+
+#[test]
+fn curl_explicit_ftps_protects_control_and_data() {
+    let server = Server::with_alice_and(&tls_env(&[]));
+    let work = Work::new();
+    let body = content(700_000, 11);
+    let local = work.write("up.bin", &body);
+    let tls = ["--ssl-reqd", "--insecure"];
+    let up = server.curl_run(
+        USER,
+        PASSWORD,
+        &[
+            &tls[..],
+            &[
+                "-T",
+                &local,
+                &server.url("/tls/up.bin"),
+                "--ftp-create-dirs",
+            ],
+        ]
+        .concat(),
+    );
+    // curl 7.88 asks AUTH SSL first; newer versions AUTH TLS.
+    assert!(
+        up.stderr.contains("> AUTH TLS") || up.stderr.contains("> AUTH SSL"),
+        "curl negotiated TLS:\n{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr.contains("PROT P"),
+        "curl protected the data:\n{}",
+        up.stderr
+    );
+    server.assert_file("tls/up.bin", &body);
+    let down = server.curl(&[&tls[..], &[&server.url("/tls/up.bin")]].concat());
+    assert_eq!(sha256(&down), sha256(&body));
+    let list = server.curl(&[&tls[..], &[&server.url("/tls/")]].concat());
+    assert!(String::from_utf8_lossy(&list).contains("up.bin"));
+}
+
+#[test]
+fn curl_implicit_ftps() {
+    let implicit = free_port();
+    let server = Server::with_alice_and(&tls_env(&[(
+        "S3FTP_TLS_IMPLICIT_LISTEN",
+        format!("127.0.0.1:{implicit}"),
+    )]));
+    let work = Work::new();
+    let body = content(300_000, 12);
+    let local = work.write("imp.bin", &body);
+    let url = format!("ftps://127.0.0.1:{implicit}/imp.bin");
+    server.curl(&["--insecure", "-T", &local, &url]);
+    server.assert_file("imp.bin", &body);
+    let down = server.curl(&["--insecure", &url]);
+    assert_eq!(sha256(&down), sha256(&body));
+}
+
+#[test]
+fn required_tls_refuses_plaintext_login_and_clear_data() {
+    let server = Server::with_alice_and(&tls_env(&[("S3FTP_REQUIRE_TLS", "true".to_string())]));
+    let work = Work::new();
+    let local = work.write("x.bin", b"secret payload");
+    // Plaintext: the login is refused with 530 and a reason, nothing is stored.
+    let plain = server.curl_as(USER, PASSWORD, &["-T", &local, &server.url("/x.bin")]);
+    assert!(!plain.status.success());
+    assert!(plain.stderr.contains("530"), "{}", plain.stderr);
+    assert!(plain.stderr.contains("requires TLS"), "{}", plain.stderr);
+    server.assert_absent("x.bin");
+    // With TLS it works.
+    server.curl(&[
+        "--ssl-reqd",
+        "--insecure",
+        "-T",
+        &local,
+        &server.url("/x.bin"),
+    ]);
+    server.assert_file("x.bin", b"secret payload");
+    // TLS on the control connection but PROT C: transfers are refused with 521.
+    let script = format!(
+        r#"
+import ftplib, ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ftp = ftplib.FTP_TLS(context=ctx)
+ftp.connect("127.0.0.1", {port}, timeout=20)
+ftp.login("{USER}", "{PASSWORD}")
+ftp.prot_c()
+try:
+    ftp.retrbinary("RETR x.bin", lambda b: None)
+    raise SystemExit("clear data connection was allowed")
+except ftplib.error_perm as e:
+    assert str(e).startswith("521"), e
+ftp.prot_p()
+got = bytearray()
+ftp.retrbinary("RETR x.bin", got.extend)
+assert bytes(got) == b"secret payload", got
+ftp.quit()
+print("OK")
+"#,
+        port = server.port
+    );
+    python_ok(&work, &script);
+}
+
+#[test]
+fn python_ftplib_over_explicit_ftps() {
+    let server = Server::with_alice_and(&tls_env(&[]));
+    let work = Work::new();
+    let script = format!(
+        r#"
+import ftplib, io, ssl, hashlib
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ftp = ftplib.FTP_TLS(context=ctx)
+ftp.connect("127.0.0.1", {port}, timeout=20)
+ftp.login("{USER}", "{PASSWORD}")
+ftp.prot_p()
+payload = bytes(range(256)) * 4096
+ftp.mkd("sec")
+ftp.storbinary("STOR sec/p.bin", io.BytesIO(payload))
+got = bytearray()
+ftp.retrbinary("RETR sec/p.bin", got.extend)
+assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
+names = [n for n, _ in ftp.mlsd("sec")]
+assert names == ["p.bin"], names
+assert "AUTH TLS" in ftp.sendcmd("FEAT")
+try:
+    ftp.sendcmd("CCC")
+    raise SystemExit("CCC accepted")
+except ftplib.error_perm as e:
+    assert str(e).startswith("534"), e
+ftp.quit()
+print("OK")
+"#,
+        port = server.port
+    );
+    python_ok(&work, &script);
+    server.assert_no_partials();
+}
+
+#[test]
+fn lftp_over_explicit_and_implicit_ftps() {
+    require("lftp");
+    let implicit = free_port();
+    let server = Server::with_alice_and(&tls_env(&[(
+        "S3FTP_TLS_IMPLICIT_LISTEN",
+        format!("127.0.0.1:{implicit}"),
+    )]));
+    let work = Work::new();
+    let body = content(400_000, 13);
+    let local = work.write("l.bin", &body);
+    let back = work.path("back.bin");
+    let settings = "set ssl:verify-certificate no; set ftp:ssl-force true; \
+                    set ftp:ssl-protect-data true; set net:max-retries 1; set net:timeout 10";
+    for (url, name) in [
+        (format!("ftp://127.0.0.1:{}", server.port), "explicit.bin"),
+        (format!("ftps://127.0.0.1:{implicit}"), "implicit.bin"),
+    ] {
+        let commands = format!(
+            "{settings}; open -u {USER},{PASSWORD} {url}; put {local} -o {name}; \
+             get {name} -o {back}; cls -1; bye",
+            back = path_str(&back)
+        );
+        let mut cmd = Command::new("lftp");
+        cmd.arg("-c").arg(&commands);
+        let r = run(cmd, Duration::from_secs(60));
+        assert!(
+            r.status.success(),
+            "lftp {url} failed: {}\n{}\nserver: {}",
+            r.status,
+            r.stderr,
+            server.stderr()
+        );
+        assert!(
+            String::from_utf8_lossy(&r.stdout).contains(name),
+            "listing shows {name}"
+        );
+        server.assert_file(name, &body);
+        assert_eq!(sha256(&fs::read(&back).expect("downloaded")), sha256(&body));
+        fs::remove_file(&back).expect("remove");
+    }
+}
+
+/// Runs a Python script that must print OK.
+fn python_ok(work: &Work, script: &str) {
+    require("python3");
+    let path = work.write("script.py", script.as_bytes());
+    let mut cmd = Command::new("python3");
+    cmd.arg(path);
+    let r = run(cmd, Duration::from_secs(60));
+    assert!(
+        r.status.success() && String::from_utf8_lossy(&r.stdout).contains("OK"),
+        "python failed: {}\nstdout: {}\nstderr: {}",
+        r.status,
+        String::from_utf8_lossy(&r.stdout),
+        r.stderr
+    );
 }

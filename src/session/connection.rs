@@ -77,6 +77,18 @@ impl ControlConnection {
         }
     }
 
+    /// Switches the connection to TLS (AUTH TLS, or implicit FTPS at connect).
+    pub async fn upgrade(&mut self, acceptor: &tokio_rustls::TlsAcceptor) -> io::Result<()> {
+        // Bytes that arrived after AUTH but before the handshake would be
+        // plaintext injected into the protected session: they are dropped.
+        self.buf.clear();
+        self.discarding = false;
+        let plain = std::mem::replace(&mut self.stream, Box::new(tokio::io::empty()));
+        let tls = acceptor.accept(plain).await?;
+        self.stream = Box::new(tls);
+        Ok(())
+    }
+
     pub async fn write_reply(&mut self, reply: &Reply) -> io::Result<()> {
         self.write_raw(&reply.to_wire()).await
     }

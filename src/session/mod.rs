@@ -34,12 +34,13 @@ use transfer::{LineFormatter, Transfer, TransferContext, TransferResult};
 const MAX_QUEUED: usize = 64;
 
 /// What every session shares: configuration, users, the tree, the port pool.
-#[derive(Debug)]
 pub struct Shared {
     pub config: Config,
     pub users: UserStore,
     pub mounts: Arc<MountTable>,
     pub pasv_pool: PassivePortPool,
+    /// Present when FTPS is configured.
+    pub tls: Option<crate::tls::Acceptors>,
 }
 
 /// What a handler asks the session loop to do.
@@ -56,6 +57,8 @@ pub enum Outcome {
     },
     /// Send the reply, then close the connection (QUIT).
     Close(Reply),
+    /// Send the reply (234), then switch the control connection to TLS.
+    UpgradeTls(Reply),
 }
 
 /// The state of one control connection.
@@ -77,6 +80,12 @@ pub struct Session {
     pub(crate) data: Option<DataSetup>,
     pub(crate) epsv_all: bool,
     pub(crate) mlst_facts: MlstFacts,
+    /// The control connection is TLS (after AUTH TLS, or implicit FTPS).
+    pub(crate) tls: bool,
+    /// PBSZ 0 was given (required before PROT).
+    pub(crate) pbsz: bool,
+    /// PROT P: data connections are TLS too.
+    pub(crate) prot_private: bool,
 }
 
 impl Session {
@@ -96,12 +105,17 @@ impl Session {
             data: None,
             epsv_all: false,
             mlst_facts: MlstFacts::default(),
+            tls: false,
+            pbsz: false,
+            prot_private: false,
         }
     }
 
     /// Back to the state right after connecting (REIN, USER while logged in).
+    /// The TLS state of the control connection stays: it cannot be undone.
     pub(crate) fn reset(&mut self) {
-        let fresh = Session::new(self.shared.clone(), self.id, self.peer, self.local);
+        let mut fresh = Session::new(self.shared.clone(), self.id, self.peer, self.local);
+        fresh.tls = self.tls;
         *self = fresh;
     }
 
@@ -110,10 +124,28 @@ impl Session {
     }
 
     /// Serves the connection until QUIT, disconnect, idle timeout or shutdown.
-    pub async fn run(mut self, stream: BoxedStream, shutdown: CancellationToken) {
+    /// `implicit`: the connection is implicit FTPS, TLS from the first byte.
+    pub async fn run(mut self, stream: BoxedStream, shutdown: CancellationToken, implicit: bool) {
         let started = Instant::now();
-        tracing::info!(session = self.id, peer = %self.peer, "session start");
+        tracing::info!(session = self.id, peer = %self.peer, implicit_tls = implicit, "session start");
         let mut conn = ControlConnection::new(stream);
+        if implicit {
+            let Some(acceptors) = self.shared.tls.clone() else {
+                return;
+            };
+            let handshake = tokio::time::timeout(
+                self.shared.config.data_timeout,
+                conn.upgrade(&acceptors.control),
+            );
+            if !matches!(handshake.await, Ok(Ok(()))) {
+                tracing::info!(session = self.id, peer = %self.peer, "implicit TLS handshake failed");
+                return;
+            }
+            // Implicit FTPS protects data connections too unless PROT C says otherwise.
+            self.tls = true;
+            self.pbsz = true;
+            self.prot_private = true;
+        }
         let greeting = Reply::new(ReplyCode::ServiceReady, self.shared.config.banner.clone());
         if conn.write_reply(&greeting).await.is_ok() {
             self.serve(&mut conn, &shutdown).await;
@@ -169,6 +201,7 @@ impl Session {
                     let _ = conn.write_reply(&reply).await;
                     false
                 }
+                Outcome::UpgradeTls(reply) => self.upgrade(conn, &reply).await,
                 Outcome::ControlListing {
                     code,
                     header,
@@ -181,6 +214,30 @@ impl Session {
             };
             if !keep_going {
                 return;
+            }
+        }
+    }
+
+    /// Answers AUTH TLS and performs the handshake; false if it failed.
+    async fn upgrade(&mut self, conn: &mut ControlConnection, reply: &Reply) -> bool {
+        let Some(acceptors) = self.shared.tls.clone() else {
+            return false;
+        };
+        if conn.write_reply(reply).await.is_err() {
+            return false;
+        }
+        let handshake = tokio::time::timeout(
+            self.shared.config.data_timeout,
+            conn.upgrade(&acceptors.control),
+        );
+        match handshake.await {
+            Ok(Ok(())) => {
+                self.tls = true;
+                true
+            }
+            _ => {
+                tracing::info!(session = self.id, peer = %self.peer, "TLS handshake failed");
+                false
             }
         }
     }
@@ -203,6 +260,12 @@ impl Session {
             progress: progress.clone(),
             events: events_tx,
             timeout: self.shared.config.data_timeout,
+            tls: self
+                .shared
+                .tls
+                .as_ref()
+                .filter(|_| self.prot_private)
+                .map(|a| a.data.clone()),
         };
         let mut task = tokio::spawn(transfer.run(ctx));
         let mut quit_after = false;

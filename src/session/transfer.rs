@@ -97,6 +97,8 @@ pub struct TransferContext {
     /// Preliminary replies (150) for the session to write in order.
     pub events: mpsc::Sender<Reply>,
     pub timeout: Duration,
+    /// PROT P: the data connection is TLS, as a server.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Transfer {
@@ -131,9 +133,41 @@ impl Transfer {
                 };
             }
         };
-        let mut data: BoxedStream = Box::new(stream);
-        // The session may already be gone; the transfer then fails on its own.
+        // 150 goes out once the connection is open and before any TLS
+        // handshake on it: some clients (Python's ftplib) start TLS only after
+        // reading it. The session may already be gone; the transfer then fails.
         let _ = ctx.events.send(opening).await;
+        let mut data: BoxedStream = match &ctx.tls {
+            None => Box::new(stream),
+            Some(acceptor) => {
+                let handshake = tokio::select! {
+                    _ = ctx.cancel.cancelled() => None,
+                    r = tokio::time::timeout(ctx.timeout, acceptor.accept(stream)) => Some(r),
+                };
+                match handshake {
+                    Some(Ok(Ok(tls))) => Box::new(tls),
+                    other => {
+                        if let TransferKind::Receive { sink, .. } = kind {
+                            let _ = sink.abort().await;
+                        }
+                        let aborted = other.is_none();
+                        let reply = if aborted {
+                            Stop::Aborted.reply()
+                        } else {
+                            Reply::new(
+                                ReplyCode::CantOpenDataConnection,
+                                "TLS negotiation on the data connection failed.",
+                            )
+                        };
+                        return TransferResult {
+                            reply,
+                            bytes: 0,
+                            aborted,
+                        };
+                    }
+                }
+            }
+        };
         let outcome = match kind {
             TransferKind::Send { source, ascii } => send(&ctx, &mut data, source, ascii)
                 .await
@@ -254,7 +288,12 @@ async fn receive(
 ) -> Result<(), Stop> {
     let result = receive_into(ctx, data, sink.as_mut(), ascii).await;
     match result {
-        Ok(()) => storage(ctx, sink.commit()).await.map(|_| ()),
+        Ok(()) => {
+            // Close our side too: under TLS this sends close_notify, which
+            // clients such as Python's ftplib wait for before reading 226.
+            let _ = guarded(ctx, data.shutdown()).await;
+            storage(ctx, sink.commit()).await.map(|_| ())
+        }
         Err(stop) => {
             if let Err(e) = sink.abort().await {
                 tracing::warn!(error = %e, "could not abort an upload");

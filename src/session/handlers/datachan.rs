@@ -14,6 +14,7 @@ use crate::session::{Outcome, Session};
 impl Session {
     /// 425 unless PASV/PORT (or a variant) was given.
     pub(in crate::session) fn require_data(&self) -> Result<(), Reply> {
+        super::security::data_allowed(self)?;
         if self.data.is_some() {
             Ok(())
         } else {

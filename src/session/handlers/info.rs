@@ -69,7 +69,12 @@ const HELP: &[(&str, &str)] = &[
     ("XRMD", "XRMD <path> (same as RMD)"),
 ];
 
-pub(super) fn feat() -> Handled {
+pub(super) fn feat(s: &Session) -> Handled {
+    let tls: &[&str] = if s.shared.tls.is_some() {
+        &[" AUTH TLS", " PBSZ", " PROT"]
+    } else {
+        &[]
+    };
     let lines = [
         "Extensions supported:",
         " AVBL",
@@ -92,9 +97,10 @@ pub(super) fn feat() -> Handled {
         " UTF8",
         "End",
     ];
+    let (first, rest) = lines.split_at(1);
     Ok(Outcome::Reply(Reply::multi(
         ReplyCode::SystemStatus,
-        lines.iter().map(|l| l.to_string()),
+        first.iter().chain(tls).chain(rest).map(|l| l.to_string()),
     )))
 }
 

@@ -9,6 +9,7 @@ mod files;
 mod info;
 mod listing;
 mod navigation;
+mod security;
 mod transfer;
 
 use crate::protocol::{parse, Command, ParseError, Reply, ReplyCode};
@@ -80,8 +81,14 @@ fn needs_login(cmd: &Command) -> bool {
 
 async fn dispatch(s: &mut Session, cmd: Command, rename_from: Option<String>) -> Handled {
     match cmd {
-        Command::User(name) => access::user(s, name),
-        Command::Pass(password) => access::pass(s, password).await,
+        Command::User(name) => {
+            security::login_allowed(s)?;
+            access::user(s, name)
+        }
+        Command::Pass(password) => {
+            security::login_allowed(s)?;
+            access::pass(s, password).await
+        }
         Command::Acct(_) => access::acct(s),
         Command::Rein => access::rein(s),
         Command::Quit => access::quit(),
@@ -126,7 +133,7 @@ async fn dispatch(s: &mut Session, cmd: Command, rename_from: Option<String>) ->
         }
         Command::Noop => reply(ReplyCode::CommandOkay, "NOOP ok."),
         Command::Syst => reply(ReplyCode::SystemType, "UNIX Type: L8"),
-        Command::Feat => info::feat(),
+        Command::Feat => info::feat(s),
         Command::Opts { option, value } => info::opts(s, &option, value.as_deref()),
         Command::Help(arg) => info::help(arg.as_deref()),
         Command::Site { command, args } => info::site(&command, args.as_deref()),
@@ -134,18 +141,19 @@ async fn dispatch(s: &mut Session, cmd: Command, rename_from: Option<String>) ->
         Command::Lang(lang) => info::lang(lang.as_deref()),
         Command::Csid(_) => info::csid(),
         Command::Clnt(_) => reply(ReplyCode::CommandOkay, "Noted."),
-        Command::Auth(_) | Command::Adat(_) | Command::Ccc => reply(
+        Command::Auth(mechanism) => security::auth(s, &mechanism),
+        Command::Pbsz(size) => security::pbsz(s, &size),
+        Command::Prot(level) => security::prot(s, &level),
+        Command::Ccc => security::ccc(s),
+        Command::Adat(_) => reply(
             ReplyCode::NotImplemented,
-            "TLS is not available on this server.",
+            "ADAT is not used: TLS needs no security data exchange.",
         ),
         Command::Conf(_) | Command::Enc(_) | Command::Mic(_) => reply(
             ReplyCode::NotImplemented,
             "No security mechanism with protected commands is available.",
         ),
-        Command::Pbsz(_) | Command::Prot(_) => reply(
-            ReplyCode::BadSequence,
-            "PBSZ and PROT need a security exchange (AUTH) first.",
-        ),
+
         Command::NotImplemented(verb) => reply(
             ReplyCode::NotImplemented,
             format!("{verb} not implemented: it has no meaning for object storage."),

@@ -1,0 +1,147 @@
+//! TLS for FTPS (rustls, TLS 1.2 and 1.3). One server configuration serves the
+//! control and the data connections, with a session cache and tickets, so
+//! clients that resume the control connection's TLS session on the data
+//! connection (FileZilla, lftp, curl) are served without a full handshake.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::ServerSessionMemoryCache;
+use rustls::ServerConfig;
+use tokio_rustls::TlsAcceptor;
+
+/// TLS sessions remembered for resumption.
+const SESSION_CACHE: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("S3FTP_TLS_CERT: cannot read certificates from {path}: {reason}")]
+    Cert { path: String, reason: String },
+    #[error("S3FTP_TLS_KEY: cannot read a private key from {path}: {reason}")]
+    Key { path: String, reason: String },
+    #[error("TLS configuration refused: {0}")]
+    Config(String),
+}
+
+/// Where the certificate comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertSource {
+    /// PEM files: the chain (leaf first) and its private key.
+    Files { cert: String, key: String },
+    /// Generated at start for `localhost` and `127.0.0.1` (development only).
+    SelfSigned,
+}
+
+/// The acceptors of a server: one for control connections and one for data
+/// connections. Both share the session cache and ticket key, so a data
+/// connection resumes the control connection's session; the data one issues
+/// no TLS 1.3 tickets of its own, because clients that never read them (curl)
+/// then close with unread bytes, the kernel sends a reset instead of a FIN,
+/// and a complete upload would look broken.
+#[derive(Clone)]
+pub struct Acceptors {
+    pub control: TlsAcceptor,
+    pub data: TlsAcceptor,
+}
+
+impl Acceptors {
+    pub fn new(source: &CertSource) -> Result<Acceptors, TlsError> {
+        let control = server_config(source)?;
+        let mut data = control.clone();
+        data.send_tls13_tickets = 0;
+        Ok(Acceptors {
+            control: TlsAcceptor::from(Arc::new(control)),
+            data: TlsAcceptor::from(Arc::new(data)),
+        })
+    }
+}
+
+fn server_config(source: &CertSource) -> Result<ServerConfig, TlsError> {
+    let (certs, key) = match source {
+        CertSource::Files { cert, key } => (read_certs(cert)?, read_key(key)?),
+        CertSource::SelfSigned => self_signed()?,
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+    config.ticketer =
+        rustls::crypto::ring::Ticketer::new().map_err(|e| TlsError::Config(e.to_string()))?;
+    Ok(config)
+}
+
+fn read_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let err = |reason: String| TlsError::Cert {
+        path: path.to_string(),
+        reason,
+    };
+    let certs = CertificateDer::pem_file_iter(Path::new(path))
+        .map_err(|e| err(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err("no CERTIFICATE block in the file".into()));
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(Path::new(path)).map_err(|e| TlsError::Key {
+        path: path.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn self_signed() -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let generated =
+        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Config(e.to_string()))?;
+    let key = PrivateKeyDer::try_from(generated.signing_key.serialize_der())
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    Ok((vec![generated.cert.der().clone()], key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_acceptors_build() {
+        assert!(Acceptors::new(&CertSource::SelfSigned).is_ok());
+    }
+
+    #[test]
+    fn unreadable_files_name_the_variable() {
+        let err = Acceptors::new(&CertSource::Files {
+            cert: "/nonexistent/cert.pem".into(),
+            key: "/nonexistent/key.pem".into(),
+        })
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.starts_with("S3FTP_TLS_CERT"), "{err}");
+    }
+
+    #[test]
+    fn pem_files_round_trip() {
+        let generated =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("generate");
+        let dir = std::env::temp_dir().join(format!("s3ftp-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, generated.cert.pem()).expect("cert");
+        std::fs::write(&key, generated.signing_key.serialize_pem()).expect("key");
+        let source = CertSource::Files {
+            cert: cert.display().to_string(),
+            key: key.display().to_string(),
+        };
+        assert!(Acceptors::new(&source).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
