@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::auth::UserSpec;
+use crate::guard::GuardSettings;
 use crate::tls::CertSource;
 use crate::vfs::mount::{parse_mounts, MountSpec};
 
@@ -116,6 +117,26 @@ pub const VARIABLES: &[Variable] = &[
         help: "Most control connections served at once; more are answered 421.",
     },
     Variable {
+        name: "S3FTP_MAX_SESSIONS_PER_IP",
+        default: "32",
+        help: "Most control connections from one client address; more are answered 421.",
+    },
+    Variable {
+        name: "S3FTP_LOGIN_FAILURES_BEFORE_BAN",
+        default: "5",
+        help: "Failed logins from one address (within S3FTP_BAN_SECONDS) that ban it for S3FTP_BAN_SECONDS; 0 never bans.",
+    },
+    Variable {
+        name: "S3FTP_BAN_SECONDS",
+        default: "300",
+        help: "How long a banned address is answered 421 at connect.",
+    },
+    Variable {
+        name: "S3FTP_LOGIN_FAIL_DELAY_MS",
+        default: "1000",
+        help: "Delay before answering a failed login, times the failures so far on the connection (at most 10 s).",
+    },
+    Variable {
         name: "S3FTP_BANNER",
         default: "s3ftp ready",
         help: "Text of the 220 greeting.",
@@ -163,6 +184,10 @@ struct Raw {
     idle_timeout: u64,
     data_timeout: u64,
     max_sessions: usize,
+    max_sessions_per_ip: usize,
+    login_failures_before_ban: u32,
+    ban_seconds: u64,
+    login_fail_delay_ms: u64,
     banner: String,
     log: String,
 }
@@ -186,6 +211,9 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub data_timeout: Duration,
     pub max_sessions: usize,
+    pub guard: GuardSettings,
+    /// Delay before a failed login's reply, times the failures so far.
+    pub login_fail_delay: Duration,
     pub banner: String,
     pub log: String,
 }
@@ -334,6 +362,9 @@ impl Raw {
         if self.data_timeout == 0 {
             return Err(invalid("S3FTP_DATA_TIMEOUT", "must be at least 1 second"));
         }
+        if self.max_sessions_per_ip == 0 {
+            return Err(invalid("S3FTP_MAX_SESSIONS_PER_IP", "must be at least 1"));
+        }
         if self.max_sessions == 0 {
             return Err(invalid("S3FTP_MAX_SESSIONS", "must be at least 1"));
         }
@@ -353,6 +384,12 @@ impl Raw {
             idle_timeout: Duration::from_secs(self.idle_timeout),
             data_timeout: Duration::from_secs(self.data_timeout),
             max_sessions: self.max_sessions,
+            guard: GuardSettings {
+                max_sessions_per_ip: self.max_sessions_per_ip,
+                failures_before_ban: self.login_failures_before_ban,
+                ban: Duration::from_secs(self.ban_seconds),
+            },
+            login_fail_delay: Duration::from_millis(self.login_fail_delay_ms),
             banner: self.banner,
             log: self.log,
         })

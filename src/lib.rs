@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod config;
 pub mod datachan;
+pub mod guard;
 pub mod protocol;
 pub mod server;
 pub mod session;

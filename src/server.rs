@@ -81,6 +81,7 @@ impl Server {
             mounts: Arc::new(mounts),
             pasv_pool: PassivePortPool::new(config.pasv_ports.clone()),
             tls,
+            guard: crate::guard::AddressGuard::new(config.guard),
             config,
         };
         Ok(Server {
@@ -134,6 +135,20 @@ impl Server {
                 });
                 continue;
             };
+            let address_slot = match self.shared.guard.admit(peer.ip()) {
+                Ok(slot) => slot,
+                Err(refusal) => {
+                    tracing::warn!(%peer, ?refusal, "connection refused");
+                    if !implicit {
+                        tracker.spawn(async move {
+                            let line = format!("421 {}\r\n", refusal.message());
+                            let _ = stream.write_all(line.as_bytes()).await;
+                            let _ = stream.shutdown().await;
+                        });
+                    }
+                    continue;
+                }
+            };
             let _ = stream.set_nodelay(true);
             let local = match stream.local_addr() {
                 Ok(a) => a,
@@ -144,7 +159,7 @@ impl Server {
             let token = shutdown.clone();
             tracker.spawn(async move {
                 session.run(Box::new(stream), token, implicit).await;
-                drop(permit);
+                drop((permit, address_slot));
             });
         }
         tracker.close();

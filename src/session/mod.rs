@@ -41,6 +41,7 @@ pub struct Shared {
     pub pasv_pool: PassivePortPool,
     /// Present when FTPS is configured.
     pub tls: Option<crate::tls::Acceptors>,
+    pub guard: Arc<crate::guard::AddressGuard>,
 }
 
 /// What a handler asks the session loop to do.
@@ -86,6 +87,8 @@ pub struct Session {
     pub(crate) pbsz: bool,
     /// PROT P: data connections are TLS too.
     pub(crate) prot_private: bool,
+    /// Failed logins on this connection (each makes the next reply slower).
+    pub(crate) failed_logins: u32,
 }
 
 impl Session {
@@ -108,6 +111,7 @@ impl Session {
             tls: false,
             pbsz: false,
             prot_private: false,
+            failed_logins: 0,
         }
     }
 
@@ -116,6 +120,7 @@ impl Session {
     pub(crate) fn reset(&mut self) {
         let mut fresh = Session::new(self.shared.clone(), self.id, self.peer, self.local);
         fresh.tls = self.tls;
+        fresh.failed_logins = self.failed_logins;
         *self = fresh;
     }
 

@@ -92,6 +92,7 @@ impl TestServer {
             ("S3FTP_MOUNTS".into(), mount),
             ("S3FTP_USERS".into(), users),
             ("S3FTP_DATA_TIMEOUT".into(), "5".into()),
+            ("S3FTP_LOGIN_FAIL_DELAY_MS".into(), "20".into()),
         ];
         for (k, v) in extra {
             vars.push((k.to_string(), v.to_string()));
@@ -187,6 +188,8 @@ pub struct Raw {
     reader: BufReader<OwnedReadHalf>,
     pub writer: OwnedWriteHalf,
     pub peer: SocketAddr,
+    /// Local address of the control connection; data connections use it too.
+    local: std::net::IpAddr,
 }
 
 /// How long a test waits for any single reply before failing.
@@ -194,16 +197,30 @@ pub const REPLY_WAIT: Duration = Duration::from_secs(10);
 
 impl Raw {
     pub async fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        let (read, write) = stream.into_split();
-        let mut raw = Raw {
-            reader: BufReader::new(read),
-            writer: write,
-            peer: addr,
-        };
+        let mut raw = Raw::connect_any(addr, None).await;
         let (code, _) = raw.reply().await;
         assert_eq!(code, 220, "greeting");
         raw
+    }
+
+    /// Connects from a given local address (e.g. 127.0.0.2) and reads no
+    /// greeting, so a test can check a refusal.
+    pub async fn connect_any(addr: SocketAddr, from: Option<&str>) -> Raw {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        if let Some(ip) = from {
+            socket
+                .bind(SocketAddr::new(ip.parse().expect("ip"), 0))
+                .expect("bind local address");
+        }
+        let stream = socket.connect(addr).await.expect("connect");
+        let local = stream.local_addr().expect("local address").ip();
+        let (read, write) = stream.into_split();
+        Raw {
+            reader: BufReader::new(read),
+            writer: write,
+            peer: addr,
+            local,
+        }
     }
 
     pub async fn send(&mut self, line: &str) {
@@ -295,7 +312,11 @@ impl Raw {
     /// Opens a passive data connection for the next command.
     pub async fn data(&mut self) -> TcpStream {
         let addr = self.pasv().await;
-        TcpStream::connect(addr).await.expect("data connect")
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::new(self.local, 0))
+            .expect("bind data socket");
+        socket.connect(addr).await.expect("data connect")
     }
 
     /// Runs a download-type command (RETR, LIST...) and returns the data.

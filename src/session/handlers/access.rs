@@ -5,6 +5,9 @@ use crate::protocol::{Reply, ReplyCode};
 use crate::session::{Outcome, Session};
 use crate::vfs::{Permissions, Vfs};
 
+/// Longest delay before answering a failed login.
+const MAX_FAIL_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub(super) fn user(s: &mut Session, name: String) -> Handled {
     if s.user.is_some() {
         // RFC 959 allows changing user: the old login ends here.
@@ -25,6 +28,17 @@ pub(super) async fn pass(s: &mut Session, password: String) -> Handled {
     };
     let Some(user) = s.shared.users.verify(&name, &password).await else {
         tracing::warn!(session = s.id, peer = %s.peer, user = %name, "login failed");
+        s.failed_logins += 1;
+        let banned = s.shared.guard.login_failed(s.peer.ip());
+        // Each failure on the connection makes the next answer slower.
+        let delay = (s.shared.config.login_fail_delay * s.failed_logins).min(MAX_FAIL_DELAY);
+        tokio::time::sleep(delay).await;
+        if banned {
+            return Ok(Outcome::Close(Reply::new(
+                ReplyCode::ServiceNotAvailable,
+                "Too many failed logins from your address; try again later.",
+            )));
+        }
         return reply(ReplyCode::NotLoggedIn, "Login incorrect.");
     };
     let perms = Permissions {
