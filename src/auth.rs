@@ -22,6 +22,31 @@ pub struct UserSpec {
     pub home: String,
     #[serde(default)]
     pub read_only: bool,
+    /// Upload-only "drop box": STOR of new files only; no RETR, no listing of
+    /// what is there, no DELE, RMD or rename.
+    #[serde(default)]
+    pub drop_box: bool,
+    /// DELE, RMD and RMDA are refused, and nothing is replaced by RNTO.
+    #[serde(default)]
+    pub no_delete: bool,
+    /// Existing files cannot be replaced (STOR, APPE, RNTO onto them).
+    #[serde(default)]
+    pub no_overwrite: bool,
+}
+
+impl UserSpec {
+    /// The read-only user that `S3FTP_ANONYMOUS_HOME` enables.
+    pub fn anonymous(home: &str) -> UserSpec {
+        UserSpec {
+            name: "anonymous".into(),
+            password: String::new(),
+            home: home.to_string(),
+            read_only: true,
+            drop_box: false,
+            no_delete: true,
+            no_overwrite: true,
+        }
+    }
 }
 
 fn default_home() -> String {

@@ -72,6 +72,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "Global budget of S3 part data in flight across all sessions, in MiB; uploads wait when it is spent.",
     },
     Variable {
+        name: "S3FTP_ANONYMOUS_HOME",
+        default: "",
+        help: "Home of read-only anonymous logins (USER anonymous or ftp, any password); empty: anonymous login is off.",
+    },
+    Variable {
         name: "S3FTP_RENAME_OVERWRITE",
         default: "true",
         help: "RNTO onto an existing file replaces it, as FTP servers do; false answers 550 and keeps both.",
@@ -176,6 +181,7 @@ struct Raw {
     upload_concurrency: usize,
     upload_memory_mib: usize,
     rename_overwrite: bool,
+    anonymous_home: String,
     tls_cert: String,
     tls_key: String,
     tls_self_signed: bool,
@@ -204,6 +210,8 @@ pub struct Config {
     pub upload_concurrency: usize,
     pub upload_memory_mib: usize,
     pub rename_overwrite: bool,
+    /// Home of anonymous (read-only) logins; None: anonymous login is off.
+    pub anonymous_home: Option<String>,
     /// Where the TLS certificate comes from; None: no FTPS.
     pub tls: Option<CertSource>,
     pub tls_implicit_listen: Option<SocketAddr>,
@@ -378,6 +386,16 @@ impl Raw {
             upload_concurrency: self.upload_concurrency,
             upload_memory_mib: self.upload_memory_mib,
             rename_overwrite: self.rename_overwrite,
+            anonymous_home: match self.anonymous_home.trim() {
+                "" => None,
+                home if home.starts_with('/') => Some(home.to_string()),
+                home => {
+                    return Err(invalid(
+                        "S3FTP_ANONYMOUS_HOME",
+                        format!("{home:?} must be an absolute path in the virtual tree"),
+                    ))
+                }
+            },
             tls,
             tls_implicit_listen,
             require_tls: self.require_tls,

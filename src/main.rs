@@ -76,6 +76,9 @@ fn serve() -> anyhow::Result<()> {
             password: hash,
             home: "/".into(),
             read_only: false,
+            drop_box: false,
+            no_delete: false,
+            no_overwrite: false,
         });
         println!(
             "No users configured: log in as user {DEFAULT_USER:?} with password {password:?} \

@@ -23,6 +23,10 @@ pub const MAX_KEY_BYTES: usize = 1024;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Permissions {
     pub read_only: bool,
+    /// Upload-only: new files may be stored, nothing may be read or listed.
+    pub drop_box: bool,
+    pub no_delete: bool,
+    pub no_overwrite: bool,
     /// RNTO onto an existing file replaces it (S3FTP_RENAME_OVERWRITE).
     pub rename_overwrite: bool,
 }
@@ -113,6 +117,26 @@ impl Vfs {
         }
     }
 
+    /// Refuses replacing an existing file when the user may not.
+    async fn check_not_replacing(&self, mount: &Mount, key: &str) -> Result<()> {
+        let p = self.perms;
+        if !(p.no_overwrite || p.drop_box || p.no_delete) {
+            return Ok(());
+        }
+        match mount.backend.stat(key).await {
+            Ok(meta) if !meta.is_dir() => Err(StorageError::PermissionDenied),
+            Ok(_) | Err(StorageError::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn check_may_delete(&self) -> Result<()> {
+        if self.perms.no_delete || self.perms.drop_box {
+            return Err(StorageError::PermissionDenied);
+        }
+        Ok(())
+    }
+
     pub async fn stat(&self, path: &str) -> Result<Metadata> {
         match self.locate(path)? {
             Located::Mounted { mount, key, .. } => mount.backend.stat(&key).await,
@@ -121,7 +145,14 @@ impl Vfs {
     }
 
     /// The children of a directory, with mount points inside it merged in.
+    /// A drop-box user sees none (the directory must still exist).
     pub async fn list(&self, path: &str) -> Result<EntryPages> {
+        if self.perms.drop_box {
+            if !self.stat(path).await?.is_dir() {
+                return Err(StorageError::NotDirectory);
+            }
+            return Ok(stream::empty().boxed());
+        }
         let located = self.locate(path)?;
         let full = match &located {
             Located::Mounted { full, .. } | Located::Virtual { full } => full.clone(),
@@ -157,6 +188,9 @@ impl Vfs {
     }
 
     pub async fn read(&self, path: &str, offset: u64) -> Result<ByteStream> {
+        if self.perms.drop_box {
+            return Err(StorageError::PermissionDenied);
+        }
         match self.locate(path)? {
             Located::Mounted { mount, key, .. } => mount.backend.read(&key, offset).await,
             Located::Virtual { .. } => Err(StorageError::IsDirectory),
@@ -165,10 +199,12 @@ impl Vfs {
 
     pub async fn write(&self, path: &str, options: WriteOptions) -> Result<Box<dyn UploadSink>> {
         let (mount, key) = self.locate_for_write(path)?;
+        self.check_not_replacing(mount, &key).await?;
         mount.backend.write(&key, options).await
     }
 
     pub async fn delete(&self, path: &str) -> Result<()> {
+        self.check_may_delete()?;
         let (mount, key) = self.locate_for_write(path)?;
         mount.backend.delete(&key).await
     }
@@ -189,11 +225,13 @@ impl Vfs {
     }
 
     pub async fn rmdir(&self, path: &str) -> Result<()> {
+        self.check_may_delete()?;
         let (mount, key) = self.locate_for_write(path)?;
         mount.backend.rmdir(&key).await
     }
 
     pub async fn remove_all(&self, path: &str) -> Result<()> {
+        self.check_may_delete()?;
         let (mount, key) = self.locate_for_write(path)?;
         if !mount.backend.stat(&key).await?.is_dir() {
             return Err(StorageError::NotDirectory);
@@ -204,8 +242,12 @@ impl Vfs {
     /// Renames within one back end, or copies a file across back ends and then
     /// deletes the source (a directory cannot move between back ends).
     pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        if self.perms.drop_box {
+            return Err(StorageError::PermissionDenied);
+        }
         let (from_mount, from_key) = self.locate_for_write(from)?;
         let (to_mount, to_key) = self.locate_for_write(to)?;
+        self.check_not_replacing(to_mount, &to_key).await?;
         if !self.perms.rename_overwrite {
             match to_mount.backend.stat(&to_key).await {
                 Ok(_) => return Err(StorageError::AlreadyExists),

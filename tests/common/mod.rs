@@ -23,6 +23,12 @@ pub const PASSWORD: &str = "wonderland";
 pub const READER: &str = "reader";
 /// A user whose home is `/bob`: their `/` is `/bob` of the whole tree.
 pub const JAILED: &str = "bob";
+/// An upload-only user.
+pub const DROP_BOX: &str = "drop";
+/// A user who may not delete.
+pub const NO_DELETE: &str = "keeper";
+/// A user who may not replace existing files.
+pub const NO_OVERWRITE: &str = "careful";
 
 /// An argon2id hash with tiny parameters, so logins are fast in tests.
 pub fn cheap_hash(password: &str) -> String {
@@ -84,7 +90,7 @@ impl TestServer {
             }
         };
         let users = format!(
-            r#"[{{"name":"{USER}","password":"{h}"}},{{"name":"{READER}","password":"{h}","read_only":true}},{{"name":"{JAILED}","password":"{h}","home":"/bob"}}]"#,
+            r#"[{{"name":"{USER}","password":"{h}"}},{{"name":"{READER}","password":"{h}","read_only":true}},{{"name":"{JAILED}","password":"{h}","home":"/bob"}},{{"name":"{DROP_BOX}","password":"{h}","drop_box":true}},{{"name":"{NO_DELETE}","password":"{h}","no_delete":true}},{{"name":"{NO_OVERWRITE}","password":"{h}","no_overwrite":true}}]"#,
             h = cheap_hash(PASSWORD),
         );
         let mut vars: Vec<(String, String)> = vec![

@@ -1,6 +1,7 @@
 //! Login and logout: USER, PASS, ACCT, REIN, QUIT.
 
 use super::{reply, Handled};
+use crate::auth::UserSpec;
 use crate::protocol::{Reply, ReplyCode};
 use crate::session::{Outcome, Session};
 use crate::vfs::{Permissions, Vfs};
@@ -26,7 +27,17 @@ pub(super) async fn pass(s: &mut Session, password: String) -> Handled {
             reply(ReplyCode::BadSequence, "Login with USER first.")
         };
     };
-    let Some(user) = s.shared.users.verify(&name, &password).await else {
+    let anonymous = match &s.shared.config.anonymous_home {
+        Some(home) if matches!(name.to_ascii_lowercase().as_str(), "anonymous" | "ftp") => {
+            Some(std::sync::Arc::new(UserSpec::anonymous(home)))
+        }
+        _ => None,
+    };
+    let verified = match anonymous {
+        Some(user) => Some(user),
+        None => s.shared.users.verify(&name, &password).await,
+    };
+    let Some(user) = verified else {
         tracing::warn!(session = s.id, peer = %s.peer, user = %name, "login failed");
         s.failed_logins += 1;
         let banned = s.shared.guard.login_failed(s.peer.ip());
@@ -43,6 +54,9 @@ pub(super) async fn pass(s: &mut Session, password: String) -> Handled {
     };
     let perms = Permissions {
         read_only: user.read_only,
+        drop_box: user.drop_box,
+        no_delete: user.no_delete,
+        no_overwrite: user.no_overwrite,
         rename_overwrite: s.shared.config.rename_overwrite,
     };
     let vfs = Vfs::new(s.shared.mounts.clone(), &user.home, perms);
