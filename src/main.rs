@@ -93,6 +93,8 @@ fn serve() -> anyhow::Result<()> {
         tracing::info!(%addr, "listening");
         println!("s3ftp listening on ftp://{addr}");
         let shutdown = CancellationToken::new();
+        #[cfg(unix)]
+        reload_on_sighup(server.reload_handle());
         let signal = shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
@@ -102,6 +104,27 @@ fn serve() -> anyhow::Result<()> {
         server.run(shutdown, SHUTDOWN_GRACE).await;
         Ok(())
     })
+}
+
+/// SIGHUP reloads the TLS certificate; sessions stay connected.
+#[cfg(unix)]
+fn reload_on_sighup(handle: s3ftp::server::ReloadHandle) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: certificate reload is off");
+        return;
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match handle.reload_tls() {
+                Ok(true) => tracing::info!("TLS certificate reloaded"),
+                Ok(false) => tracing::info!("SIGHUP: no TLS configured, nothing to reload"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS reload failed; the old certificate stays")
+                }
+            }
+        }
+    });
 }
 
 async fn wait_for_signal() {

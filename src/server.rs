@@ -69,7 +69,7 @@ impl Server {
         let tls = config
             .tls
             .as_ref()
-            .map(crate::tls::Acceptors::new)
+            .map(crate::tls::TlsState::new)
             .transpose()?;
         let listener = bind("S3FTP_LISTEN", config.listen).await?;
         let implicit = match config.tls_implicit_listen {
@@ -93,6 +93,13 @@ impl Server {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// A handle that reloads the TLS certificate (on SIGHUP) while serving.
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle {
+            shared: self.shared.clone(),
+        }
     }
 
     /// The implicit FTPS listener's address, when there is one.
@@ -165,6 +172,22 @@ impl Server {
         tracker.close();
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             tracing::warn!("sessions still running after the shutdown grace period");
+        }
+    }
+}
+
+/// Reloads what can change without a restart.
+#[derive(Clone)]
+pub struct ReloadHandle {
+    shared: Arc<Shared>,
+}
+
+impl ReloadHandle {
+    /// Reads the TLS certificate and key again. Ok(false): no TLS configured.
+    pub fn reload_tls(&self) -> Result<bool, crate::tls::TlsError> {
+        match &self.shared.tls {
+            Some(tls) => tls.reload().map(|()| true),
+            None => Ok(false),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! connection (FileZilla, lftp, curl) are served without a full handshake.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -55,6 +55,40 @@ impl Acceptors {
             control: TlsAcceptor::from(Arc::new(control)),
             data: TlsAcceptor::from(Arc::new(data)),
         })
+    }
+}
+
+/// The acceptors in use, replaced as a whole when the certificate is
+/// reloaded (SIGHUP). Connections already established keep their TLS state;
+/// new handshakes use the new certificate.
+pub struct TlsState {
+    source: CertSource,
+    current: RwLock<Acceptors>,
+}
+
+impl TlsState {
+    pub fn new(source: &CertSource) -> Result<TlsState, TlsError> {
+        Ok(TlsState {
+            source: source.clone(),
+            current: RwLock::new(Acceptors::new(source)?),
+        })
+    }
+
+    pub fn acceptors(&self) -> Acceptors {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Reads the certificate again; on error the old one stays in use.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let fresh = Acceptors::new(&self.source)?;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+        Ok(())
     }
 }
 

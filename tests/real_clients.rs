@@ -1000,3 +1000,93 @@ fn python_ok(work: &Work, script: &str) {
         r.stderr
     );
 }
+
+/// Writes a fresh self-signed certificate and key; returns the SHA-256 of the
+/// certificate (what a client sees).
+fn write_certificate(cert: &Path, key: &Path) -> String {
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("generate");
+    fs::write(cert, generated.cert.pem()).expect("write cert");
+    fs::write(key, generated.signing_key.serialize_pem()).expect("write key");
+    sha256(generated.cert.der())
+}
+
+/// The SHA-256 of the certificate the server presents after AUTH TLS.
+fn presented_certificate(work: &Work, port: u16) -> String {
+    require("python3");
+    let script = format!(
+        r#"
+import ftplib, hashlib, ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ftp = ftplib.FTP_TLS(context=ctx)
+ftp.connect("127.0.0.1", {port}, timeout=20)
+ftp.auth()
+print("CERT", hashlib.sha256(ftp.sock.getpeercert(binary_form=True)).hexdigest())
+ftp.quit()
+"#
+    );
+    let path = work.write("cert.py", script.as_bytes());
+    let mut cmd = Command::new("python3");
+    cmd.arg(path);
+    let r = run(cmd, Duration::from_secs(30));
+    let out = String::from_utf8_lossy(&r.stdout).to_string();
+    assert!(r.status.success(), "python: {out}\n{}", r.stderr);
+    out.split_whitespace()
+        .skip_while(|w| *w != "CERT")
+        .nth(1)
+        .expect("fingerprint")
+        .to_string()
+}
+
+#[test]
+fn sighup_reloads_the_certificate_without_dropping_sessions() {
+    let work = Work::new();
+    let (cert, key) = (work.path("cert.pem"), work.path("key.pem"));
+    let first = write_certificate(&cert, &key);
+    let server = Server::with_alice_and(&[
+        ("S3FTP_TLS_CERT", path_str(&cert)),
+        ("S3FTP_TLS_KEY", path_str(&key)),
+    ]);
+    assert_eq!(presented_certificate(&work, server.port), first);
+    // A session open across the reload.
+    let mut open = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut reader = BufReader::new(open.try_clone().expect("clone"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("greeting");
+    assert!(line.starts_with("220"), "{line}");
+
+    let second = write_certificate(&cert, &key);
+    assert_ne!(first, second);
+    let status = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while presented_certificate(&work, server.port) != second {
+        assert!(Instant::now() < deadline, "certificate not reloaded");
+        thread::sleep(Duration::from_millis(100));
+    }
+    std::io::Write::write_all(&mut open, b"NOOP\r\n").expect("send");
+    line.clear();
+    reader.read_line(&mut line).expect("reply");
+    assert!(line.starts_with("200"), "the open session survived: {line}");
+
+    // A broken certificate file: the reload fails, the old one stays.
+    fs::write(&cert, b"not a certificate").expect("break cert");
+    Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(presented_certificate(&work, server.port), second);
+    assert!(
+        server.stderr().contains("TLS reload failed"),
+        "{}",
+        server.stderr()
+    );
+}

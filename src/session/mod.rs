@@ -40,7 +40,7 @@ pub struct Shared {
     pub mounts: Arc<MountTable>,
     pub pasv_pool: PassivePortPool,
     /// Present when FTPS is configured.
-    pub tls: Option<crate::tls::Acceptors>,
+    pub tls: Option<crate::tls::TlsState>,
     pub guard: Arc<crate::guard::AddressGuard>,
 }
 
@@ -135,7 +135,7 @@ impl Session {
         tracing::info!(session = self.id, peer = %self.peer, implicit_tls = implicit, "session start");
         let mut conn = ControlConnection::new(stream);
         if implicit {
-            let Some(acceptors) = self.shared.tls.clone() else {
+            let Some(acceptors) = self.shared.tls.as_ref().map(|t| t.acceptors()) else {
                 return;
             };
             let handshake = tokio::time::timeout(
@@ -225,7 +225,7 @@ impl Session {
 
     /// Answers AUTH TLS and performs the handshake; false if it failed.
     async fn upgrade(&mut self, conn: &mut ControlConnection, reply: &Reply) -> bool {
-        let Some(acceptors) = self.shared.tls.clone() else {
+        let Some(acceptors) = self.shared.tls.as_ref().map(|t| t.acceptors()) else {
             return false;
         };
         if conn.write_reply(reply).await.is_err() {
@@ -270,7 +270,7 @@ impl Session {
                 .tls
                 .as_ref()
                 .filter(|_| self.prot_private)
-                .map(|a| a.data.clone()),
+                .map(|t| t.acceptors().data),
         };
         let mut task = tokio::spawn(transfer.run(ctx));
         let mut quit_after = false;
