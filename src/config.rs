@@ -102,6 +102,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "Address and port of an implicit FTPS listener (TLS from the first byte, conventionally port 990).",
     },
     Variable {
+        name: "S3FTP_TLS_REQUIRE_REUSE",
+        default: "false",
+        help: "PROT P data connections must resume the control connection's TLS session (like vsftpd's require_ssl_reuse; breaks clients that do not reuse, such as Python's ftplib).",
+    },
+    Variable {
         name: "S3FTP_REQUIRE_TLS",
         default: "false",
         help: "Refuse USER/PASS before AUTH TLS (530) and transfers without PROT P (521).",
@@ -186,6 +191,7 @@ struct Raw {
     tls_key: String,
     tls_self_signed: bool,
     tls_implicit_listen: String,
+    tls_require_reuse: bool,
     require_tls: bool,
     idle_timeout: u64,
     data_timeout: u64,
@@ -215,6 +221,7 @@ pub struct Config {
     /// Where the TLS certificate comes from; None: no FTPS.
     pub tls: Option<CertSource>,
     pub tls_implicit_listen: Option<SocketAddr>,
+    pub tls_require_reuse: bool,
     pub require_tls: bool,
     pub idle_timeout: Duration,
     pub data_timeout: Duration,
@@ -398,6 +405,7 @@ impl Raw {
             },
             tls,
             tls_implicit_listen,
+            tls_require_reuse: self.tls_require_reuse,
             require_tls: self.require_tls,
             idle_timeout: Duration::from_secs(self.idle_timeout),
             data_timeout: Duration::from_secs(self.data_timeout),

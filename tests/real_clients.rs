@@ -1090,3 +1090,52 @@ fn sighup_reloads_the_certificate_without_dropping_sessions() {
         server.stderr()
     );
 }
+
+#[test]
+fn required_tls_session_reuse_admits_resuming_clients_only() {
+    let server =
+        Server::with_alice_and(&tls_env(&[("S3FTP_TLS_REQUIRE_REUSE", "true".to_string())]));
+    let work = Work::new();
+    let body = content(200_000, 14);
+    let local = work.write("r.bin", &body);
+    // curl resumes the control connection's TLS session on data connections.
+    server.curl(&[
+        "--ssl-reqd",
+        "--insecure",
+        "-T",
+        &local,
+        &server.url("/r.bin"),
+    ]);
+    server.assert_file("r.bin", &body);
+    // Python's ftplib does not: its data connection is refused, nothing stored.
+    let script = format!(
+        r#"
+import ftplib, io, ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ftp = ftplib.FTP_TLS(context=ctx)
+ftp.connect("127.0.0.1", {port}, timeout=20)
+ftp.login("{USER}", "{PASSWORD}")
+ftp.prot_p()
+try:
+    ftp.storbinary("STOR py.bin", io.BytesIO(b"x" * 1000))
+    raise SystemExit("a data connection without session reuse was accepted")
+except (ftplib.error_temp, OSError) as e:
+    reply = str(e)
+    if not reply.startswith("425"):
+        # The data connection broke first; the 425 follows on the control one.
+        try:
+            ftp.getresp()
+        except ftplib.error_temp as e2:
+            reply = str(e2)
+    assert reply.startswith("425") and "reuse" in reply, reply
+ftp.close()
+print("OK")
+"#,
+        port = server.port
+    );
+    python_ok(&work, &script);
+    server.assert_absent("py.bin");
+    server.assert_no_partials();
+}

@@ -271,6 +271,7 @@ impl Session {
                 .as_ref()
                 .filter(|_| self.prot_private)
                 .map(|t| t.acceptors().data),
+            require_reuse: self.shared.config.tls_require_reuse,
         };
         let mut task = tokio::spawn(transfer.run(ctx));
         let mut quit_after = false;

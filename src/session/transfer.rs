@@ -99,6 +99,15 @@ pub struct TransferContext {
     pub timeout: Duration,
     /// PROT P: the data connection is TLS, as a server.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The data connection's TLS handshake must resume a session this
+    /// server issued (S3FTP_TLS_REQUIRE_REUSE).
+    pub require_reuse: bool,
+}
+
+/// True if the handshake resumed a session (so the client holds a session
+/// this server issued, normally its control connection's).
+fn resumed(tls: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>) -> bool {
+    tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
 }
 
 impl Transfer {
@@ -145,19 +154,23 @@ impl Transfer {
                     r = tokio::time::timeout(ctx.timeout, acceptor.accept(stream)) => Some(r),
                 };
                 match handshake {
-                    Some(Ok(Ok(tls))) => Box::new(tls),
+                    Some(Ok(Ok(tls))) if !ctx.require_reuse || resumed(&tls) => Box::new(tls),
                     other => {
                         if let TransferKind::Receive { sink, .. } = kind {
                             let _ = sink.abort().await;
                         }
                         let aborted = other.is_none();
-                        let reply = if aborted {
-                            Stop::Aborted.reply()
-                        } else {
-                            Reply::new(
+                        let reply = match other {
+                            None => Stop::Aborted.reply(),
+                            Some(Ok(Ok(_))) => Reply::new(
+                                ReplyCode::CantOpenDataConnection,
+                                "TLS session reuse required: the data connection must resume \
+                                 the control connection's TLS session.",
+                            ),
+                            Some(_) => Reply::new(
                                 ReplyCode::CantOpenDataConnection,
                                 "TLS negotiation on the data connection failed.",
-                            )
+                            ),
                         };
                         return TransferResult {
                             reply,
