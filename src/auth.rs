@@ -57,6 +57,23 @@ fn default_home() -> String {
 pub fn parse_users(json: &str) -> Result<Vec<UserSpec>, String> {
     let users: Vec<UserSpec> =
         serde_json::from_str(json).map_err(|e| format!("not a JSON array of users: {e}"))?;
+    check_users(users)
+}
+
+/// Parses and checks a TOML users file: one `[[users]]` table per user.
+pub fn parse_users_toml(text: &str) -> Result<Vec<UserSpec>, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct UsersFile {
+        #[serde(default)]
+        users: Vec<UserSpec>,
+    }
+    let file: UsersFile =
+        toml::from_str(text).map_err(|e| format!("not a TOML file of [[users]]: {e}"))?;
+    check_users(file.users)
+}
+
+fn check_users(users: Vec<UserSpec>) -> Result<Vec<UserSpec>, String> {
     for user in &users {
         if user.name.is_empty() || user.name.contains(|c: char| c.is_control()) {
             return Err(format!("user name {:?} is not allowed", user.name));
@@ -153,6 +170,21 @@ mod tests {
     fn plain_text_passwords_are_refused() {
         let err = parse_users(r#"[{"name":"a","password":"secret"}]"#).unwrap_err();
         assert!(err.contains("hash-password"), "{err}");
+    }
+
+    #[test]
+    fn toml_users_file() {
+        let hash = hash_password("x").unwrap();
+        let text = format!(
+            "[[users]]\nname = \"a\"\npassword = '{hash}'\nhome = \"/a\"\ndrop_box = true\n\n\
+             [[users]]\nname = \"b\"\npassword = '{hash}'\n"
+        );
+        let users = parse_users_toml(&text).unwrap();
+        assert_eq!(users.len(), 2);
+        assert!(users[0].drop_box);
+        assert_eq!(users[1].home, "/");
+        assert!(parse_users_toml("[[users]]\nname = \"a\"\npassword = \"plain\"\n").is_err());
+        assert!(parse_users_toml("[[users]]\nname = \"a\"\ncolour = 1\n").is_err());
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "S3FTP_USERS_FILE",
         default: "",
-        help: "Path of a file holding the same JSON array as S3FTP_USERS (both may be used).",
+        help: "Path of a users file: the same JSON array as S3FTP_USERS, or TOML [[users]] tables when the name ends in .toml (both variables may be used).",
     },
     Variable {
         name: "S3FTP_PART_SIZE_MIB",
@@ -115,6 +115,16 @@ pub const VARIABLES: &[Variable] = &[
         name: "S3FTP_IDLE_TIMEOUT",
         default: "300",
         help: "Seconds a control connection may stay idle before 421 and disconnect.",
+    },
+    Variable {
+        name: "S3FTP_LOGIN_TIMEOUT",
+        default: "60",
+        help: "Seconds a connection may take to log in before 421 and disconnect.",
+    },
+    Variable {
+        name: "S3FTP_MAX_COMMANDS_PER_SECOND",
+        default: "5000",
+        help: "Commands one session may send per second; faster clients are slowed down, not cut off (0: no limit).",
     },
     Variable {
         name: "S3FTP_DATA_TIMEOUT",
@@ -194,6 +204,8 @@ struct Raw {
     tls_require_reuse: bool,
     require_tls: bool,
     idle_timeout: u64,
+    login_timeout: u64,
+    max_commands_per_second: u32,
     data_timeout: u64,
     max_sessions: usize,
     max_sessions_per_ip: usize,
@@ -224,6 +236,9 @@ pub struct Config {
     pub tls_require_reuse: bool,
     pub require_tls: bool,
     pub idle_timeout: Duration,
+    pub login_timeout: Duration,
+    /// 0: no limit.
+    pub max_commands_per_second: u32,
     pub data_timeout: Duration,
     pub max_sessions: usize,
     pub guard: GuardSettings,
@@ -314,9 +329,12 @@ impl Raw {
                     format!("cannot read {}: {e}", path.display()),
                 )
             })?;
-            users.extend(
-                crate::auth::parse_users(&text).map_err(|e| invalid("S3FTP_USERS_FILE", e))?,
-            );
+            let parsed = if path.extension().is_some_and(|e| e == "toml") {
+                crate::auth::parse_users_toml(&text)
+            } else {
+                crate::auth::parse_users(&text)
+            };
+            users.extend(parsed.map_err(|e| invalid("S3FTP_USERS_FILE", e))?);
         }
         let mut names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
         names.sort_unstable();
@@ -374,6 +392,9 @@ impl Raw {
         if self.idle_timeout == 0 {
             return Err(invalid("S3FTP_IDLE_TIMEOUT", "must be at least 1 second"));
         }
+        if self.login_timeout == 0 {
+            return Err(invalid("S3FTP_LOGIN_TIMEOUT", "must be at least 1 second"));
+        }
         if self.data_timeout == 0 {
             return Err(invalid("S3FTP_DATA_TIMEOUT", "must be at least 1 second"));
         }
@@ -408,6 +429,8 @@ impl Raw {
             tls_require_reuse: self.tls_require_reuse,
             require_tls: self.require_tls,
             idle_timeout: Duration::from_secs(self.idle_timeout),
+            login_timeout: Duration::from_secs(self.login_timeout),
+            max_commands_per_second: self.max_commands_per_second,
             data_timeout: Duration::from_secs(self.data_timeout),
             max_sessions: self.max_sessions,
             guard: GuardSettings {

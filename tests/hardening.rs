@@ -100,3 +100,61 @@ async fn sessions_per_address_are_limited() {
     let mut again = server.login().await;
     again.expect("NOOP", 200).await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_logs_in_is_cut_off() {
+    let server = TestServer::start(Store::Memory, &[("S3FTP_LOGIN_TIMEOUT", "1")]).await;
+    let mut logged_in = server.login().await;
+    let mut lurker = server.raw().await;
+    // Keeping the line busy does not help.
+    let started = Instant::now();
+    let code = loop {
+        let (code, _) = lurker.cmd("NOOP").await;
+        if code != 200 {
+            break code;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "never cut off");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(code, 421);
+    assert!(lurker.try_reply().await.is_none(), "closed");
+    // A logged-in session is not subject to it.
+    logged_in.expect("NOOP", 200).await;
+}
+
+#[tokio::test]
+async fn fast_command_streams_are_slowed_not_dropped() {
+    let server = TestServer::start(Store::Memory, &[("S3FTP_MAX_COMMANDS_PER_SECOND", "10")]).await;
+    let mut c = server.login().await;
+    let started = Instant::now();
+    c.send_bytes("NOOP\r\n".repeat(30).as_bytes()).await;
+    for _ in 0..30 {
+        assert_eq!(c.reply().await.0, 200);
+    }
+    // 30 commands at 10 a second (the first window already had the login's).
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
+    c.expect("PWD", 257).await;
+}
+
+#[tokio::test]
+async fn users_can_come_from_a_toml_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("users.toml");
+    let text = format!(
+        "[[users]]\nname = \"tom\"\npassword = '{}'\nhome = \"/tom\"\n",
+        common::cheap_hash("from toml")
+    );
+    std::fs::write(&file, text).expect("write users.toml");
+    let path = file.display().to_string();
+    let server = TestServer::start(Store::Memory, &[("S3FTP_USERS_FILE", path.as_str())]).await;
+    let mut c = server.raw().await;
+    c.login("tom", "from toml").await;
+    assert!(c.expect("PWD", 257).await.contains("\"/\""));
+    // Users from S3FTP_USERS still work beside them.
+    let mut alice = server.login().await;
+    assert_eq!(alice.fetch("NLST").await, b"tom\r\n");
+}

@@ -166,9 +166,28 @@ impl Session {
     }
 
     async fn serve(&mut self, conn: &mut ControlConnection, shutdown: &CancellationToken) {
-        let idle = self.shared.config.idle_timeout;
+        let config = &self.shared.config;
+        let (idle, login_timeout) = (config.idle_timeout, config.login_timeout);
+        let mut throttle = CommandThrottle::new(config.max_commands_per_second);
+        let connected = Instant::now();
         let mut queue: VecDeque<Frame> = VecDeque::new();
         loop {
+            // A connection that never logs in cannot hold its slot for long,
+            // however busy it keeps the line (slowloris).
+            let login_left = login_timeout.saturating_sub(connected.elapsed());
+            if self.user.is_none() && login_left.is_zero() {
+                let bye = Reply::new(
+                    ReplyCode::ServiceNotAvailable,
+                    "Login timeout, closing control connection.",
+                );
+                let _ = conn.write_reply(&bye).await;
+                return;
+            }
+            let wait = if self.user.is_none() {
+                idle.min(login_left)
+            } else {
+                idle
+            };
             let frame = match queue.pop_front() {
                 Some(f) => f,
                 None => {
@@ -178,15 +197,19 @@ impl Session {
                             let _ = conn.write_reply(&bye).await;
                             return;
                         }
-                        r = tokio::time::timeout(idle, conn.read_frame()) => r,
+                        r = tokio::time::timeout(wait, conn.read_frame()) => r,
                     };
                     match next {
                         Err(_) => {
-                            let bye = Reply::new(
-                                ReplyCode::ServiceNotAvailable,
-                                "Idle timeout, closing control connection.",
-                            );
-                            let _ = conn.write_reply(&bye).await;
+                            let why = if self.user.is_none() && connected.elapsed() >= login_timeout
+                            {
+                                "Login timeout, closing control connection."
+                            } else {
+                                "Idle timeout, closing control connection."
+                            };
+                            let _ = conn
+                                .write_reply(&Reply::new(ReplyCode::ServiceNotAvailable, why))
+                                .await;
                             return;
                         }
                         Ok(Ok(Some(f))) => f,
@@ -194,6 +217,7 @@ impl Session {
                     }
                 }
             };
+            throttle.wait().await;
             let outcome = match frame {
                 Frame::TooLong => {
                     Outcome::Reply(Reply::new(ReplyCode::SyntaxError, "Command line too long."))
@@ -357,6 +381,41 @@ impl Session {
             return false;
         }
         true
+    }
+}
+
+/// Slows a session down to at most `per_second` commands a second: the
+/// commands are still answered, in order, just later.
+struct CommandThrottle {
+    per_second: u32,
+    window: Instant,
+    count: u32,
+}
+
+impl CommandThrottle {
+    fn new(per_second: u32) -> Self {
+        CommandThrottle {
+            per_second,
+            window: Instant::now(),
+            count: 0,
+        }
+    }
+
+    async fn wait(&mut self) {
+        if self.per_second == 0 {
+            return;
+        }
+        if self.window.elapsed() >= std::time::Duration::from_secs(1) {
+            self.window = Instant::now();
+            self.count = 0;
+        }
+        self.count += 1;
+        if self.count > self.per_second {
+            let rest = std::time::Duration::from_secs(1).saturating_sub(self.window.elapsed());
+            tokio::time::sleep(rest).await;
+            self.window = Instant::now();
+            self.count = 1;
+        }
     }
 }
 
