@@ -346,6 +346,10 @@ async fn hostile_paths_stay_inside_the_root(server: TestServer) {
         ("RETR /etc/passwd", 550),
         ("RETR ../../../../etc/passwd", 550),
         ("SIZE ....//....//etc/passwd", 550),
+        // Encoded forms are names, not escapes: nothing is decoded.
+        ("RETR %2e%2e/%2e%2e/etc/passwd", 550),
+        ("RETR ..%2f..%2fetc%2fpasswd", 550),
+        ("CWD ..\\..\\etc", 550),
     ] {
         c.expect(line, code).await;
     }
@@ -533,4 +537,46 @@ async fn rename_onto_an_existing_file_can_be_refused_by_policy() {
     c.expect("RNFR a", 350).await;
     c.expect("RNTO c", 250).await;
     assert_eq!(c.fetch("RETR c").await, b"first");
+}
+
+#[tokio::test]
+async fn symbolic_links_cannot_lead_out_of_the_local_folder() {
+    let server = TestServer::folder().await;
+    let root = server.folder_path().expect("folder").to_path_buf();
+    let outside = tempfile::tempdir().expect("outside");
+    std::fs::write(outside.path().join("secret"), b"outside").expect("secret");
+    std::fs::create_dir(root.join("real")).expect("real dir");
+    std::fs::write(root.join("real/file"), b"inside").expect("inside file");
+    std::os::unix::fs::symlink(outside.path(), root.join("out")).expect("link out");
+    std::os::unix::fs::symlink(outside.path().join("secret"), root.join("secret-link"))
+        .expect("file link out");
+    std::os::unix::fs::symlink(root.join("real"), root.join("alias")).expect("link in");
+    let mut c = server.login().await;
+    let data = c.data().await;
+    for (line, code) in [
+        ("CWD out", 550),
+        ("RETR out/secret", 550),
+        ("RETR secret-link", 550),
+        ("SIZE secret-link", 550),
+        ("STOR out/planted", 550),
+        ("MKD out/dir", 550),
+        ("DELE out/secret", 550),
+        ("RNFR real/file", 350),
+        ("RNTO out/file", 550),
+    ] {
+        c.expect(line, code).await;
+    }
+    drop(data);
+    c.expect("MLST out", 550).await;
+    // Nothing outside was read, written or removed.
+    assert_eq!(
+        std::fs::read(outside.path().join("secret")).expect("kept"),
+        b"outside"
+    );
+    assert!(!outside.path().join("planted").exists());
+    assert!(!outside.path().join("dir").exists());
+    assert!(!outside.path().join("file").exists());
+    // A link that stays inside the folder works.
+    c.expect("CWD alias", 250).await;
+    assert_eq!(c.fetch("RETR file").await, b"inside");
 }

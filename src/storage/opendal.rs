@@ -100,6 +100,35 @@ impl OpendalBackend {
         &self.inner.op
     }
 
+    /// The key rules, and on the local folder, confinement: a symbolic link
+    /// inside the folder may not lead outside it (someone with shell access
+    /// could otherwise expose /etc to FTP users).
+    fn check(&self, key: &str) -> Result<()> {
+        check_key(key)?;
+        let Some(root) = self.local_root() else {
+            return Ok(());
+        };
+        let mut path = root.to_path_buf();
+        for segment in key.split('/').filter(|s| !s.is_empty()) {
+            path.push(segment);
+            match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    let inside = std::fs::canonicalize(&path)
+                        .map(|target| target.starts_with(root))
+                        .unwrap_or(false);
+                    if !inside {
+                        tracing::warn!(path = %path.display(), "refused a symbolic link leading outside the folder");
+                        return Err(StorageError::PermissionDenied);
+                    }
+                }
+                Ok(_) => {}
+                // The rest of the path does not exist (yet): nothing to follow.
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
     fn local_root(&self) -> Option<&Path> {
         match &self.inner.flavour {
             Flavour::Local { root } => Some(root),
@@ -175,7 +204,7 @@ impl OpendalBackend {
     /// True if directory `key` has at least one child.
     /// Checks that `key` names an existing directory other than the root.
     async fn removable_dir(&self, key: &str) -> Result<()> {
-        check_key(key)?;
+        self.check(key)?;
         if key.is_empty() {
             return Err(StorageError::PermissionDenied);
         }
@@ -332,12 +361,12 @@ impl OpendalBackend {
 #[async_trait]
 impl Backend for OpendalBackend {
     async fn stat(&self, key: &str) -> Result<Metadata> {
-        check_key(key)?;
+        self.check(key)?;
         self.stat_entry(key).await?.ok_or(StorageError::NotFound)
     }
 
     async fn list(&self, dir: &str) -> Result<EntryPages> {
-        check_key(dir)?;
+        self.check(dir)?;
         match self.stat_entry(dir).await? {
             None => return Err(StorageError::NotFound),
             Some(m) if !m.is_dir() => return Err(StorageError::NotDirectory),
@@ -358,7 +387,7 @@ impl Backend for OpendalBackend {
     }
 
     async fn read(&self, key: &str, offset: u64) -> Result<ByteStream> {
-        check_key(key)?;
+        self.check(key)?;
         let meta = self.stat_entry(key).await?.ok_or(StorageError::NotFound)?;
         if meta.is_dir() {
             return Err(StorageError::IsDirectory);
@@ -375,7 +404,7 @@ impl Backend for OpendalBackend {
     }
 
     async fn write(&self, key: &str, options: WriteOptions) -> Result<Box<dyn UploadSink>> {
-        check_key(key)?;
+        self.check(key)?;
         if key.is_empty() {
             return Err(StorageError::IsDirectory);
         }
@@ -418,7 +447,7 @@ impl Backend for OpendalBackend {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        check_key(key)?;
+        self.check(key)?;
         match self.stat_entry(key).await? {
             None => return Err(StorageError::NotFound),
             Some(m) if m.is_dir() => return Err(StorageError::IsDirectory),
@@ -432,8 +461,8 @@ impl Backend for OpendalBackend {
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
-        check_key(from)?;
-        check_key(to)?;
+        self.check(from)?;
+        self.check(to)?;
         if from.is_empty() {
             return Err(StorageError::PermissionDenied);
         }
@@ -475,7 +504,7 @@ impl Backend for OpendalBackend {
     }
 
     async fn mkdir(&self, key: &str) -> Result<()> {
-        check_key(key)?;
+        self.check(key)?;
         if key.is_empty() {
             return Err(StorageError::AlreadyExists);
         }
@@ -506,7 +535,7 @@ impl Backend for OpendalBackend {
     }
 
     async fn set_times(&self, key: &str, times: Times) -> Result<()> {
-        check_key(key)?;
+        self.check(key)?;
         match self.stat_entry(key).await? {
             None => return Err(StorageError::NotFound),
             Some(m) if m.is_dir() => return Err(StorageError::IsDirectory),
