@@ -24,14 +24,6 @@ on_every_backend!(
     recursive_size_and_removal,
 );
 
-fn lines(data: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(data)
-        .split("\r\n")
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
 async fn login_and_access_control(server: TestServer) {
     let mut c = server.raw().await;
     c.expect("PWD", 530).await;
@@ -195,7 +187,7 @@ async fn directories_follow_object_store_rules(server: TestServer) {
     c.expect("RMD a/b", 250).await;
     c.expect("RMD a", 250).await;
     c.expect("CWD a", 550).await;
-    let listing = lines(&c.fetch("NLST").await);
+    let listing = common::lines(&c.fetch("NLST").await);
     assert!(listing.is_empty(), "{listing:?}");
 }
 
@@ -238,7 +230,7 @@ async fn listings(server: TestServer) {
         c.upload(&format!("STOR {name}"), b"12345").await;
     }
     c.expect("MKD d", 257).await;
-    let list = lines(&c.fetch("LIST").await);
+    let list = common::lines(&c.fetch("LIST").await);
     assert_eq!(list.len(), 4, "{list:?}");
     assert!(
         list.iter().any(|l| l.starts_with('d') && l.ends_with(" d")),
@@ -249,21 +241,21 @@ async fn listings(server: TestServer) {
             .any(|l| l.starts_with('-') && l.contains(" 5 ") && l.ends_with(" a.csv")),
         "{list:?}"
     );
-    assert_eq!(lines(&c.fetch("LIST -la").await).len(), 4);
-    assert_eq!(lines(&c.fetch("LIST -a -l /").await).len(), 4);
-    let mut names = lines(&c.fetch("NLST").await);
+    assert_eq!(common::lines(&c.fetch("LIST -la").await).len(), 4);
+    assert_eq!(common::lines(&c.fetch("LIST -a -l /").await).len(), 4);
+    let mut names = common::lines(&c.fetch("NLST").await);
     names.sort();
     assert_eq!(names, ["a.csv", "b.csv", "c.txt", "d"]);
-    let mut csv = lines(&c.fetch("NLST *.csv").await);
+    let mut csv = common::lines(&c.fetch("NLST *.csv").await);
     csv.sort();
     assert_eq!(csv, ["a.csv", "b.csv"]);
-    assert_eq!(lines(&c.fetch("LIST c.txt").await).len(), 1);
+    assert_eq!(common::lines(&c.fetch("LIST c.txt").await).len(), 1);
     // A real name that looks like a pattern is found literally.
     c.upload("STOR x[1].txt", b"1").await;
-    assert_eq!(lines(&c.fetch("NLST x[1].txt").await), ["x[1].txt"]);
+    assert_eq!(common::lines(&c.fetch("NLST x[1].txt").await), ["x[1].txt"]);
     c.expect("DELE x[1].txt", 250).await;
-    assert!(lines(&c.fetch("LIST d").await).is_empty());
-    let mlsd = lines(&c.fetch("MLSD").await);
+    assert!(common::lines(&c.fetch("LIST d").await).is_empty());
+    let mlsd = common::lines(&c.fetch("MLSD").await);
     assert_eq!(mlsd.len(), 4, "{mlsd:?}");
     assert!(
         mlsd.iter()
@@ -290,7 +282,7 @@ async fn listings(server: TestServer) {
     assert!(c.expect("STAT c.txt", 213).await.contains("c.txt"));
     c.expect("STAT missing", 550).await;
     c.expect("OPTS MLST size;", 200).await;
-    let only_size = lines(&c.fetch("MLSD").await);
+    let only_size = common::lines(&c.fetch("MLSD").await);
     assert!(
         only_size.iter().all(|l| !l.contains("type=")),
         "{only_size:?}"
@@ -303,9 +295,9 @@ async fn modification_times(server: TestServer) {
     let mfmt = c.expect("MFMT 20200102030405 f", 213).await;
     assert!(mfmt.contains("Modify=20200102030405"), "{mfmt}");
     assert_eq!(c.expect("MDTM f", 213).await, "213 20200102030405\r\n");
-    let mlsd = lines(&c.fetch("MLSD").await);
+    let mlsd = common::lines(&c.fetch("MLSD").await);
     assert!(mlsd[0].contains("modify=20200102030405;"), "{mlsd:?}");
-    let list = lines(&c.fetch("LIST").await);
+    let list = common::lines(&c.fetch("LIST").await);
     assert!(list[0].contains("Jan 02  2020"), "{list:?}");
     c.expect("MFMT 20200102030405 missing", 550).await;
     c.expect("MDTM missing", 550).await;
@@ -364,7 +356,7 @@ async fn hostile_paths_stay_inside_the_root(server: TestServer) {
         c.expect("CWD .s3ftp-partial", 553).await;
         c.expect("MKD .s3ftp-partial", 553).await;
     }
-    let names = lines(&c.fetch("NLST").await);
+    let names = common::lines(&c.fetch("NLST").await);
     assert_eq!(names, ["escape.txt"], "nothing else was created");
 }
 
@@ -381,7 +373,7 @@ async fn home_directory_is_the_users_root(server: TestServer) {
     bob.expect("CWD ..", 250).await;
     assert!(bob.expect("PWD", 257).await.contains("\"/\""));
     bob.expect("SIZE /secret", 550).await;
-    assert_eq!(lines(&bob.fetch("NLST").await), ["mine"]);
+    assert_eq!(common::lines(&bob.fetch("NLST").await), ["mine"]);
     // In the whole tree, bob's files are under /bob.
     assert_eq!(alice.fetch("RETR /bob/mine").await, b"bob's");
     assert_eq!(alice.fetch("RETR secret").await, b"alice only");
@@ -410,10 +402,10 @@ async fn read_only_user_cannot_change_anything(server: TestServer) {
         r.expect(line, code).await;
     }
     drop(data);
-    let mlsd = lines(&r.fetch("MLSD").await);
+    let mlsd = common::lines(&r.fetch("MLSD").await);
     assert!(mlsd.iter().any(|l| l.contains("perm=r;")), "{mlsd:?}");
     assert_eq!(alice.fetch("RETR f").await, b"keep");
-    let mut names = lines(&alice.fetch("NLST").await);
+    let mut names = common::lines(&alice.fetch("NLST").await);
     names.sort();
     assert_eq!(names, ["d", "f"]);
 }
@@ -517,7 +509,7 @@ async fn recursive_size_and_removal(server: TestServer) {
     c.expect("RMDA keep", 550).await;
     c.expect("RMDA t", 250).await;
     c.expect("CWD t", 550).await;
-    assert_eq!(lines(&c.fetch("NLST").await), ["keep"]);
+    assert_eq!(common::lines(&c.fetch("NLST").await), ["keep"]);
 }
 
 #[tokio::test]

@@ -7,16 +7,6 @@ use common::{Raw, Store, TestServer, DROP_BOX, NO_DELETE, NO_OVERWRITE, PASSWORD
 
 on_every_backend!(drop_box_uploads_only, no_delete_user, no_overwrite_user);
 
-fn names(data: &[u8]) -> Vec<String> {
-    let mut v: Vec<String> = String::from_utf8_lossy(data)
-        .split("\r\n")
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
-    v.sort();
-    v
-}
-
 async fn as_user(server: &TestServer, user: &str) -> Raw {
     let mut c = server.raw().await;
     c.login(user, PASSWORD).await;
@@ -30,8 +20,8 @@ async fn drop_box_uploads_only(server: TestServer) {
     let mut d = as_user(&server, DROP_BOX).await;
     assert_eq!(d.upload("STOR in/new.csv", b"a,b\n").await.0, 226);
     // It sees nothing, reads nothing, changes nothing that exists.
-    assert!(names(&d.fetch("NLST").await).is_empty());
-    assert!(names(&d.fetch("LIST in").await).is_empty());
+    assert!(common::sorted_lines(&d.fetch("NLST").await).is_empty());
+    assert!(common::sorted_lines(&d.fetch("LIST in").await).is_empty());
     let data = d.data().await;
     for (line, code) in [
         ("RETR secret", 550),
@@ -48,7 +38,10 @@ async fn drop_box_uploads_only(server: TestServer) {
     drop(data);
     assert_eq!(owner.fetch("RETR secret").await, b"not for the drop box");
     assert_eq!(owner.fetch("RETR in/new.csv").await, b"a,b\n");
-    assert_eq!(names(&owner.fetch("NLST in").await), ["new.csv"]);
+    assert_eq!(
+        common::sorted_lines(&owner.fetch("NLST in").await),
+        ["new.csv"]
+    );
 }
 
 async fn no_delete_user(server: TestServer) {
@@ -72,7 +65,10 @@ async fn no_delete_user(server: TestServer) {
     k.expect("RNFR new", 350).await;
     k.expect("RNTO renamed", 250).await;
     assert_eq!(owner.fetch("RETR f").await, b"keep me");
-    assert_eq!(names(&owner.fetch("NLST").await), ["d", "f", "renamed"]);
+    assert_eq!(
+        common::sorted_lines(&owner.fetch("NLST").await),
+        ["d", "f", "renamed"]
+    );
 }
 
 async fn no_overwrite_user(server: TestServer) {
@@ -114,8 +110,14 @@ async fn anonymous_login_is_off_by_default_and_read_only_when_on() {
     drop(data);
     // Its root is /pub: nothing above it is reachable.
     anon.expect("CWD ..", 250).await;
-    assert_eq!(names(&anon.fetch("NLST").await), ["readme.txt"]);
+    assert_eq!(
+        common::sorted_lines(&anon.fetch("NLST").await),
+        ["readme.txt"]
+    );
     let mut ftp = on.raw().await;
     ftp.login("ftp", "").await;
-    assert_eq!(names(&owner.fetch("NLST pub").await), ["readme.txt"]);
+    assert_eq!(
+        common::sorted_lines(&owner.fetch("NLST pub").await),
+        ["readme.txt"]
+    );
 }

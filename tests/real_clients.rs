@@ -880,14 +880,7 @@ fn required_tls_refuses_plaintext_login_and_clear_data() {
     // TLS on the control connection but PROT C: transfers are refused with 521.
     let script = format!(
         r#"
-import ftplib, ssl
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-ftp = ftplib.FTP_TLS(context=ctx)
-ftp.connect("127.0.0.1", {port}, timeout=20)
-ftp.login("{USER}", "{PASSWORD}")
-ftp.prot_c()
+{preamble}ftp.prot_c()
 try:
     ftp.retrbinary("RETR x.bin", lambda b: None)
     raise SystemExit("clear data connection was allowed")
@@ -900,7 +893,7 @@ assert bytes(got) == b"secret payload", got
 ftp.quit()
 print("OK")
 "#,
-        port = server.port
+        preamble = ftps_preamble(server.port)
     );
     python_ok(&work, &script);
 }
@@ -911,14 +904,8 @@ fn python_ftplib_over_explicit_ftps() {
     let work = Work::new();
     let script = format!(
         r#"
-import ftplib, io, ssl, hashlib
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-ftp = ftplib.FTP_TLS(context=ctx)
-ftp.connect("127.0.0.1", {port}, timeout=20)
-ftp.login("{USER}", "{PASSWORD}")
-ftp.prot_p()
+import io, hashlib
+{preamble}ftp.prot_p()
 payload = bytes(range(256)) * 4096
 ftp.mkd("sec")
 ftp.storbinary("STOR sec/p.bin", io.BytesIO(payload))
@@ -936,7 +923,7 @@ except ftplib.error_perm as e:
 ftp.quit()
 print("OK")
 "#,
-        port = server.port
+        preamble = ftps_preamble(server.port)
     );
     python_ok(&work, &script);
     server.assert_no_partials();
@@ -983,6 +970,21 @@ fn lftp_over_explicit_and_implicit_ftps() {
         assert_eq!(sha256(&fs::read(&back).expect("downloaded")), sha256(&body));
         fs::remove_file(&back).expect("remove");
     }
+}
+
+/// Python lines that connect to `port` with FTP_TLS (certificate not
+/// checked: it is self-signed) and log in as alice: `ftp` is the client.
+fn ftps_preamble(port: u16) -> String {
+    format!(
+        r#"import ftplib, ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ftp = ftplib.FTP_TLS(context=ctx)
+ftp.connect("127.0.0.1", {port}, timeout=20)
+ftp.login("{USER}", "{PASSWORD}")
+"#
+    )
 }
 
 /// Runs a Python script that must print OK.
@@ -1110,14 +1112,8 @@ fn required_tls_session_reuse_admits_resuming_clients_only() {
     // Python's ftplib does not: its data connection is refused, nothing stored.
     let script = format!(
         r#"
-import ftplib, io, ssl
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-ftp = ftplib.FTP_TLS(context=ctx)
-ftp.connect("127.0.0.1", {port}, timeout=20)
-ftp.login("{USER}", "{PASSWORD}")
-ftp.prot_p()
+import io
+{preamble}ftp.prot_p()
 try:
     ftp.storbinary("STOR py.bin", io.BytesIO(b"x" * 1000))
     raise SystemExit("a data connection without session reuse was accepted")
@@ -1133,7 +1129,7 @@ except (ftplib.error_temp, OSError) as e:
 ftp.close()
 print("OK")
 "#,
-        port = server.port
+        preamble = ftps_preamble(server.port)
     );
     python_ok(&work, &script);
     server.assert_absent("py.bin");

@@ -347,6 +347,22 @@ impl Raw {
     }
 }
 
+/// The CRLF-separated lines of a listing, in the order sent.
+pub fn lines(data: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(data)
+        .split("\r\n")
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The lines of a listing, sorted.
+pub fn sorted_lines(data: &[u8]) -> Vec<String> {
+    let mut v = lines(data);
+    v.sort();
+    v
+}
+
 pub fn sha256(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     format!("{:x}", Sha256::digest(data))
