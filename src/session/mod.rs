@@ -83,8 +83,6 @@ pub struct Session {
     pub(crate) mlst_facts: MlstFacts,
     /// The control connection is TLS (after AUTH TLS, or implicit FTPS).
     pub(crate) tls: bool,
-    /// PBSZ 0 was given (required before PROT).
-    pub(crate) pbsz: bool,
     /// PROT P: data connections are TLS too.
     pub(crate) prot_private: bool,
     /// Failed logins on this connection (each makes the next reply slower).
@@ -109,7 +107,6 @@ impl Session {
             epsv_all: false,
             mlst_facts: MlstFacts::default(),
             tls: false,
-            pbsz: false,
             prot_private: false,
             failed_logins: 0,
         }
@@ -148,7 +145,6 @@ impl Session {
             }
             // Implicit FTPS protects data connections too unless PROT C says otherwise.
             self.tls = true;
-            self.pbsz = true;
             self.prot_private = true;
         }
         let greeting = Reply::new(ReplyCode::ServiceReady, self.shared.config.banner.clone());

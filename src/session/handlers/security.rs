@@ -22,7 +22,6 @@ pub(super) fn auth(s: &mut Session, mechanism: &str) -> Handled {
             s.reset();
             if matches!(mechanism.as_str(), "SSL" | "TLS-P") {
                 // Historical forms that also protect data connections.
-                s.pbsz = true;
                 s.prot_private = true;
             }
             Ok(Outcome::UpgradeTls(Reply::new(
@@ -37,14 +36,13 @@ pub(super) fn auth(s: &mut Session, mechanism: &str) -> Handled {
     }
 }
 
-pub(super) fn pbsz(s: &mut Session, size: &str) -> Handled {
+pub(super) fn pbsz(s: &Session, size: &str) -> Handled {
     if !s.tls {
         return reply(ReplyCode::BadSequence, "PBSZ needs AUTH TLS first.");
     }
     if size.trim().parse::<u64>().is_err() {
         return reply(ReplyCode::ParameterSyntaxError, "PBSZ takes a number.");
     }
-    s.pbsz = true;
     // TLS needs no buffer size: RFC 4217 says to answer 0.
     reply(ReplyCode::CommandOkay, "PBSZ=0")
 }
@@ -55,7 +53,6 @@ pub(super) fn prot(s: &mut Session, level: &str) -> Handled {
     }
     // RFC 4217 wants PBSZ 0 first; some clients (Python's prot_c) skip it,
     // and with TLS it can only be 0, so PROT implies it.
-    s.pbsz = true;
     match level.trim().to_ascii_uppercase().as_str() {
         "P" => {
             s.prot_private = true;
