@@ -157,6 +157,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "Delay before answering a failed login, times the failures so far on the connection (at most 10 s).",
     },
     Variable {
+        name: "S3FTP_SHUTDOWN_GRACE",
+        default: "30",
+        help: "Seconds transfers in flight may go on after SIGTERM/SIGINT; then they are aborted (uploads discarded).",
+    },
+    Variable {
         name: "S3FTP_BANNER",
         default: "s3ftp ready",
         help: "Text of the 220 greeting.",
@@ -212,6 +217,7 @@ struct Raw {
     login_failures_before_ban: u32,
     ban_seconds: u64,
     login_fail_delay_ms: u64,
+    shutdown_grace: u64,
     banner: String,
     log: String,
 }
@@ -244,6 +250,8 @@ pub struct Config {
     pub guard: GuardSettings,
     /// Delay before a failed login's reply, times the failures so far.
     pub login_fail_delay: Duration,
+    /// How long transfers may go on after a shutdown signal.
+    pub shutdown_grace: Duration,
     pub banner: String,
     pub log: String,
 }
@@ -439,6 +447,7 @@ impl Raw {
                 ban: Duration::from_secs(self.ban_seconds),
             },
             login_fail_delay: Duration::from_millis(self.login_fail_delay_ms),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
             banner: self.banner,
             log: self.log,
         })

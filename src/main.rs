@@ -1,16 +1,12 @@
 //! The binary's edge: argument handling, logging, the start-up user, signals.
 
 use std::io::{IsTerminal, Read};
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use s3ftp::auth::{hash_password, random_password, UserSpec};
 use s3ftp::config::{help_text, is_loopback, Config};
 use s3ftp::server::Server;
 use tokio_util::sync::CancellationToken;
-
-/// How long running transfers may go on after SIGTERM/SIGINT.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Name of the user created when none is configured.
 const DEFAULT_USER: &str = "s3ftp";
@@ -101,7 +97,7 @@ fn serve() -> anyhow::Result<()> {
             tracing::info!("shutting down");
             signal.cancel();
         });
-        server.run(shutdown, SHUTDOWN_GRACE).await;
+        server.run(shutdown).await;
         Ok(())
     })
 }

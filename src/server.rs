@@ -23,6 +23,9 @@ use crate::vfs::mount::MountTable;
 
 const MIB: usize = 1024 * 1024;
 
+/// How long aborted transfers get to clean up (abort multipart uploads).
+const ABORT_WAIT: Duration = Duration::from_secs(15);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("S3FTP_MOUNTS: {0}")]
@@ -82,6 +85,7 @@ impl Server {
             pasv_pool: PassivePortPool::new(config.pasv_ports.clone()),
             tls,
             guard: crate::guard::AddressGuard::new(config.guard),
+            stop_transfers: CancellationToken::new(),
             config,
         };
         Ok(Server {
@@ -107,9 +111,11 @@ impl Server {
         self.implicit.as_ref().and_then(|l| l.local_addr().ok())
     }
 
-    /// Serves until `shutdown` is cancelled, then waits up to `grace` for the
-    /// sessions to finish (idle sessions are told 421 at once).
-    pub async fn run(self, shutdown: CancellationToken, grace: Duration) {
+    /// Serves until `shutdown` is cancelled. Then it stops accepting, tells
+    /// idle sessions 421, lets transfers run for S3FTP_SHUTDOWN_GRACE, aborts
+    /// what is still running (uploads discarded) and waits for the sessions.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let grace = self.shared.config.shutdown_grace;
         let slots = Arc::new(Semaphore::new(self.shared.config.max_sessions));
         let tracker = TaskTracker::new();
         let mut next_id: u64 = 0;
@@ -171,7 +177,16 @@ impl Server {
         }
         tracker.close();
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-            tracing::warn!("sessions still running after the shutdown grace period");
+            tracing::warn!(
+                "transfers still running after the shutdown grace period: aborting them"
+            );
+            self.shared.stop_transfers.cancel();
+            if tokio::time::timeout(ABORT_WAIT, tracker.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("sessions still open after aborting their transfers");
+            }
         }
     }
 }

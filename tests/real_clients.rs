@@ -1135,3 +1135,105 @@ print("OK")
     server.assert_absent("py.bin");
     server.assert_no_partials();
 }
+
+/// A minimal blocking control connection for tests that race a signal.
+struct StdControl {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl StdControl {
+    fn login(port: u16) -> StdControl {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .expect("timeout");
+        let mut c = StdControl {
+            reader: BufReader::new(stream.try_clone().expect("clone")),
+            writer: stream,
+        };
+        assert!(c.reply().starts_with("220"));
+        assert!(c.cmd(&format!("USER {USER}")).starts_with("331"));
+        assert!(c.cmd(&format!("PASS {PASSWORD}")).starts_with("230"));
+        c
+    }
+
+    fn reply(&mut self) -> String {
+        let mut line = String::new();
+        let _ = self.reader.read_line(&mut line);
+        line
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        std::io::Write::write_all(&mut self.writer, format!("{line}\r\n").as_bytes())
+            .expect("send");
+        self.reply()
+    }
+
+    /// PASV, connect, and start an upload; returns the data connection.
+    fn start_upload(&mut self, name: &str) -> TcpStream {
+        let pasv = self.cmd("PASV");
+        let inner = &pasv[pasv.find('(').expect("(") + 1..pasv.find(')').expect(")")];
+        let n: Vec<u16> = inner
+            .split(',')
+            .map(|x| x.trim().parse().expect("number"))
+            .collect();
+        let data = TcpStream::connect(("127.0.0.1", n[4] * 256 + n[5])).expect("data");
+        assert!(self.cmd(&format!("STOR {name}")).starts_with("150"));
+        data
+    }
+}
+
+#[test]
+fn sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest() {
+    let mut server = Server::with_alice_and(&[("S3FTP_SHUTDOWN_GRACE", "2".to_string())]);
+    let mut idle = StdControl::login(server.port);
+    let mut quick = StdControl::login(server.port);
+    let mut slow = StdControl::login(server.port);
+    let mut quick_data = quick.start_upload("done.bin");
+    let mut slow_data = slow.start_upload("slow.bin");
+    let chunk = vec![7u8; 100_000];
+    std::io::Write::write_all(&mut quick_data, &chunk).expect("quick data");
+    std::io::Write::write_all(&mut slow_data, &chunk).expect("slow data");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    // Idle sessions are told at once.
+    assert!(idle.reply().starts_with("421"), "idle session told 421");
+    // A transfer that ends within the grace period completes.
+    std::io::Write::write_all(&mut quick_data, &chunk).expect("quick data");
+    drop(quick_data);
+    assert!(
+        quick.reply().starts_with("226"),
+        "finished within the grace period"
+    );
+    // One that goes on past it is aborted.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(8) {
+        if std::io::Write::write_all(&mut slow_data, &chunk[..10_000]).is_err() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    let aborted = slow.reply();
+    assert!(aborted.starts_with("426"), "{aborted}");
+    assert!(slow.reply().starts_with("421"));
+    // The process exits by itself, cleanly.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "server did not exit");
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert!(exit.success(), "{exit}\n{}", server.stderr());
+    server.assert_file("done.bin", &[chunk.clone(), chunk.clone()].concat());
+    server.assert_absent("slow.bin");
+    let partial = server.root.join(".s3ftp-partial");
+    let left = fs::read_dir(&partial).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "nothing staged is left behind");
+}

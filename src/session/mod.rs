@@ -42,6 +42,9 @@ pub struct Shared {
     /// Present when FTPS is configured.
     pub tls: Option<crate::tls::TlsState>,
     pub guard: Arc<crate::guard::AddressGuard>,
+    /// Cancelled when the shutdown grace period is over: running transfers
+    /// are aborted (uploads discarded) and their sessions closed.
+    pub stop_transfers: CancellationToken,
 }
 
 /// What a handler asks the session loop to do.
@@ -296,9 +299,14 @@ impl Session {
         let mut task = tokio::spawn(transfer.run(ctx));
         let mut quit_after = false;
         let mut control_open = true;
+        let mut stopping = false;
         let result = loop {
             tokio::select! {
                 biased;
+                _ = self.shared.stop_transfers.cancelled(), if !stopping => {
+                    stopping = true;
+                    cancel.cancel();
+                }
                 Some(reply) = events.recv() => {
                     if conn.write_reply(&reply).await.is_err() {
                         control_open = false;
@@ -359,6 +367,16 @@ impl Session {
             "transfer"
         );
         if !control_open {
+            return false;
+        }
+        if stopping && result.aborted {
+            let aborted = Reply::new(
+                ReplyCode::ConnectionClosedTransferAborted,
+                "Server shutting down; transfer aborted.",
+            );
+            let bye = Reply::new(ReplyCode::ServiceNotAvailable, "Server shutting down.");
+            let _ = conn.write_reply(&aborted).await;
+            let _ = conn.write_reply(&bye).await;
             return false;
         }
         if conn.write_reply(&result.reply).await.is_err() {

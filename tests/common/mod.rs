@@ -107,7 +107,7 @@ impl TestServer {
         let server = Server::bind(config).await.expect("server binds");
         let addr = server.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(server.run(shutdown.clone(), Duration::from_secs(2)));
+        let task = tokio::spawn(server.run(shutdown.clone()));
         TestServer {
             addr,
             store,
