@@ -171,6 +171,11 @@ pub const VARIABLES: &[Variable] = &[
         default: "info",
         help: "Log filter (tracing EnvFilter syntax), e.g. info or s3ftp=debug.",
     },
+    Variable {
+        name: "S3FTP_LOG_FORMAT",
+        default: "text",
+        help: "Log format on stderr: text (human-readable) or json (one object per line).",
+    },
 ];
 
 /// Why the configuration is refused. The message names the variable.
@@ -220,6 +225,7 @@ struct Raw {
     shutdown_grace: u64,
     banner: String,
     log: String,
+    log_format: String,
 }
 
 /// The validated configuration.
@@ -254,6 +260,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub banner: String,
     pub log: String,
+    /// One JSON object per log line instead of text.
+    pub log_json: bool,
 }
 
 impl Config {
@@ -450,6 +458,16 @@ impl Raw {
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
             banner: self.banner,
             log: self.log,
+            log_json: match self.log_format.trim() {
+                "text" => false,
+                "json" => true,
+                other => {
+                    return Err(invalid(
+                        "S3FTP_LOG_FORMAT",
+                        format!("{other:?}: use text or json"),
+                    ))
+                }
+            },
         })
     }
 }

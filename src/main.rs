@@ -51,11 +51,14 @@ fn serve() -> anyhow::Result<()> {
     let mut config = Config::from_env()?;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .with_context(|| format!("S3FTP_LOG: invalid filter {:?}", config.log))?;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    if config.log_json {
+        logs.json().flatten_event(true).init();
+    } else {
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 
     if config.users.is_empty() {
         if !is_loopback(config.listen.ip()) {

@@ -1237,3 +1237,38 @@ fn sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest() 
     let left = fs::read_dir(&partial).map(|d| d.count()).unwrap_or(0);
     assert_eq!(left, 0, "nothing staged is left behind");
 }
+
+#[test]
+fn json_logs_carry_one_audit_record_per_transfer_and_no_password() {
+    let server = Server::with_alice_and(&[
+        ("S3FTP_LOG_FORMAT", "json".to_string()),
+        ("S3FTP_LOG", "info".to_string()),
+    ]);
+    let work = Work::new();
+    let local = work.write("j.bin", &content(12_345, 15));
+    server.curl(&["-T", &local, &server.url("/j.bin")]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let record = loop {
+        let logs = server.stderr();
+        let records: Vec<serde_json::Value> = logs
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .collect();
+        assert!(!logs.contains(PASSWORD), "a password was logged");
+        if let Some(r) = records.iter().find(|r| r["message"] == "transfer") {
+            break r.clone();
+        }
+        assert!(Instant::now() < deadline, "no transfer record in:\n{logs}");
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(record["command"], "STOR");
+    assert_eq!(record["path"], "/j.bin");
+    assert_eq!(record["bytes"], 12_345);
+    assert_eq!(record["user"], USER);
+    assert_eq!(record["reply"], "226");
+    assert!(record["peer"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("127.0.0.1:")));
+    assert!(record["ms"].is_u64() && record["session"].is_u64());
+}
