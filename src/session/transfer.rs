@@ -305,7 +305,10 @@ async fn receive(
             // Close our side too: under TLS this sends close_notify, which
             // clients such as Python's ftplib wait for before reading 226.
             let _ = guarded(ctx, data.shutdown()).await;
-            storage(ctx, sink.commit()).await.map(|_| ())
+            // Not raced against ABOR: once the stream ended cleanly, the
+            // upload completes (a commit cut in the middle would leave a
+            // back end's staging state undefined).
+            sink.commit().await.map(|_| ()).map_err(Stop::Storage)
         }
         Err(stop) => {
             if let Err(e) = sink.abort().await {
@@ -339,10 +342,12 @@ async fn receive_into(
         } else {
             chunk
         };
-        storage(ctx, sink.write(chunk)).await?;
+        // Writes are not dropped half-way when ABOR arrives (sinks need not be
+        // cancel-safe); the abort is seen at the next read instead.
+        sink.write(chunk).await.map_err(Stop::Storage)?;
     }
     if let Some(rest) = from_wire.finish() {
-        storage(ctx, sink.write(rest)).await?;
+        sink.write(rest).await.map_err(Stop::Storage)?;
     }
     Ok(())
 }
