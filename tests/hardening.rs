@@ -96,8 +96,7 @@ async fn sessions_per_address_are_limited() {
     assert_eq!(other.reply().await.0, 220);
     // A slot frees when a session ends.
     drop(first);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut again = server.login().await;
+    let mut again = common::login_when_a_slot_frees(&server).await;
     again.expect("NOOP", 200).await;
 }
 

@@ -347,6 +347,26 @@ impl Raw {
     }
 }
 
+/// Logs in once the server has noticed a closed session and freed its slot
+/// (it answers 421 until then); gives up after 5 seconds.
+pub async fn login_when_a_slot_frees(server: &TestServer) -> Raw {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut raw = Raw::connect_any(server.addr, None).await;
+        let (code, text) = raw.reply().await;
+        if code == 220 {
+            raw.login(USER, PASSWORD).await;
+            return raw;
+        }
+        assert_eq!(code, 421, "{text}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no slot freed: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The CRLF-separated lines of a listing, in the order sent.
 pub fn lines(data: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(data)
