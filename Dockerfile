@@ -16,9 +16,11 @@ USER s3ftp
 WORKDIR /srv/s3ftp
 ENV S3FTP_LISTEN=0.0.0.0:2121 \
     S3FTP_PASV_PORTS=50000-50019 \
-    S3FTP_MOUNTS=/=fs:///srv/s3ftp/data
-EXPOSE 2121 50000-50019
-# The control port answers 220 when the server is up.
+    S3FTP_MOUNTS=/=fs:///srv/s3ftp/data \
+    S3FTP_METRICS_LISTEN=0.0.0.0:9090
+EXPOSE 2121 50000-50019 9090
+# Liveness from the monitoring listener (no FTP session, so no log noise).
+# Orchestrators that route traffic should probe /readyz on port 9090 too.
 HEALTHCHECK --interval=10s --timeout=3s \
-    CMD bash -c 'exec 3<>/dev/tcp/127.0.0.1/2121 && head -c 3 <&3 | grep -q 220'
+    CMD bash -c 'exec 3<>/dev/tcp/127.0.0.1/9090 && printf "GET /healthz HTTP/1.0\r\n\r\n" >&3 && head -n 1 <&3 | grep -q " 200 "'
 ENTRYPOINT ["/usr/local/bin/s3ftp"]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::auth::UserSpec;
+use crate::datachan::proxy::{Network, ProxyMode, ProxyPolicy};
 use crate::guard::GuardSettings;
 use crate::tls::CertSource;
 use crate::vfs::mount::{parse_mounts, MountSpec};
@@ -100,6 +101,21 @@ pub const VARIABLES: &[Variable] = &[
         name: "S3FTP_TLS_IMPLICIT_LISTEN",
         default: "",
         help: "Address and port of an implicit FTPS listener (TLS from the first byte, conventionally port 990).",
+    },
+    Variable {
+        name: "S3FTP_METRICS_LISTEN",
+        default: "",
+        help: "Address and port of the monitoring HTTP listener: /metrics (Prometheus), /healthz, /readyz (empty: off).",
+    },
+    Variable {
+        name: "S3FTP_PROXY_PROTOCOL",
+        default: "off",
+        help: "HAProxy PROXY protocol (v1 or v2) header expected from a load balancer: off, control (control connections) or all (control and passive data connections).",
+    },
+    Variable {
+        name: "S3FTP_PROXY_TRUSTED",
+        default: "",
+        help: "Comma-separated addresses or networks (10.0.0.0/8) allowed to send PROXY headers (empty: any peer; then the FTP ports must be reachable only through the proxy).",
     },
     Variable {
         name: "S3FTP_TLS_REQUIRE_REUSE",
@@ -211,6 +227,9 @@ struct Raw {
     tls_key: String,
     tls_self_signed: bool,
     tls_implicit_listen: String,
+    metrics_listen: String,
+    proxy_protocol: String,
+    proxy_trusted: String,
     tls_require_reuse: bool,
     require_tls: bool,
     idle_timeout: u64,
@@ -245,6 +264,10 @@ pub struct Config {
     /// Where the TLS certificate comes from; None: no FTPS.
     pub tls: Option<CertSource>,
     pub tls_implicit_listen: Option<SocketAddr>,
+    /// The monitoring HTTP listener; None: off.
+    pub metrics_listen: Option<SocketAddr>,
+    /// PROXY protocol headers expected from a load balancer.
+    pub proxy: ProxyPolicy,
     pub tls_require_reuse: bool,
     pub require_tls: bool,
     pub idle_timeout: Duration,
@@ -394,6 +417,39 @@ impl Raw {
                 )
             })?),
         };
+        let metrics_listen = match self.metrics_listen.trim() {
+            "" => None,
+            addr => Some(addr.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "S3FTP_METRICS_LISTEN",
+                    format!("{addr:?} is not an address:port such as 0.0.0.0:9090"),
+                )
+            })?),
+        };
+        let mode = match self.proxy_protocol.trim().to_ascii_lowercase().as_str() {
+            "off" | "false" | "" => ProxyMode::Off,
+            "control" | "on" | "true" => ProxyMode::Control,
+            "all" => ProxyMode::All,
+            other => {
+                return Err(invalid(
+                    "S3FTP_PROXY_PROTOCOL",
+                    format!("{other:?}: use off, control or all"),
+                ))
+            }
+        };
+        let trusted = self
+            .proxy_trusted
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(Network::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid("S3FTP_PROXY_TRUSTED", e))?;
+        let proxy = ProxyPolicy {
+            mode,
+            trusted,
+            timeout: Duration::from_secs(self.data_timeout.max(1)),
+        };
         if tls.is_none() && (tls_implicit_listen.is_some() || self.require_tls) {
             let var = if self.require_tls {
                 "S3FTP_REQUIRE_TLS"
@@ -442,6 +498,8 @@ impl Raw {
             },
             tls,
             tls_implicit_listen,
+            metrics_listen,
+            proxy,
             tls_require_reuse: self.tls_require_reuse,
             require_tls: self.require_tls,
             idle_timeout: Duration::from_secs(self.idle_timeout),

@@ -46,6 +46,13 @@ impl Refusal {
             Refusal::TooManySessions => "Too many connections from your address.",
         }
     }
+    /// For metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::Banned => "banned",
+            Refusal::TooManySessions => "per_address",
+        }
+    }
 }
 
 pub struct AddressGuard {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -15,6 +15,9 @@ use tokio_util::task::TaskTracker;
 use crate::auth::UserStore;
 use crate::config::Config;
 use crate::datachan::PassivePortPool;
+use crate::guard::SessionSlot;
+use crate::metrics::http::Probe;
+use crate::metrics::Metrics;
 use crate::session::{Session, Shared};
 use crate::storage::s3::redact;
 use crate::storage::s3::upload::UploadSettings;
@@ -45,17 +48,21 @@ pub struct Server {
     listener: TcpListener,
     /// Implicit FTPS (TLS from the first byte), when configured.
     implicit: Option<TcpListener>,
+    /// The monitoring HTTP listener, when configured.
+    monitor: Option<TcpListener>,
 }
 
 impl Server {
     /// Opens and checks every mount, then binds the listener.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        let metrics = Arc::new(Metrics::new());
         let settings = StorageSettings {
             upload: UploadSettings::new(
                 config.part_size_mib * MIB,
                 config.upload_concurrency,
                 config.upload_memory_mib,
             ),
+            observer: metrics.clone(),
         };
         let mounts = MountTable::open(&config.mounts, &settings)
             .await
@@ -79,6 +86,10 @@ impl Server {
             Some(addr) => Some(bind("S3FTP_TLS_IMPLICIT_LISTEN", addr).await?),
             None => None,
         };
+        let monitor = match config.metrics_listen {
+            Some(addr) => Some(bind("S3FTP_METRICS_LISTEN", addr).await?),
+            None => None,
+        };
         let shared = Shared {
             users: UserStore::new(config.users.clone()),
             mounts: Arc::new(mounts),
@@ -86,12 +97,14 @@ impl Server {
             tls,
             guard: crate::guard::AddressGuard::new(config.guard),
             stop_transfers: CancellationToken::new(),
+            metrics,
             config,
         };
         Ok(Server {
             shared: Arc::new(shared),
             listener,
             implicit,
+            monitor,
         })
     }
 
@@ -106,6 +119,11 @@ impl Server {
         }
     }
 
+    /// The monitoring listener's address, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.monitor.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// The implicit FTPS listener's address, when there is one.
     pub fn implicit_addr(&self) -> Option<SocketAddr> {
         self.implicit.as_ref().and_then(|l| l.local_addr().ok())
@@ -115,15 +133,33 @@ impl Server {
     /// idle sessions 421, lets transfers run for S3FTP_SHUTDOWN_GRACE, aborts
     /// what is still running (uploads discarded) and waits for the sessions.
     pub async fn run(self, shutdown: CancellationToken) {
-        let grace = self.shared.config.shutdown_grace;
-        let slots = Arc::new(Semaphore::new(self.shared.config.max_sessions));
+        let Server {
+            shared,
+            listener,
+            implicit,
+            monitor,
+        } = self;
+        let grace = shared.config.shutdown_grace;
+        // The monitoring listener outlives the FTP one: /readyz says 503
+        // while transfers drain, and /metrics shows them finishing.
+        let monitor_stop = CancellationToken::new();
+        let _stop_monitor = monitor_stop.clone().drop_guard();
+        if let Some(monitor) = monitor {
+            let probe = Arc::new(Probe {
+                metrics: shared.metrics.clone(),
+                mounts: shared.mounts.clone(),
+                draining: shutdown.clone(),
+            });
+            tokio::spawn(crate::metrics::http::serve(monitor, probe, monitor_stop));
+        }
+        let slots = Arc::new(Semaphore::new(shared.config.max_sessions));
         let tracker = TaskTracker::new();
         let mut next_id: u64 = 0;
         loop {
             let (accepted, implicit) = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                a = self.listener.accept() => (a, false),
-                a = accept_on(&self.implicit) => (a, true),
+                a = listener.accept() => (a, false),
+                a = accept_on(&implicit) => (a, true),
             };
             let (mut stream, peer) = match accepted {
                 Ok(a) => a,
@@ -136,6 +172,7 @@ impl Server {
             };
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 tracing::warn!(%peer, "too many sessions, refusing connection");
+                shared.metrics.connection_refused("max_sessions");
                 if implicit {
                     // No TLS yet, so no reply can be read: just close.
                     continue;
@@ -148,45 +185,74 @@ impl Server {
                 });
                 continue;
             };
-            let address_slot = match self.shared.guard.admit(peer.ip()) {
-                Ok(slot) => slot,
-                Err(refusal) => {
-                    tracing::warn!(%peer, ?refusal, "connection refused");
-                    if !implicit {
-                        tracker.spawn(async move {
-                            let line = format!("421 {}\r\n", refusal.message());
-                            let _ = stream.write_all(line.as_bytes()).await;
-                            let _ = stream.shutdown().await;
-                        });
-                    }
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let local = match stream.local_addr() {
-                Ok(a) => a,
-                Err(_) => continue,
-            };
             next_id += 1;
-            let session = Session::new(self.shared.clone(), next_id, peer, local);
-            let token = shutdown.clone();
+            let (id, shared, token) = (next_id, shared.clone(), shutdown.clone());
             tracker.spawn(async move {
+                let Some((peer, address_slot)) = admit(&shared, &mut stream, peer, implicit).await
+                else {
+                    return;
+                };
+                let _ = stream.set_nodelay(true);
+                let Ok(local) = stream.local_addr() else {
+                    return;
+                };
+                let session = Session::new(shared, id, peer, local);
                 session.run(Box::new(stream), token, implicit).await;
                 drop((permit, address_slot));
             });
         }
+        // Stop accepting: new clients get "connection refused" at once
+        // instead of waiting in the backlog for a server that is leaving.
+        drop((listener, implicit));
         tracker.close();
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             tracing::warn!(
                 "transfers still running after the shutdown grace period: aborting them"
             );
-            self.shared.stop_transfers.cancel();
+            shared.stop_transfers.cancel();
             if tokio::time::timeout(ABORT_WAIT, tracker.wait())
                 .await
                 .is_err()
             {
                 tracing::warn!("sessions still open after aborting their transfers");
             }
+        }
+    }
+}
+
+/// Learns the client's address (from the PROXY header when a load balancer
+/// sends one) and checks it against the per-address limits and bans. None:
+/// the connection was refused (and told so when it can read a reply).
+async fn admit(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    implicit: bool,
+) -> Option<(SocketAddr, SessionSlot)> {
+    let proxy = &shared.config.proxy;
+    let client = if proxy.control() {
+        match proxy.accept(stream, peer).await {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "connection refused");
+                shared.metrics.connection_refused("proxy_header");
+                return None;
+            }
+        }
+    } else {
+        peer
+    };
+    match shared.guard.admit(client.ip()) {
+        Ok(slot) => Some((client, slot)),
+        Err(refusal) => {
+            tracing::warn!(peer = %client, ?refusal, "connection refused");
+            shared.metrics.connection_refused(refusal.label());
+            if !implicit {
+                let line = format!("421 {}\r\n", refusal.message());
+                let _ = stream.write_all(line.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            }
+            None
         }
     }
 }

@@ -12,7 +12,9 @@ use futures::StreamExt;
 use s3ftp::storage::opendal::OpendalBackend;
 use s3ftp::storage::s3::upload::UploadSettings;
 use s3ftp::storage::s3::{S3Backend, S3Uri};
-use s3ftp::storage::{Backend, EntryKind, Metadata, StorageError, Times, WriteOptions};
+use s3ftp::storage::{
+    Backend, EntryKind, Metadata, StorageError, StorageSettings, Times, WriteOptions,
+};
 
 // ---------------------------------------------------------------- helpers
 
@@ -639,7 +641,11 @@ async fn s3_backend() -> S3Backend {
     let server = common::s3::S3Server::shared();
     let bucket = server.fresh_bucket().await;
     let uri = S3Uri::parse(&server.mount_uri(&bucket, "contract/prefix")).expect("mount URI");
-    S3Backend::open(&uri, UploadSettings::new(5 << 20, 4, 64)).await
+    S3Backend::open(
+        &uri,
+        &StorageSettings::new(UploadSettings::new(5 << 20, 4, 64)),
+    )
+    .await
 }
 
 contract!(

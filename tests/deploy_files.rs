@@ -75,3 +75,74 @@ fn compose_mount_uri_is_accepted() {
         "the bucket is created"
     );
 }
+
+#[test]
+fn env_example_documents_every_variable_with_its_default() {
+    let env = read(".env.example");
+    for v in VARIABLES {
+        let commented = format!("# {}={}", v.name, v.default);
+        let set = format!("{}=", v.name);
+        assert!(
+            env.lines().any(|l| l == commented || l.starts_with(&set)),
+            ".env.example lacks {:?} (or {set}...)",
+            commented
+        );
+    }
+}
+
+/// The value a file gives `name` (`NAME: value` in compose, `NAME=value` in
+/// the Dockerfile's ENV).
+fn value_of(text: &str, name: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let l = l.trim().trim_end_matches('\\').trim();
+            l.strip_prefix("ENV ").unwrap_or(l)
+        })
+        .find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix([':', '='])
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("{name} is not set"))
+}
+
+fn port_of(addr: &str) -> &str {
+    addr.rsplit_once(':').map(|(_, p)| p).expect("address:port")
+}
+
+#[test]
+fn published_ports_are_the_configured_ones() {
+    let compose = read("docker-compose.yml");
+    let control = port_of(&value_of(&compose, "S3FTP_LISTEN")).to_string();
+    let metrics = port_of(&value_of(&compose, "S3FTP_METRICS_LISTEN")).to_string();
+    let passive = value_of(&compose, "S3FTP_PASV_PORTS");
+    for port in [&control, &metrics, &passive] {
+        assert!(
+            compose.contains(&format!(":{port}:{port}\"")),
+            "docker-compose.yml does not publish {port}"
+        );
+    }
+
+    let docker = read("Dockerfile");
+    let expose = docker
+        .lines()
+        .find_map(|l| l.strip_prefix("EXPOSE "))
+        .expect("EXPOSE");
+    let exposed: Vec<&str> = expose.split_whitespace().collect();
+    let control = port_of(&value_of(&docker, "S3FTP_LISTEN")).to_string();
+    let metrics = port_of(&value_of(&docker, "S3FTP_METRICS_LISTEN")).to_string();
+    let passive = value_of(&docker, "S3FTP_PASV_PORTS");
+    for port in [&control, &metrics, &passive] {
+        assert!(exposed.contains(&port.as_str()), "EXPOSE lacks {port}");
+    }
+    let health = docker
+        .lines()
+        .skip_while(|l| !l.starts_with("HEALTHCHECK"))
+        .nth(1)
+        .expect("HEALTHCHECK command");
+    assert!(
+        health.contains(&format!("/dev/tcp/127.0.0.1/{metrics}")) && health.contains("/healthz"),
+        "the health check probes /healthz on the metrics port: {health}"
+    );
+    assert!(docker.contains("USER s3ftp"), "the image runs as non-root");
+}

@@ -16,7 +16,7 @@ use s3ftp::config::Config;
 use s3ftp::server::Server;
 use s3ftp::storage::s3::upload::UploadSettings;
 use s3ftp::storage::s3::{S3Backend, S3Uri};
-use s3ftp::storage::{Backend, WriteOptions};
+use s3ftp::storage::{Backend, StorageSettings, WriteOptions};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -95,7 +95,7 @@ async fn listings_stream_many_pages() {
     // Fill the directory through the back end, 32 objects at a time.
     let backend = S3Backend::open(
         &S3Uri::parse(&uri).expect("uri"),
-        UploadSettings::new(5 * MIB, 4, 64),
+        &StorageSettings::new(UploadSettings::new(5 * MIB, 4, 64)),
     )
     .await;
     backend.mkdir("many").await.expect("mkdir");

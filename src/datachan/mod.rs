@@ -4,6 +4,7 @@
 //! is what stops FTP bounce attacks and data-connection theft.
 
 pub mod ascii;
+pub mod proxy;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -14,6 +15,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
+
+use proxy::ProxyPolicy;
 
 /// Anything a transfer can read and write: TCP now, TLS over TCP later.
 pub trait DataStream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -67,6 +70,9 @@ pub enum DataSetup {
         listener: TcpListener,
         /// Only this address may connect: the control connection's peer.
         peer_ip: IpAddr,
+        /// Set when data connections start with a PROXY header, whose
+        /// source is then what must match `peer_ip`.
+        proxy: Option<ProxyPolicy>,
     },
     Active {
         addr: SocketAddr,
@@ -87,10 +93,25 @@ impl DataSetup {
     pub async fn open(self, timeout: Duration) -> Result<TcpStream, DataError> {
         let deadline = Instant::now() + timeout;
         let stream = match self {
-            DataSetup::Passive { listener, peer_ip } => loop {
-                let (stream, from) = tokio::time::timeout_at(deadline, listener.accept())
+            DataSetup::Passive {
+                listener,
+                peer_ip,
+                proxy,
+            } => loop {
+                let (mut stream, mut from) = tokio::time::timeout_at(deadline, listener.accept())
                     .await
                     .map_err(|_| DataError::Timeout)??;
+                if let Some(policy) = &proxy {
+                    let header = policy.accept(&mut stream, from);
+                    match tokio::time::timeout_at(deadline, header).await {
+                        Ok(Ok(client)) => from = client,
+                        Ok(Err(e)) => {
+                            tracing::warn!(%from, error = %e, "refused a passive data connection");
+                            continue;
+                        }
+                        Err(_) => return Err(DataError::Timeout),
+                    }
+                }
                 if same_host(from.ip(), peer_ip) {
                     break stream;
                 }
@@ -140,6 +161,7 @@ mod tests {
             listener,
             // The "control peer" is another loopback address, so our connect is refused.
             peer_ip: "127.0.0.2".parse().unwrap(),
+            proxy: None,
         };
         let client = tokio::spawn(async move { TcpStream::connect(addr).await });
         let result = setup.open(Duration::from_millis(300)).await;

@@ -140,12 +140,12 @@ pub enum Command {
     Mic(String),
     /// A command of the FTP standards this server does not implement
     /// (SMNT, THMB, XRCP, XRSQ, XSEM, XSEN); the verb upper-cased.
-    NotImplemented(String),
+    NotImplemented(&'static str),
 }
 
 impl Command {
     /// The verb as it appears in logs and metrics (aliases such as XPWD give PWD).
-    pub fn verb(&self) -> &str {
+    pub fn verb(&self) -> &'static str {
         match self {
             Command::User(_) => "USER",
             Command::Pass(_) => "PASS",

@@ -254,10 +254,15 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         "ENC" => C::Enc(arg.required_text()?),
         "MIC" => C::Mic(arg.required_text()?),
         // Standard commands deliberately not implemented: 502, not 500.
-        "SMNT" | "THMB" | "XRCP" | "XRSQ" | "XSEM" | "XSEN" => C::NotImplemented(verb.clone()),
-        _ => return Err(ParseError::Unknown(verb.clone())),
+        other => match UNIMPLEMENTED.iter().find(|v| **v == other) {
+            Some(v) => C::NotImplemented(v),
+            None => return Err(ParseError::Unknown(verb.clone())),
+        },
     })
 }
+
+/// Standard commands deliberately not implemented: 502, not 500.
+const UNIMPLEMENTED: [&str; 6] = ["SMNT", "THMB", "XRCP", "XRSQ", "XSEM", "XSEN"];
 
 /// The first word and, after the first space, the rest (if any).
 fn split_word(s: &str) -> (&str, Option<&str>) {
@@ -544,7 +549,7 @@ mod tests {
         for verb in ["SMNT", "THMB", "XRCP", "XRSQ", "XSEM", "XSEN"] {
             assert_eq!(
                 ok(&format!("{} x", verb.to_lowercase())),
-                Command::NotImplemented(verb.into())
+                Command::NotImplemented(verb)
             );
         }
     }

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{UserSpec, UserStore};
 use crate::config::Config;
 use crate::datachan::{BoxedStream, DataSetup, PassivePortPool};
+use crate::metrics::TransferEnd;
 use crate::protocol::command::TransferType;
 use crate::protocol::listing::MlstFacts;
 use crate::protocol::{Reply, ReplyCode};
@@ -45,6 +46,7 @@ pub struct Shared {
     /// Cancelled when the shutdown grace period is over: running transfers
     /// are aborted (uploads discarded) and their sessions closed.
     pub stop_transfers: CancellationToken,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What a handler asks the session loop to do.
@@ -132,6 +134,8 @@ impl Session {
     /// `implicit`: the connection is implicit FTPS, TLS from the first byte.
     pub async fn run(mut self, stream: BoxedStream, shutdown: CancellationToken, implicit: bool) {
         let started = Instant::now();
+        self.shared.metrics.session_opened();
+        let _open = SessionGauge(self.shared.metrics.clone());
         tracing::info!(session = self.id, peer = %self.peer, implicit_tls = implicit, "session start");
         let mut conn = ControlConnection::new(stream);
         if implicit {
@@ -217,27 +221,40 @@ impl Session {
                 }
             };
             throttle.wait().await;
-            let outcome = match frame {
-                Frame::TooLong => {
-                    Outcome::Reply(Reply::new(ReplyCode::SyntaxError, "Command line too long."))
-                }
+            let (verb, outcome) = match frame {
+                Frame::TooLong => (
+                    "invalid",
+                    Outcome::Reply(Reply::new(ReplyCode::SyntaxError, "Command line too long.")),
+                ),
                 Frame::Line(line) => handlers::handle_line(self, &line).await,
             };
+            let metrics = self.shared.metrics.clone();
             let keep_going = match outcome {
-                Outcome::Reply(reply) => conn.write_reply(&reply).await.is_ok(),
+                Outcome::Reply(reply) => {
+                    metrics.command(verb, reply.code);
+                    conn.write_reply(&reply).await.is_ok()
+                }
                 Outcome::Close(reply) => {
+                    metrics.command(verb, reply.code);
                     let _ = conn.write_reply(&reply).await;
                     false
                 }
-                Outcome::UpgradeTls(reply) => self.upgrade(conn, &reply).await,
+                Outcome::UpgradeTls(reply) => {
+                    metrics.command(verb, reply.code);
+                    self.upgrade(conn, &reply).await
+                }
                 Outcome::ControlListing {
                     code,
                     header,
                     pages,
                     format,
-                } => write_control_listing(conn, code, header, pages, format)
-                    .await
-                    .is_ok(),
+                } => {
+                    metrics.command(verb, code);
+                    write_control_listing(conn, code, header, pages, format)
+                        .await
+                        .is_ok()
+                }
+                // The transfer records its command with the final reply.
                 Outcome::Transfer(t) => self.supervise(conn, &mut queue, t).await,
             };
             if !keep_going {
@@ -280,6 +297,8 @@ impl Session {
     ) -> bool {
         let started = Instant::now();
         let (verb, path) = (transfer.verb, transfer.path.clone());
+        let upload = matches!(transfer.kind, transfer::TransferKind::Receive { .. });
+        let metrics = self.shared.metrics.clone();
         let cancel = CancellationToken::new();
         let progress = Arc::new(AtomicU64::new(0));
         let (events_tx, mut events) = mpsc::channel::<Reply>(2);
@@ -323,9 +342,16 @@ impl Session {
                 frame = conn.read_frame(), if control_open && !quit_after && queue.len() < MAX_QUEUED => {
                     match frame {
                         Ok(Some(Frame::Line(line))) => match crate::protocol::parse(&line) {
-                            Ok(crate::protocol::Command::Abor) => cancel.cancel(),
-                            Ok(crate::protocol::Command::Quit) => quit_after = true,
+                            Ok(crate::protocol::Command::Abor) => {
+                                metrics.command("ABOR", ReplyCode::ClosingDataConnection);
+                                cancel.cancel();
+                            }
+                            Ok(crate::protocol::Command::Quit) => {
+                                metrics.command("QUIT", ReplyCode::ClosingControlConnection);
+                                quit_after = true;
+                            }
                             Ok(crate::protocol::Command::Stat(None)) => {
+                                metrics.command("STAT", ReplyCode::FileStatus);
                                 let status = Reply::new(
                                     ReplyCode::FileStatus,
                                     format!(
@@ -366,6 +392,15 @@ impl Session {
             aborted = result.aborted,
             "transfer"
         );
+        let end = if result.aborted || stopping {
+            TransferEnd::Aborted
+        } else if result.reply.code.is_error() {
+            TransferEnd::Failed
+        } else {
+            TransferEnd::Ok
+        };
+        metrics.transfer(verb, upload, result.bytes, started.elapsed(), end);
+        metrics.command(verb, result.reply.code);
         if !control_open {
             return false;
         }
@@ -395,6 +430,15 @@ impl Session {
             return false;
         }
         true
+    }
+}
+
+/// Counts a session as closed when dropped, however its task ends.
+struct SessionGauge(Arc<crate::metrics::Metrics>);
+
+impl Drop for SessionGauge {
+    fn drop(&mut self) {
+        self.0.session_closed();
     }
 }
 

@@ -192,6 +192,60 @@ pub trait Backend: Send + Sync + Debug {
 #[derive(Clone, Debug)]
 pub struct StorageSettings {
     pub upload: s3::upload::UploadSettings,
+    /// Told about every request to the store (metrics).
+    pub observer: Arc<dyn StorageObserver>,
+}
+
+impl StorageSettings {
+    /// Settings that report to nobody.
+    pub fn new(upload: s3::upload::UploadSettings) -> Self {
+        StorageSettings {
+            upload,
+            observer: Arc::new(NoObserver),
+        }
+    }
+}
+
+/// How one request to a store ended, as far as monitoring cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestOutcome {
+    Ok,
+    /// The object or bucket does not exist: often expected (a new upload's
+    /// existence check), so it is not counted as an error.
+    NotFound,
+    Error,
+}
+
+/// A step in the life of a multipart upload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MultipartEvent {
+    Started,
+    Completed,
+    Aborted,
+}
+
+/// Receives what back ends report about their requests. Storage code calls
+/// it and knows nothing about how the figures are kept (the metrics module
+/// implements it); it must be cheap and must not block.
+pub trait StorageObserver: Send + Sync + Debug {
+    /// One request to the store (e.g. `("s3", "PutObject")`), retries included.
+    fn request(
+        &self,
+        backend: &'static str,
+        operation: &str,
+        outcome: RequestOutcome,
+        elapsed: std::time::Duration,
+    );
+    fn multipart(&self, event: MultipartEvent);
+}
+
+/// The observer of back ends opened outside a server (tests, tools).
+#[derive(Debug)]
+pub struct NoObserver;
+
+impl StorageObserver for NoObserver {
+    fn request(&self, _: &'static str, _: &str, _: RequestOutcome, _: std::time::Duration) {}
+    fn multipart(&self, _: MultipartEvent) {}
 }
 
 /// Opens the back end a mount URI names: `fs://PATH` (a local folder, relative
@@ -209,9 +263,7 @@ pub async fn open(uri: &str, settings: &StorageSettings) -> Result<Arc<dyn Backe
         Ok(Arc::new(opendal::OpendalBackend::memory()))
     } else if uri.starts_with("s3://") {
         let parsed = s3::S3Uri::parse(uri).map_err(StorageError::InvalidName)?;
-        Ok(Arc::new(
-            s3::S3Backend::open(&parsed, settings.upload.clone()).await,
-        ))
+        Ok(Arc::new(s3::S3Backend::open(&parsed, settings).await))
     } else {
         Err(StorageError::InvalidName(format!(
             "{}: unknown scheme (use fs://PATH, memory:// or s3://BUCKET)",

@@ -57,6 +57,8 @@ pub const S3_PREFIX: &str = "mnt/root";
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The monitoring listener (/metrics, /healthz, /readyz).
+    pub metrics: SocketAddr,
     pub store: Store,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -99,6 +101,7 @@ impl TestServer {
             ("S3FTP_USERS".into(), users),
             ("S3FTP_DATA_TIMEOUT".into(), "5".into()),
             ("S3FTP_LOGIN_FAIL_DELAY_MS".into(), "20".into()),
+            ("S3FTP_METRICS_LISTEN".into(), "127.0.0.1:0".into()),
         ];
         for (k, v) in extra {
             vars.push((k.to_string(), v.to_string()));
@@ -106,10 +109,12 @@ impl TestServer {
         let config = Config::from_vars(vars).expect("test config");
         let server = Server::bind(config).await.expect("server binds");
         let addr = server.local_addr().expect("local addr");
+        let metrics = server.metrics_addr().expect("metrics listener");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server.run(shutdown.clone()));
         TestServer {
             addr,
+            metrics,
             store,
             shutdown,
             task,
@@ -155,6 +160,24 @@ impl TestServer {
         panic!("a partial upload was left behind");
     }
 
+    /// Starts a graceful shutdown, as SIGTERM does.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// GET on the monitoring listener: status code and body.
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        http_request(self.metrics, "GET", path).await
+    }
+
+    /// The value of the metric sample named exactly `series` (name and labels
+    /// as exposed, e.g. `s3ftp_logins_total{result="ok"}`); 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let (code, text) = self.http_get("/metrics").await;
+        assert_eq!(code, 200, "{text}");
+        metric_value(&text, series)
+    }
+
     pub async fn raw(&self) -> Raw {
         Raw::connect(self.addr).await
     }
@@ -187,6 +210,41 @@ impl Drop for TestServer {
         self.shutdown.cancel();
         self.task.abort();
     }
+}
+
+/// One HTTP/1.1 request on a fresh connection: status code and body.
+pub async fn http_request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect to HTTP");
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send request");
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("HTTP answer in time")
+    .expect("read response");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or((response.as_str(), ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    (code, body.to_string())
+}
+
+/// The value of sample `series` in a Prometheus text exposition; 0 if absent.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().expect("metric value"))
+        .unwrap_or(0.0)
 }
 
 /// A control connection driven line by line.
@@ -323,6 +381,20 @@ impl Raw {
             .bind(SocketAddr::new(self.local, 0))
             .expect("bind data socket");
         socket.connect(addr).await.expect("data connect")
+    }
+
+    /// Like [`Raw::fetch`], with `header` (a PROXY header) sent first on the
+    /// data connection.
+    pub async fn fetch_proxied(&mut self, line: &str, header: &[u8]) -> Vec<u8> {
+        let addr = self.pasv().await;
+        let mut data = TcpStream::connect(addr).await.expect("data connect");
+        data.write_all(header).await.expect("send header");
+        self.expect(line, 150).await;
+        let mut out = Vec::new();
+        data.read_to_end(&mut out).await.expect("read data");
+        let (code, text) = self.reply().await;
+        assert_eq!(code, 226, "{text}");
+        out
     }
 
     /// Runs a download-type command (RETR, LIST...) and returns the data.

@@ -39,6 +39,7 @@ pub(super) async fn pass(s: &mut Session, password: String) -> Handled {
     };
     let Some(user) = verified else {
         tracing::warn!(session = s.id, peer = %s.peer, user = %name, "login failed");
+        s.shared.metrics.login(false);
         s.failed_logins += 1;
         let banned = s.shared.guard.login_failed(s.peer.ip());
         // Each failure on the connection makes the next answer slower.
@@ -66,6 +67,7 @@ pub(super) async fn pass(s: &mut Session, password: String) -> Handled {
         }
     }
     tracing::info!(session = s.id, peer = %s.peer, user = %name, "login");
+    s.shared.metrics.login(true);
     s.vfs = Some(vfs);
     s.user = Some(user);
     s.cwd = "/".into();

@@ -61,9 +61,11 @@ impl Session {
             .local_addr()
             .map_err(|e| Reply::new(ReplyCode::CantOpenDataConnection, e.to_string()))?
             .port();
+        let proxy = &self.shared.config.proxy;
         self.data = Some(DataSetup::Passive {
             listener,
             peer_ip: self.peer.ip(),
+            proxy: proxy.data().then(|| proxy.clone()),
         });
         Ok(port)
     }

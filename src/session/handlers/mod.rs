@@ -24,27 +24,32 @@ fn reply(code: ReplyCode, text: impl Into<String>) -> Handled {
     Ok(Outcome::Reply(Reply::new(code, text)))
 }
 
-/// Handles one command line.
-pub(super) async fn handle_line(s: &mut Session, line: &[u8]) -> Outcome {
+/// Handles one command line. Returns the verb (for metrics: "unknown" or
+/// "invalid" when the line did not parse) with what to do.
+pub(super) async fn handle_line(s: &mut Session, line: &[u8]) -> (&'static str, Outcome) {
     let cmd = match parse(line) {
         Ok(cmd) => cmd,
         Err(ParseError::Empty) => {
-            return Outcome::Reply(Reply::new(ReplyCode::SyntaxError, "Empty command."))
+            let reply = Reply::new(ReplyCode::SyntaxError, "Empty command.");
+            return ("invalid", Outcome::Reply(reply));
         }
-        Err(e) => return Outcome::Reply(e.reply()),
+        Err(e @ ParseError::Unknown(_)) => return ("unknown", Outcome::Reply(e.reply())),
+        Err(e) => return ("invalid", Outcome::Reply(e.reply())),
     };
-    tracing::debug!(session = s.id, command = cmd.verb(), "command");
+    let verb = cmd.verb();
+    tracing::debug!(session = s.id, command = verb, "command");
     if s.user.is_none() && needs_login(&cmd) {
-        return Outcome::Reply(Reply::new(
+        let reply = Reply::new(
             ReplyCode::NotLoggedIn,
             "Please log in with USER and PASS first.",
-        ));
+        );
+        return (verb, Outcome::Reply(reply));
     }
     // RNFR must be immediately followed by RNTO.
     let rename_from = s.rename_from.take();
     match dispatch(s, cmd, rename_from).await {
-        Ok(outcome) => outcome,
-        Err(reply) => Outcome::Reply(reply),
+        Ok(outcome) => (verb, outcome),
+        Err(reply) => (verb, Outcome::Reply(reply)),
     }
 }
 

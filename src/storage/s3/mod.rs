@@ -6,6 +6,7 @@
 //! them), set by a copy of the object onto itself.
 
 mod error;
+mod observe;
 pub mod upload;
 
 use std::collections::HashMap;
@@ -23,8 +24,8 @@ use bytes::Bytes;
 use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::storage::{
-    Backend, ByteStream, Entry, EntryKind, EntryPages, Metadata, Result, StorageError, Times,
-    UploadSink, WriteOptions,
+    Backend, ByteStream, Entry, EntryKind, EntryPages, Metadata, Result, StorageError,
+    StorageObserver, StorageSettings, Times, UploadSink, WriteOptions,
 };
 use error::map;
 use upload::{MultipartSink, UploadSettings, MAX_PART, MIN_PART};
@@ -152,6 +153,7 @@ pub(crate) struct S3Target {
     client: Client,
     bucket: String,
     upload: UploadSettings,
+    observer: Arc<dyn StorageObserver>,
 }
 
 impl S3Target {
@@ -219,7 +221,7 @@ impl std::fmt::Debug for S3Backend {
 }
 
 impl S3Backend {
-    pub async fn open(uri: &S3Uri, upload: UploadSettings) -> S3Backend {
+    pub async fn open(uri: &S3Uri, settings: &StorageSettings) -> S3Backend {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(region) = &uri.region {
             loader = loader.region(Region::new(region.clone()));
@@ -248,12 +250,14 @@ impl S3Backend {
         if let Some(endpoint) = &uri.endpoint {
             config = config.endpoint_url(endpoint);
         }
+        config = config.interceptor(observe::Observe(settings.observer.clone()));
         let client = Client::from_conf(config.build());
         S3Backend {
             target: Arc::new(S3Target {
                 client,
                 bucket: uri.bucket.clone(),
-                upload,
+                upload: settings.upload.clone(),
+                observer: settings.observer.clone(),
             }),
             prefix: uri.prefix.clone(),
             page_size: uri.page_size,
@@ -993,6 +997,7 @@ mod tests {
             ),
             bucket: "b".into(),
             upload: UploadSettings::new(MIN_PART, 1, 1),
+            observer: Arc::new(crate::storage::NoObserver),
         };
         assert_eq!(t.copy_source("dir/a b+c é"), "b/dir/a%20b%2Bc%20%C3%A9");
     }

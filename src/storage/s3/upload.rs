@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 
 use super::error::map;
 use super::S3Target;
-use crate::storage::{Result, StorageError, UploadSink};
+use crate::storage::{MultipartEvent, Result, StorageError, UploadSink};
 
 /// S3's smallest part (except the last) and largest part.
 pub const MIN_PART: usize = 5 * 1024 * 1024;
@@ -133,6 +133,7 @@ impl MultipartSink {
             .ok_or_else(|| StorageError::Other("CreateMultipartUpload gave no upload id".into()))?
             .to_string();
         self.upload_id = Some(id.clone());
+        self.target.observer.multipart(MultipartEvent::Started);
         Ok(id)
     }
 
@@ -225,6 +226,7 @@ impl MultipartSink {
                 .send()
                 .await
                 .map_err(|e| map(e, "CompleteMultipartUpload"))?;
+            self.target.observer.multipart(MultipartEvent::Completed);
             tracing::debug!(key = %self.key, parts = count, "multipart upload completed");
         }
         tracing::info!(
@@ -410,6 +412,7 @@ async fn abort_upload(target: &S3Target, key: &str, upload_id: &str) -> Result<(
         .send()
         .await
         .map_err(|e| map(e, "AbortMultipartUpload"))?;
+    target.observer.multipart(MultipartEvent::Aborted);
     tracing::debug!(%key, "multipart upload aborted");
     Ok(())
 }

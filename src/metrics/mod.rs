@@ -1,0 +1,340 @@
+//! Prometheus metrics. [`Metrics`] holds every family; the session and the
+//! server record into it, back ends report through [`StorageObserver`], and
+//! [`http`] serves the text format with the health endpoints.
+
+pub mod http;
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::protocol::ReplyCode;
+use crate::storage::{MultipartEvent, RequestOutcome, StorageObserver};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CommandLabels {
+    verb: &'static str,
+    code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabel {
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransferLabels {
+    command: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CommandLabel {
+    command: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    backend: &'static str,
+    operation: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    backend: &'static str,
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabel {
+    event: &'static str,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Transfers take from milliseconds to hours: 10 ms to about 45 minutes.
+fn transfer_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 4.0, 10))
+}
+
+/// Store requests: 1 ms to about 33 s.
+fn request_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// Every figure the server keeps. Cheap to update from any task.
+pub struct Metrics {
+    registry: Registry,
+    sessions_active: Gauge,
+    sessions: Counter,
+    refused: Family<ReasonLabel, Counter>,
+    logins: Family<ResultLabel, Counter>,
+    commands: Family<CommandLabels, Counter>,
+    bytes: Family<DirectionLabel, Counter>,
+    transfers: Family<TransferLabels, Counter>,
+    transfer_seconds: Histograms<CommandLabel>,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: Histograms<OperationLabels>,
+    multipart: Family<EventLabel, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How a transfer ended, for [`Metrics::transfer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferEnd {
+    Ok,
+    Failed,
+    Aborted,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("s3ftp");
+        let m = Metrics {
+            sessions_active: Gauge::default(),
+            sessions: Counter::default(),
+            refused: Family::default(),
+            logins: Family::default(),
+            commands: Family::default(),
+            bytes: Family::default(),
+            transfers: Family::default(),
+            transfer_seconds: Family::new_with_constructor(transfer_buckets),
+            requests: Family::default(),
+            request_seconds: Family::new_with_constructor(request_buckets),
+            multipart: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "sessions_active",
+            "Control connections open now",
+            m.sessions_active.clone(),
+        );
+        registry.register(
+            "sessions",
+            "Control connections accepted",
+            m.sessions.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed at once: session limit, per-address limit, ban",
+            m.refused.clone(),
+        );
+        registry.register("logins", "Login attempts by result", m.logins.clone());
+        registry.register(
+            "commands",
+            "Commands by verb and final reply code",
+            m.commands.clone(),
+        );
+        registry.register(
+            "transfer_bytes",
+            "Bytes moved over data connections: in (uploads), out (downloads, listings)",
+            m.bytes.clone(),
+        );
+        registry.register(
+            "transfers",
+            "Data transfers by command and result",
+            m.transfers.clone(),
+        );
+        registry.register(
+            "transfer_duration_seconds",
+            "Data transfer durations by command",
+            m.transfer_seconds.clone(),
+        );
+        registry.register(
+            "backend_requests",
+            "Requests to the storage back end by operation and outcome (not_found is not an error)",
+            m.requests.clone(),
+        );
+        registry.register(
+            "backend_request_duration_seconds",
+            "Storage back-end request latency by operation, retries included",
+            m.request_seconds.clone(),
+        );
+        registry.register(
+            "multipart_uploads",
+            "Multipart uploads started, completed and aborted",
+            m.multipart.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn session_opened(&self) {
+        self.sessions.inc();
+        self.sessions_active.inc();
+    }
+
+    pub fn session_closed(&self) {
+        self.sessions_active.dec();
+    }
+
+    /// `reason`: "max_sessions", "per_address" or "banned".
+    pub fn connection_refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub fn login(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.logins.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    /// A command and the code of its final reply. `verb` comes from the
+    /// parser's fixed set ("unknown" and "invalid" for lines it refused), so
+    /// the number of series stays bounded whatever clients send.
+    pub fn command(&self, verb: &'static str, code: ReplyCode) {
+        let labels = CommandLabels {
+            verb,
+            code: code.as_u16(),
+        };
+        self.commands.get_or_create(&labels).inc();
+    }
+
+    /// A finished data transfer. `upload`: bytes came in from the client.
+    pub fn transfer(
+        &self,
+        command: &'static str,
+        upload: bool,
+        bytes: u64,
+        elapsed: Duration,
+        end: TransferEnd,
+    ) {
+        let direction = if upload { "in" } else { "out" };
+        self.bytes
+            .get_or_create(&DirectionLabel { direction })
+            .inc_by(bytes);
+        let result = match end {
+            TransferEnd::Ok => "ok",
+            TransferEnd::Failed => "failed",
+            TransferEnd::Aborted => "aborted",
+        };
+        self.transfers
+            .get_or_create(&TransferLabels { command, result })
+            .inc();
+        self.transfer_seconds
+            .get_or_create(&CommandLabel { command })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The text exposition (OpenMetrics, which Prometheus reads).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+            let _ = writeln!(out, "# metrics could not be encoded");
+        }
+        out
+    }
+}
+
+impl StorageObserver for Metrics {
+    fn request(
+        &self,
+        backend: &'static str,
+        operation: &str,
+        outcome: RequestOutcome,
+        elapsed: Duration,
+    ) {
+        let outcome = match outcome {
+            RequestOutcome::Ok => "ok",
+            RequestOutcome::NotFound => "not_found",
+            RequestOutcome::Error => "error",
+        };
+        self.requests
+            .get_or_create(&RequestLabels {
+                backend,
+                operation: operation.to_string(),
+                outcome,
+            })
+            .inc();
+        self.request_seconds
+            .get_or_create(&OperationLabels {
+                backend,
+                operation: operation.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    fn multipart(&self, event: MultipartEvent) {
+        let event = match event {
+            MultipartEvent::Started => "started",
+            MultipartEvent::Completed => "completed",
+            MultipartEvent::Aborted => "aborted",
+        };
+        self.multipart.get_or_create(&EventLabel { event }).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_is_exposed_with_its_labels() {
+        let m = Metrics::new();
+        m.session_opened();
+        m.login(false);
+        m.command("STOR", ReplyCode::ClosingDataConnection);
+        m.transfer(
+            "RETR",
+            false,
+            1234,
+            Duration::from_millis(20),
+            TransferEnd::Ok,
+        );
+        m.request(
+            "s3",
+            "HeadObject",
+            RequestOutcome::NotFound,
+            Duration::from_millis(3),
+        );
+        m.multipart(MultipartEvent::Aborted);
+        let text = m.encode();
+        for line in [
+            "s3ftp_sessions_active 1",
+            "s3ftp_sessions_total 1",
+            "s3ftp_logins_total{result=\"failed\"} 1",
+            "s3ftp_commands_total{verb=\"STOR\",code=\"226\"} 1",
+            "s3ftp_transfer_bytes_total{direction=\"out\"} 1234",
+            "s3ftp_transfers_total{command=\"RETR\",result=\"ok\"} 1",
+            "s3ftp_transfer_duration_seconds_count{command=\"RETR\"} 1",
+            "s3ftp_backend_requests_total{backend=\"s3\",operation=\"HeadObject\",outcome=\"not_found\"} 1",
+            "s3ftp_backend_request_duration_seconds_count{backend=\"s3\",operation=\"HeadObject\"} 1",
+            "s3ftp_multipart_uploads_total{event=\"aborted\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        m.session_closed();
+        assert!(m.encode().lines().any(|l| l == "s3ftp_sessions_active 0"));
+    }
+}
