@@ -285,6 +285,18 @@ pub struct Config {
     pub log: String,
     /// One JSON object per log line instead of text.
     pub log_json: bool,
+    /// Every variable's value as given or defaulted, secrets redacted, in
+    /// [`VARIABLES`] order: what the start-up self-check prints.
+    pub effective: Vec<Setting>,
+}
+
+/// One variable's effective value, for display.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setting {
+    pub name: &'static str,
+    /// Redacted where it holds secrets (user hashes, S3 secret keys).
+    pub value: String,
+    pub is_default: bool,
 }
 
 impl Config {
@@ -318,7 +330,106 @@ impl Config {
         let raw: Raw = envy::prefixed(PREFIX)
             .from_iter(values.clone())
             .map_err(|e| envy_error(e, &values))?;
-        raw.validate()
+        let mut config = raw.validate()?;
+        config.effective = VARIABLES
+            .iter()
+            .map(|v| {
+                let value = values.get(v.name).cloned().unwrap_or_default();
+                Setting {
+                    name: v.name,
+                    is_default: value == v.default,
+                    value: redact_setting(v.name, &value),
+                }
+            })
+            .collect();
+        Ok(config)
+    }
+
+    /// Settings that work but break clients or expose passwords, each with
+    /// what to do; printed as warnings at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let local = is_loopback(self.listen.ip());
+        if !local && self.pasv_address.is_none() {
+            out.push(format!(
+                "S3FTP_PASV_ADDRESS is unset: PASV replies advertise the address the server \
+                 sees itself on, which clients behind NAT, in containers or behind a load \
+                 balancer cannot reach; set it to the public address or name{}",
+                if self.proxy.control() {
+                    " (the PROXY protocol is on, so a balancer is in front)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        match &self.pasv_ports {
+            None if !local => out.push(
+                "S3FTP_PASV_PORTS is unset: passive ports are any free port, which a \
+                 firewall or container cannot publish; set a range such as 50000-50099"
+                    .into(),
+            ),
+            Some(range) => {
+                let ports = usize::from(*range.end() - *range.start()) + 1;
+                if ports < self.max_sessions {
+                    out.push(format!(
+                        "S3FTP_PASV_PORTS has {ports} ports for up to {} sessions \
+                         (S3FTP_MAX_SESSIONS): sessions past that get 425 when they all \
+                         transfer at once; widen the range or lower the limit",
+                        self.max_sessions
+                    ));
+                }
+            }
+            None => {}
+        }
+        if self.tls.is_none() && !local && !is_private(self.listen.ip()) {
+            out.push(format!(
+                "TLS is off on {}, which may be reachable from the internet: passwords \
+                 and files travel in clear; set S3FTP_TLS_CERT and S3FTP_TLS_KEY",
+                self.listen.ip()
+            ));
+        }
+        if self.proxy.control() && self.proxy.trusted.is_empty() {
+            out.push(
+                "S3FTP_PROXY_PROTOCOL is on with S3FTP_PROXY_TRUSTED empty: anyone who \
+                 reaches the port directly can claim any client address; list the load \
+                 balancer's addresses"
+                    .into(),
+            );
+        }
+        if let Some(addr) = self.metrics_listen {
+            if !is_loopback(addr.ip()) && !is_private(addr.ip()) {
+                out.push(format!(
+                    "S3FTP_METRICS_LISTEN {addr} may be reachable from the internet and has \
+                     no authentication; listen on a private address"
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Hides what must not reach logs: user hashes, S3 secret keys in mount URIs.
+fn redact_setting(name: &str, value: &str) -> String {
+    match name {
+        "S3FTP_USERS" if !value.trim().is_empty() => "(set, not shown)".into(),
+        "S3FTP_MOUNTS" => value
+            .split(',')
+            .map(crate::storage::s3::redact)
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => value.to_string(),
+    }
+}
+
+/// Addresses of private networks (RFC 1918, unique local IPv6, link-local).
+/// The unspecified address (all interfaces) is not private.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
     }
 }
 
@@ -526,6 +637,7 @@ impl Raw {
                     ))
                 }
             },
+            effective: Vec::new(),
         })
     }
 }
@@ -641,5 +753,77 @@ mod tests {
         for v in VARIABLES {
             assert!(text.contains(v.name));
         }
+    }
+
+    #[test]
+    fn effective_settings_hide_secrets_and_mark_defaults() {
+        let c = Config::from_vars([
+            ("S3FTP_LISTEN", "127.0.0.1:2121"),
+            (
+                "S3FTP_MOUNTS",
+                "/=s3://b?access_key=AK&secret_key=SK,/l=fs://./x",
+            ),
+            (
+                "S3FTP_USERS",
+                r#"[{"name":"a","password":"$argon2id$v=19$m=19456,t=2,p=1$sxbcchROu9jpGwz6B4gJCw$esvzLwPKCp0AonM7vy9OyeSbxG/g58kw1tonsLsOzcU"}]"#,
+            ),
+            ("S3FTP_MAX_SESSIONS", "10"),
+        ])
+        .unwrap();
+        assert_eq!(c.effective.len(), VARIABLES.len());
+        let get = |n: &str| c.effective.iter().find(|s| s.name == n).unwrap().clone();
+        assert_eq!(
+            get("S3FTP_MOUNTS").value,
+            "/=s3://b?access_key=AK&secret_key=***,/l=fs://./x"
+        );
+        assert_eq!(get("S3FTP_USERS").value, "(set, not shown)");
+        assert!(get("S3FTP_LISTEN").is_default);
+        assert!(!get("S3FTP_MAX_SESSIONS").is_default);
+        let all = format!("{:?}", c.effective);
+        assert!(!all.contains("SK") && !all.contains("argon2id"), "{all}");
+    }
+
+    #[test]
+    fn risky_settings_are_warned_about() {
+        let quiet = Config::from_vars(Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(quiet.warnings(), Vec::<String>::new(), "loopback default");
+        let public = Config::from_vars([
+            ("S3FTP_LISTEN", "0.0.0.0:21"),
+            ("S3FTP_PROXY_PROTOCOL", "control"),
+            ("S3FTP_METRICS_LISTEN", "0.0.0.0:9090"),
+        ])
+        .unwrap();
+        let w = public.warnings().join("\n");
+        for needle in [
+            "S3FTP_PASV_ADDRESS is unset",
+            "PROXY protocol is on",
+            "S3FTP_PASV_PORTS is unset",
+            "TLS is off on 0.0.0.0",
+            "S3FTP_PROXY_TRUSTED empty",
+            "S3FTP_METRICS_LISTEN 0.0.0.0:9090",
+        ] {
+            assert!(w.contains(needle), "no {needle:?} in\n{w}");
+        }
+        let narrow = Config::from_vars([
+            ("S3FTP_LISTEN", "10.1.2.3:21"),
+            ("S3FTP_PASV_ADDRESS", "ftp.example.com"),
+            ("S3FTP_PASV_PORTS", "50000-50009"),
+            ("S3FTP_MAX_SESSIONS", "100"),
+        ])
+        .unwrap();
+        let w = narrow.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("has 10 ports for up to 100 sessions"),
+            "{w:?}"
+        );
+        let fine = Config::from_vars([
+            ("S3FTP_LISTEN", "10.1.2.3:21"),
+            ("S3FTP_PASV_ADDRESS", "ftp.example.com"),
+            ("S3FTP_PASV_PORTS", "50000-50999"),
+            ("S3FTP_MAX_SESSIONS", "100"),
+        ])
+        .unwrap();
+        assert_eq!(fine.warnings(), Vec::<String>::new());
     }
 }

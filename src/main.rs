@@ -18,7 +18,13 @@ fn main() -> anyhow::Result<()> {
         Some("hash-password") => hash_from_stdin(),
         Some("config") => {
             let config = Config::from_env()?;
-            println!("{config:#?}");
+            for s in &config.effective {
+                let origin = if s.is_default { "  (default)" } else { "" };
+                println!("{}={}{origin}", s.name, s.value);
+            }
+            for warning in config.warnings() {
+                println!("warning: {warning}");
+            }
             Ok(())
         }
         Some("-h") | Some("--help") | Some("help") => {
@@ -83,6 +89,19 @@ fn serve() -> anyhow::Result<()> {
             "No users configured: log in as user {DEFAULT_USER:?} with password {password:?} \
              (shown once; set S3FTP_USERS for real use)"
         );
+    }
+
+    // The start-up self-check: what is in effect, and what will hurt.
+    for s in &config.effective {
+        tracing::info!(
+            variable = s.name,
+            value = %s.value,
+            default = s.is_default,
+            "config"
+        );
+    }
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
     }
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -99,3 +99,33 @@ fn bad_configuration_stops_the_server_naming_the_variable() {
     // No users and a public address: no generated password on the network.
     fails_naming(&[("S3FTP_LISTEN", "0.0.0.0:0")], "S3FTP_USERS", "0.0.0.0");
 }
+
+#[test]
+fn config_prints_effective_settings_redacted_with_warnings() {
+    let out = s3ftp(
+        &["config"],
+        &[
+            ("S3FTP_LISTEN", "0.0.0.0:2121"),
+            ("S3FTP_MOUNTS", "/=s3://bucket?access_key=AKID&secret_key=TOPSECRET"),
+            ("S3FTP_MAX_SESSIONS", "64"),
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("TOPSECRET"), "{text}");
+    for line in [
+        "S3FTP_MOUNTS=/=s3://bucket?access_key=AKID&secret_key=***",
+        "S3FTP_MAX_SESSIONS=64",
+        "S3FTP_IDLE_TIMEOUT=300  (default)",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    for warning in [
+        "warning: S3FTP_PASV_ADDRESS is unset",
+        "warning: S3FTP_PASV_PORTS is unset",
+        "warning: TLS is off on 0.0.0.0",
+    ] {
+        assert!(text.contains(warning), "no {warning:?} in\n{text}");
+    }
+}

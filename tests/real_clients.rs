@@ -1256,7 +1256,20 @@ fn json_logs_carry_one_audit_record_per_transfer_and_no_password() {
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
             .collect();
         assert!(!logs.contains(PASSWORD), "a password was logged");
+        assert!(!logs.contains("argon2id"), "a password hash was logged");
         if let Some(r) = records.iter().find(|r| r["message"] == "transfer") {
+            // The start-up self-check logged every variable before serving.
+            let config = |name: &str| {
+                records
+                    .iter()
+                    .find(|r| r["message"] == "config" && r["variable"] == name)
+                    .unwrap_or_else(|| panic!("no config record for {name} in:\n{logs}"))
+                    .clone()
+            };
+            assert_eq!(config("S3FTP_LOG_FORMAT")["value"], "json");
+            assert_eq!(config("S3FTP_LOG_FORMAT")["default"], false);
+            assert_eq!(config("S3FTP_USERS")["value"], "(set, not shown)");
+            assert_eq!(config("S3FTP_BAN_SECONDS")["default"], true);
             break r.clone();
         }
         assert!(Instant::now() < deadline, "no transfer record in:\n{logs}");
