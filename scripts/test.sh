@@ -8,7 +8,8 @@
 # S3FTP_TEST_S3_ACCESS_KEY and S3FTP_TEST_S3_SECRET_KEY (optionally
 # S3FTP_TEST_S3_REGION, S3FTP_TEST_S3_BUCKET_PREFIX) to run the S3 suite
 # against another server, such as MinIO from docker-compose.yml.
-# Extra arguments go to `cargo test --all-targets`, e.g. a test-name filter:
+# Extra arguments go to `cargo test --all-targets` (and skip the Terraform
+# check, scripts/check-terraform.sh), e.g. a test-name filter:
 # scripts/test.sh curl (note `--test NAME` would not narrow --all-targets).
 set -euo pipefail
 
@@ -19,7 +20,8 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v lftp >/dev/null 2>&1 || missing+=(lftp)
 # Creating the moto venv needs venv and ensurepip (Debian ships them apart).
-if [[ ! -x "${S3FTP_TOOLS_DIR:-$HOME/.cache/s3ftp-tools}/moto-venv/bin/moto_server" ]]; then
+tools="${S3FTP_TOOLS_DIR:-$HOME/.cache/s3ftp-tools}"
+if [[ ! -x "$tools/moto-venv/bin/moto_server" || ! -d "$tools/tf-venv" ]]; then
     python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 fi
 
@@ -41,5 +43,12 @@ fi
 # shellcheck source=scripts/s3-servers.sh
 source scripts/s3-servers.sh
 s3ftp_install_s3_servers
+
+# The Terraform module: parsed (python-hcl2), checked by checkov with zero
+# failed checks, formatted, validated and its tests run when terraform and an
+# offline AWS provider are available. Skipped when a test filter is given.
+if (($# == 0)); then
+    scripts/check-terraform.sh
+fi
 
 exec cargo test --all-targets "$@"
