@@ -106,7 +106,10 @@ fn config_prints_effective_settings_redacted_with_warnings() {
         &["config"],
         &[
             ("S3FTP_LISTEN", "0.0.0.0:2121"),
-            ("S3FTP_MOUNTS", "/=s3://bucket?access_key=AKID&secret_key=TOPSECRET"),
+            (
+                "S3FTP_MOUNTS",
+                "/=s3://bucket?access_key=AKID&secret_key=TOPSECRET",
+            ),
             ("S3FTP_MAX_SESSIONS", "64"),
         ],
         "",
