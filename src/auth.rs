@@ -114,6 +114,10 @@ pub struct UserStore {
     users: HashMap<String, Arc<UserSpec>>,
     /// Verified against when the user is unknown, so timing does not tell.
     decoy_hash: String,
+    /// Verifications running at once: one per core. Each takes the hash's
+    /// memory cost (19 MiB by default) and a core for tens of milliseconds,
+    /// so a flood of logins queues here instead of exhausting memory.
+    verifiers: Arc<tokio::sync::Semaphore>,
 }
 
 impl UserStore {
@@ -128,6 +132,9 @@ impl UserStore {
                 .map(|u| (u.name.clone(), Arc::new(u)))
                 .collect(),
             decoy_hash,
+            verifiers: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         }
     }
 
@@ -143,6 +150,9 @@ impl UserStore {
             .map(|u| u.password.clone())
             .unwrap_or_else(|| self.decoy_hash.clone());
         let password = password.to_string();
+        let Ok(_slot) = self.verifiers.acquire().await else {
+            return None;
+        };
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
                 .map(|parsed| {

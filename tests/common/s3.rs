@@ -165,7 +165,7 @@ impl S3Server {
             let config = format!(
                 r#"metadata_dir = "{dir}/meta"
 data_dir = "{dir}/data"
-db_engine = "sqlite"
+db_engine = "lmdb"
 replication_factor = 1
 compression_level = "none"
 disable_scrub = true

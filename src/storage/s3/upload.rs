@@ -196,6 +196,8 @@ impl MultipartSink {
                 .content_md5(content_md5(&body))
                 .set_metadata(Some(metadata))
                 .body(ByteStream::from(body))
+                .customize()
+                .disable_payload_signing()
                 .send()
                 .await
                 .map_err(|e| map(e, "PutObject"))?;
@@ -393,6 +395,10 @@ async fn upload_part(
         .part_number(number)
         .content_md5(md5)
         .body(ByteStream::from(body))
+        // Content-MD5 already protects the body: signing it too would hash
+        // every byte a second time (SHA-256), for no extra safety.
+        .customize()
+        .disable_payload_signing()
         .send()
         .await
         .map_err(|e| map(e, "UploadPart"))?;
