@@ -59,6 +59,8 @@ struct Options {
     session_mib: u64,
     idle_sessions: usize,
     only: Option<Vec<String>>,
+    /// Extra server variables (`--set S3FTP_PART_SIZE_MIB=16`).
+    server_env: Vec<(String, String)>,
 }
 
 impl Options {
@@ -72,6 +74,7 @@ impl Options {
             session_mib: 20,
             idle_sessions: 200,
             only: None,
+            server_env: Vec::new(),
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -92,6 +95,11 @@ impl Options {
                             .collect(),
                     )
                 }
+                "--set" => {
+                    let pair = value()?;
+                    let (k, v) = pair.split_once('=').ok_or("--set needs NAME=VALUE")?;
+                    o.server_env.push((k.to_string(), v.to_string()));
+                }
                 "--quick" => {
                     o.size_mib = 128;
                     o.small_files = 200;
@@ -104,7 +112,8 @@ impl Options {
                     println!(
                         "bench [--size-mib 1024] [--big-mib 4096] [--small-files 1000] \
                          [--list-entries 10000] [--sessions 50] [--session-mib 20] \
-                         [--idle-sessions 200] [--only W1,W2,W3,W4,W5,IDLE] [--quick]\n\
+                         [--idle-sessions 200] [--only W1,W2,W3,W4,W5,IDLE] [--quick] \
+                         [--set S3FTP_NAME=VALUE ...]\n\
                          Server binary: S3FTP_BENCH_BIN (default: target/release/s3ftp)."
                     );
                     std::process::exit(0);
@@ -183,7 +192,7 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    fn start(mount: &str) -> Result<ServerProcess> {
+    fn start(mount: &str, extra: &[(String, String)]) -> Result<ServerProcess> {
         let bin = std::env::var_os("S3FTP_BENCH_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
@@ -209,6 +218,7 @@ impl ServerProcess {
             .env("S3FTP_MAX_COMMANDS_PER_SECOND", "0")
             .env("S3FTP_DATA_TIMEOUT", "120")
             .env("S3FTP_LOG", "warn")
+            .envs(extra.iter().cloned())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -924,7 +934,7 @@ async fn main() -> Result<()> {
     let opts = Options::parse()?;
     let s3 = s3::S3Server::external_from_env().unwrap_or_else(s3::S3Server::garage);
     let bucket = s3.fresh_bucket().await;
-    let server = ServerProcess::start(&s3.mount_uri(&bucket, ""))?;
+    let server = ServerProcess::start(&s3.mount_uri(&bucket, ""), &opts.server_env)?;
     let direct = Direct::new(&s3, &bucket);
     let pattern = Arc::new(Pattern::new());
     println!(

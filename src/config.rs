@@ -69,8 +69,8 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "S3FTP_UPLOAD_MEMORY_MIB",
-        default: "512",
-        help: "Global budget of S3 part data in flight across all sessions, in MiB; uploads wait when it is spent.",
+        default: "160",
+        help: "Global budget of S3 part buffers (being filled or sent) across all sessions, in MiB; uploads wait, slowing their clients, when it is spent.",
     },
     Variable {
         name: "S3FTP_ANONYMOUS_HOME",

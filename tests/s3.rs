@@ -421,3 +421,53 @@ async fn store_failure_is_451_and_the_session_survives() {
     drop(data);
     c.expect("NOOP", 200).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_object_sha256_and_content_md5_when_the_mount_asks() {
+    let bucket = shared().fresh_bucket().await;
+    // Loopback endpoints get no Content-MD5 by default (checksum=auto):
+    // ask for it, so the MD5 path is exercised on PUT and on parts.
+    let mount = format!(
+        "/={}&sha256=true&checksum=md5",
+        shared().mount_uri(&bucket, S3_PREFIX)
+    );
+    let hashing = TestServer::start(
+        Store::S3 {
+            bucket: bucket.clone(),
+        },
+        &[("S3FTP_MOUNTS", mount.as_str())],
+    )
+    .await;
+    let body = content(70_000, 3);
+    let mut c = hashing.login().await;
+    assert_eq!(c.upload("STOR hashed.bin", &body).await.0, 226);
+    let head = shared()
+        .head_object(&bucket, &key("hashed.bin"))
+        .await
+        .expect("stored");
+    assert_eq!(
+        head.header("x-amz-meta-sha256"),
+        Some(sha256(&body).as_str())
+    );
+    let big = content(9 * MIB, 4);
+    assert_eq!(c.upload("STOR parts.bin", &big).await.0, 226);
+    let etag = shared()
+        .head_object(&bucket, &key("parts.bin"))
+        .await
+        .expect("stored")
+        .header("etag")
+        .map(str::to_string);
+    assert!(etag.is_some_and(|e| e.ends_with("-2\"")), "two parts");
+    assert_eq!(sha256(&c.fetch("RETR parts.bin").await), sha256(&big));
+
+    let plain = TestServer::s3().await;
+    let plain_bucket = plain.bucket().expect("bucket").to_string();
+    let mut c = plain.login().await;
+    assert_eq!(c.upload("STOR plain.bin", &body).await.0, 226);
+    let head = shared()
+        .head_object(&plain_bucket, &key("plain.bin"))
+        .await
+        .expect("stored");
+    assert_eq!(head.header("x-amz-meta-sha256"), None);
+    assert_eq!(c.fetch("RETR plain.bin").await, body);
+}

@@ -37,6 +37,53 @@ const MAX_KEY_BYTES: usize = 1024;
 /// Most keys per DeleteObjects request (S3's limit).
 const DELETE_BATCH: usize = 1000;
 
+/// How upload bodies are protected on their way to the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Checksum {
+    /// `md5` over plain HTTP to another host; `none` over HTTPS (TLS already
+    /// authenticates every byte) and to a loopback endpoint (no wire).
+    #[default]
+    Auto,
+    /// Content-MD5 on every part, which every store verifies (about 1.7
+    /// CPU-s per GiB: MD5 has no hardware support).
+    Md5,
+    /// The SDK's `x-amz-checksum-*` (flexible checksums; not accepted by
+    /// every store, e.g. Garage 2.5 with streamed bodies).
+    Crc32,
+    /// Nothing beyond the transport's own (TLS, or TCP on loopback).
+    None,
+}
+
+impl Checksum {
+    /// What `Auto` means for this endpoint (`None`: AWS, which is HTTPS).
+    fn resolve(self, endpoint: Option<&str>) -> Checksum {
+        if self != Checksum::Auto {
+            return self;
+        }
+        let Some(url) = endpoint else {
+            return Checksum::None;
+        };
+        let Some(rest) = url.strip_prefix("http://") else {
+            return Checksum::None;
+        };
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        let host = match authority.rsplit_once(':') {
+            Some((h, port)) if !port.contains(']') => h,
+            _ => authority,
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.to_canonical().is_loopback());
+        if loopback {
+            Checksum::None
+        } else {
+            Checksum::Md5
+        }
+    }
+}
+
 /// A parsed `s3://bucket/prefix?...` mount URI.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct S3Uri {
@@ -48,10 +95,13 @@ pub struct S3Uri {
     pub path_style: bool,
     pub access_key: Option<String>,
     pub secret_key: Option<String>,
-    /// `crc32`: let the SDK add x-amz-checksum-* (flexible checksums, not
-    /// accepted by every store); default `md5`: Content-MD5 on every part.
-    pub flexible_checksums: bool,
+    /// How uploaded bodies are protected in transit (`checksum=`).
+    pub checksum: Checksum,
     pub page_size: i32,
+    /// `sha256=true`: hash every uploaded object whole (SHA-256, logged with
+    /// the stored object and kept as `x-amz-meta-sha256` on single-part
+    /// uploads). Off by default: about 0.7 CPU-s per GiB.
+    pub sha256: bool,
 }
 
 impl S3Uri {
@@ -85,12 +135,15 @@ impl S3Uri {
                 "access_key" => parsed.access_key = Some(v.to_string()),
                 "secret_key" => parsed.secret_key = Some(v.to_string()),
                 "checksum" => {
-                    parsed.flexible_checksums = match v {
-                        "md5" => false,
-                        "crc32" => true,
-                        _ => return Err(format!("checksum={v}: use md5 or crc32")),
+                    parsed.checksum = match v {
+                        "auto" => Checksum::Auto,
+                        "md5" => Checksum::Md5,
+                        "crc32" => Checksum::Crc32,
+                        "none" => Checksum::None,
+                        _ => return Err(format!("checksum={v}: use auto, md5, crc32 or none")),
                     }
                 }
+                "sha256" => parsed.sha256 = parse_bool(k, v)?,
                 "page_size" => {
                     parsed.page_size = v
                         .parse()
@@ -154,6 +207,10 @@ pub(crate) struct S3Target {
     bucket: String,
     upload: UploadSettings,
     observer: Arc<dyn StorageObserver>,
+    /// Hash whole objects (the mount's `sha256=true`).
+    sha256: bool,
+    /// Send Content-MD5 with every upload body.
+    content_md5: bool,
 }
 
 impl S3Target {
@@ -239,7 +296,8 @@ impl S3Backend {
         let mut config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(uri.path_style)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-        config = config.request_checksum_calculation(if uri.flexible_checksums {
+        let checksum = uri.checksum.resolve(uri.endpoint.as_deref());
+        config = config.request_checksum_calculation(if checksum == Checksum::Crc32 {
             RequestChecksumCalculation::WhenSupported
         } else {
             RequestChecksumCalculation::WhenRequired
@@ -258,6 +316,8 @@ impl S3Backend {
                 bucket: uri.bucket.clone(),
                 upload: settings.upload.clone(),
                 observer: settings.observer.clone(),
+                sha256: uri.sha256,
+                content_md5: checksum == Checksum::Md5,
             }),
             prefix: uri.prefix.clone(),
             page_size: uri.page_size,
@@ -971,11 +1031,25 @@ mod tests {
         assert!(S3Uri::parse("s3://b?colour=blue").is_err());
         assert!(S3Uri::parse("s3://b?access_key=x").is_err());
         assert!(S3Uri::parse("s3://b?page_size=0").is_err());
-        assert!(
-            S3Uri::parse("s3://b?checksum=crc32")
-                .unwrap()
-                .flexible_checksums
+        assert_eq!(
+            S3Uri::parse("s3://b?checksum=crc32").unwrap().checksum,
+            Checksum::Crc32
         );
+        assert!(S3Uri::parse("s3://b?checksum=sha1").is_err());
+    }
+
+    #[test]
+    fn auto_checksum_is_md5_only_over_plain_http_to_another_host() {
+        let auto = |e: Option<&str>| Checksum::Auto.resolve(e);
+        assert_eq!(auto(None), Checksum::None);
+        assert_eq!(auto(Some("https://s3.example.com")), Checksum::None);
+        assert_eq!(auto(Some("http://minio:9000")), Checksum::Md5);
+        assert_eq!(auto(Some("http://10.0.0.5:9000/")), Checksum::Md5);
+        assert_eq!(auto(Some("http://127.0.0.1:3900")), Checksum::None);
+        assert_eq!(auto(Some("http://localhost:9000")), Checksum::None);
+        assert_eq!(auto(Some("http://[::1]:9000")), Checksum::None);
+        assert_eq!(auto(Some("http://[2001:db8::1]:9000")), Checksum::Md5);
+        assert_eq!(Checksum::Md5.resolve(Some("https://x")), Checksum::Md5);
     }
 
     #[test]
@@ -998,6 +1072,8 @@ mod tests {
             bucket: "b".into(),
             upload: UploadSettings::new(MIN_PART, 1, 1),
             observer: Arc::new(crate::storage::NoObserver),
+            sha256: false,
+            content_md5: true,
         };
         assert_eq!(t.copy_source("dir/a b+c é"), "b/dir/a%20b%2Bc%20%C3%A9");
     }

@@ -85,6 +85,10 @@ pub(super) struct MultipartSink {
     /// server-side (those bytes never pass through here).
     sha256: Option<Sha256>,
     finished: bool,
+    /// Budget held for the part buffer being filled, taken when a file
+    /// outgrows the small-file range and handed on to that part's upload:
+    /// the budget bounds every part buffer, not only those in flight.
+    fill_permit: Option<OwnedSemaphorePermit>,
 }
 
 impl MultipartSink {
@@ -94,6 +98,7 @@ impl MultipartSink {
         metadata: HashMap<String, String>,
     ) -> Self {
         let slots = Arc::new(Semaphore::new(target.upload.concurrency));
+        let sha256 = target.sha256.then(Sha256::new);
         MultipartSink {
             target,
             key,
@@ -105,9 +110,22 @@ impl MultipartSink {
             done: Vec::new(),
             slots,
             total: 0,
-            sha256: Some(Sha256::new()),
+            sha256,
             finished: false,
+            fill_permit: None,
         }
+    }
+
+    /// Waits for `len` bytes of the global budget (whole MiB, at most all of it).
+    async fn budget_for(&self, len: usize) -> Result<OwnedSemaphorePermit> {
+        let mib = len.div_ceil(MIB).clamp(1, self.target.upload.budget_mib) as u32;
+        self.target
+            .upload
+            .budget
+            .clone()
+            .acquire_many_owned(mib)
+            .await
+            .map_err(closed)
     }
 
     fn current_part_size(&self) -> usize {
@@ -146,18 +164,10 @@ impl MultipartSink {
         self.collect_finished()?;
         let upload_id = self.create_upload().await?;
         let slot = self.slots.clone().acquire_owned().await.map_err(closed)?;
-        let mib = body
-            .len()
-            .div_ceil(MIB)
-            .clamp(1, self.target.upload.budget_mib) as u32;
-        let budget = self
-            .target
-            .upload
-            .budget
-            .clone()
-            .acquire_many_owned(mib)
-            .await
-            .map_err(closed)?;
+        let budget = match self.fill_permit.take() {
+            Some(permit) => permit,
+            None => self.budget_for(body.len()).await?,
+        };
         let number = self.next_part;
         self.next_part += 1;
         let target = self.target.clone();
@@ -193,7 +203,7 @@ impl MultipartSink {
                 .put_object()
                 .bucket(&self.target.bucket)
                 .key(&self.key)
-                .content_md5(content_md5(&body))
+                .set_content_md5(self.target.content_md5.then(|| content_md5(&body)))
                 .set_metadata(Some(metadata))
                 .body(ByteStream::from(body))
                 .customize()
@@ -323,7 +333,10 @@ impl UploadSink for MultipartSink {
             if data.len() < room {
                 if self.buf.capacity() < part && self.buf.len() + data.len() > 256 * 1024 {
                     // Past the small-file range: take the whole part buffer once
-                    // rather than growing it by copies.
+                    // rather than growing it by copies, within the budget.
+                    if self.fill_permit.is_none() {
+                        self.fill_permit = Some(self.budget_for(part).await?);
+                    }
                     self.buf.reserve(part - self.buf.len());
                 }
                 self.buf.extend_from_slice(&data);
@@ -385,7 +398,7 @@ async fn upload_part(
     number: i32,
     body: Bytes,
 ) -> Result<CompletedPart> {
-    let md5 = content_md5(&body);
+    let md5 = target.content_md5.then(|| content_md5(&body));
     let out = target
         .client
         .upload_part()
@@ -393,10 +406,10 @@ async fn upload_part(
         .key(key)
         .upload_id(upload_id)
         .part_number(number)
-        .content_md5(md5)
+        .set_content_md5(md5)
         .body(ByteStream::from(body))
-        // Content-MD5 already protects the body: signing it too would hash
-        // every byte a second time (SHA-256), for no extra safety.
+        // The body is protected by Content-MD5, TLS or a loopback socket
+        // (see Checksum): signing it too would hash every byte with SHA-256.
         .customize()
         .disable_payload_signing()
         .send()
