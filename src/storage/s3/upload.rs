@@ -46,15 +46,63 @@ pub struct UploadSettings {
     pub budget: Arc<Semaphore>,
     /// The budget's size, so one part never waits for more than exists.
     pub budget_mib: usize,
+    /// Part buffers kept for reuse after their part was sent.
+    pub pool: Arc<PartPool>,
 }
 
 impl UploadSettings {
     pub fn new(part_size: usize, concurrency: usize, budget_mib: usize) -> Self {
+        let part_size = part_size.clamp(MIN_PART, MAX_PART);
+        let concurrency = concurrency.max(1);
         UploadSettings {
-            part_size: part_size.clamp(MIN_PART, MAX_PART),
-            concurrency: concurrency.max(1),
+            part_size,
+            concurrency,
             budget: Arc::new(Semaphore::new(budget_mib.max(1))),
             budget_mib: budget_mib.max(1),
+            pool: Arc::new(PartPool {
+                size: part_size,
+                keep: concurrency + 1,
+                free: std::sync::Mutex::new(Vec::new()),
+            }),
+        }
+    }
+}
+
+/// Reuses part buffers: a new buffer is mapped fresh from the system, and
+/// faulting its pages in cost about a third of an upload's CPU. Keeps
+/// enough for one upload at full speed (`concurrency + 1` buffers), so an
+/// idle server holds at most that much.
+#[derive(Debug)]
+pub struct PartPool {
+    size: usize,
+    keep: usize,
+    free: std::sync::Mutex<Vec<BytesMut>>,
+}
+
+impl PartPool {
+    /// An empty buffer for a part of `size` bytes.
+    fn take(&self, size: usize) -> BytesMut {
+        if size == self.size {
+            if let Some(buf) = self.free.lock().ok().and_then(|mut f| f.pop()) {
+                return buf;
+            }
+        }
+        BytesMut::with_capacity(size)
+    }
+
+    /// Takes back a sent part's buffer, when nothing else still holds it.
+    fn give(&self, part: Bytes) {
+        let Ok(mut buf) = part.try_into_mut() else {
+            return;
+        };
+        if buf.capacity() < self.size || buf.capacity() > 2 * self.size {
+            return;
+        }
+        buf.clear();
+        if let Ok(mut free) = self.free.lock() {
+            if free.len() < self.keep {
+                free.push(buf);
+            }
         }
     }
 }
@@ -193,7 +241,7 @@ impl MultipartSink {
     async fn finish(&mut self) -> Result<u64> {
         let sha256 = self.sha256.take().map(|h| hex(&h.finalize()));
         if self.upload_id.is_none() {
-            let body = self.buf.split().freeze();
+            let body = std::mem::take(&mut self.buf).freeze();
             let mut metadata = self.metadata.clone();
             if let Some(sum) = &sha256 {
                 metadata.insert("sha256".into(), sum.clone());
@@ -213,7 +261,7 @@ impl MultipartSink {
                 .map_err(|e| map(e, "PutObject"))?;
         } else {
             if !self.buf.is_empty() {
-                let last = self.buf.split().freeze();
+                let last = std::mem::take(&mut self.buf).freeze();
                 self.start_part(last).await?;
             }
             while let Some(joined) = self.tasks.join_next().await {
@@ -331,13 +379,16 @@ impl UploadSink for MultipartSink {
             let part = self.current_part_size();
             let room = part - self.buf.len();
             if data.len() < room {
-                if self.buf.capacity() < part && self.buf.len() + data.len() > 256 * 1024 {
-                    // Past the small-file range: take the whole part buffer once
+                let large = self.upload_id.is_some() || self.buf.len() + data.len() > 256 * 1024;
+                if self.buf.capacity() < part && large {
+                    // Past the small-file range: take a whole part buffer once
                     // rather than growing it by copies, within the budget.
                     if self.fill_permit.is_none() {
                         self.fill_permit = Some(self.budget_for(part).await?);
                     }
-                    self.buf.reserve(part - self.buf.len());
+                    let mut whole = self.target.upload.pool.take(part);
+                    whole.extend_from_slice(&self.buf);
+                    self.buf = whole;
                 }
                 self.buf.extend_from_slice(&data);
                 return Ok(());
@@ -347,7 +398,7 @@ impl UploadSink for MultipartSink {
                 return self.start_part(data).await;
             }
             self.buf.extend_from_slice(&data.split_to(room));
-            let full = self.buf.split().freeze();
+            let full = std::mem::take(&mut self.buf).freeze();
             self.start_part(full).await?;
             if data.is_empty() {
                 return Ok(());
@@ -399,6 +450,7 @@ async fn upload_part(
     body: Bytes,
 ) -> Result<CompletedPart> {
     let md5 = target.content_md5.then(|| content_md5(&body));
+    let buffer = body.clone();
     let out = target
         .client
         .upload_part()
@@ -413,8 +465,9 @@ async fn upload_part(
         .customize()
         .disable_payload_signing()
         .send()
-        .await
-        .map_err(|e| map(e, "UploadPart"))?;
+        .await;
+    target.upload.pool.give(buffer);
+    let out = out.map_err(|e| map(e, "UploadPart"))?;
     Ok(CompletedPart::builder()
         .part_number(number)
         .set_e_tag(out.e_tag().map(str::to_string))
@@ -485,6 +538,32 @@ mod tests {
         assert_eq!(part_size_for(8 * MIB, 1), 8 * MIB);
         assert_eq!(part_size_for(8 * MIB, 900), 8 * MIB);
         assert_eq!(part_size_for(8 * MIB, 901), 16 * MIB);
+    }
+
+    #[test]
+    fn sent_part_buffers_are_reused_only_when_nothing_else_holds_them() {
+        let settings = UploadSettings::new(MIN_PART, 2, 64);
+        let pool = &settings.pool;
+        let mut buf = pool.take(MIN_PART);
+        buf.extend_from_slice(&[7u8; 1000]);
+        let first = buf.as_ptr();
+        let part = buf.freeze();
+        let still_held = part.clone();
+        pool.give(part);
+        // A clone is alive (the request could still be reading it): not reused.
+        let other = pool.take(MIN_PART);
+        assert_ne!(other.as_ptr(), first);
+        pool.give(still_held);
+        let again = pool.take(MIN_PART);
+        assert_eq!(again.as_ptr(), first, "the same memory comes back");
+        assert!(again.is_empty() && again.capacity() >= MIN_PART);
+        // Other sizes (a doubled part) are never served from the pool, and the
+        // pool keeps at most concurrency + 1 buffers.
+        assert!(pool.take(2 * MIN_PART).capacity() >= 2 * MIN_PART);
+        for _ in 0..5 {
+            pool.give(BytesMut::with_capacity(MIN_PART).freeze());
+        }
+        assert_eq!(pool.free.lock().map(|f| f.len()).unwrap_or(0), 3);
     }
 
     #[test]
