@@ -301,6 +301,37 @@ async fn modification_times(server: TestServer) {
     assert!(list[0].contains("Jan 02  2020"), "{list:?}");
     c.expect("MFMT 20200102030405 missing", 550).await;
     c.expect("MDTM missing", 550).await;
+    // SITE UTIME, as older clients send it, in both forms.
+    c.upload("STOR old client.txt", b"u").await;
+    c.expect("SITE UTIME 20190304050607 old client.txt", 200)
+        .await;
+    assert_eq!(
+        c.expect("MDTM old client.txt", 213).await,
+        "213 20190304050607\r\n"
+    );
+    c.expect(
+        "SITE UTIME old client.txt 20220101000000 20180708091011 20220101000000 UTC",
+        200,
+    )
+    .await;
+    assert_eq!(
+        c.expect("MDTM old client.txt", 213).await,
+        "213 20180708091011\r\n"
+    );
+    let mlsd = common::lines(&c.fetch("MLSD").await);
+    assert!(
+        mlsd.iter()
+            .any(|l| l.contains("modify=20180708091011;") && l.ends_with(" old client.txt")),
+        "{mlsd:?}"
+    );
+    c.expect("SITE UTIME 20190304050607 missing", 550).await;
+    c.expect("SITE UTIME yesterday f", 501).await;
+    c.expect("SITE UTIME", 501).await;
+    assert_eq!(
+        c.expect("MDTM old client.txt", 213).await,
+        "213 20180708091011\r\n",
+        "a refused SITE UTIME changes nothing"
+    );
     c.expect("MKD d", 257).await;
     c.expect("MDTM d", 550).await;
     assert_eq!(c.fetch("RETR f").await, b"content");

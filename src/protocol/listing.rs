@@ -90,6 +90,39 @@ pub fn format_time(t: SystemTime) -> String {
     )
 }
 
+/// Parses the arguments of `SITE UTIME`, in either form clients send:
+/// `YYYYMMDDhhmm[ss] PATH` (ProFTPD's) or `PATH ATIME MTIME CTIME UTC`
+/// (Pure-FTPd's, times as `YYYYMMDDhhmmss`). Returns the modification time
+/// and the path, which may contain spaces.
+pub fn parse_utime(args: &str) -> Option<(SystemTime, String)> {
+    let args = args.trim();
+    // PATH ATIME MTIME CTIME UTC: peel the words off the end; the path is
+    // what is left, spaces kept.
+    let pure_ftpd = || {
+        let (rest, utc) = args.rsplit_once(' ')?;
+        if !utc.eq_ignore_ascii_case("UTC") {
+            return None;
+        }
+        let (rest, ctime) = rest.trim_end().rsplit_once(' ')?;
+        let (rest, mtime) = rest.trim_end().rsplit_once(' ')?;
+        let (path, atime) = rest.trim_end().rsplit_once(' ')?;
+        let path = path.trim_end();
+        let valid = [atime, ctime].iter().all(|t| parse_time(t).is_some());
+        (valid && !path.is_empty()).then_some((parse_time(mtime)?, path.to_string()))
+    };
+    if let Some(found) = pure_ftpd() {
+        return Some(found);
+    }
+    let (time, path) = args.split_once(' ')?;
+    let path = path.trim_start();
+    let time = match time.len() {
+        12 => parse_time(&format!("{time}00"))?,
+        14 => parse_time(time)?,
+        _ => return None,
+    };
+    (!path.is_empty()).then(|| (time, path.to_string()))
+}
+
 /// Parses `YYYYMMDDHHMMSS` or `YYYYMMDDHHMMSS.fff...` (UTC) as sent with
 /// MFMT/MFCT/MFF. The fraction is kept to the millisecond. A seconds value of
 /// 60 (a leap second, allowed by RFC 3659) is read as the next second.
@@ -522,5 +555,32 @@ mod tests {
     fn invalid_glob_matches_literally() {
         assert!(glob_matches("[oops", "[oops"));
         assert!(!glob_matches("[oops", "o"));
+    }
+
+    #[test]
+    fn site_utime_takes_both_client_forms() {
+        let t = |s: &str| parse_time(s).unwrap();
+        assert_eq!(
+            parse_utime("20200102030405 a file.txt"),
+            Some((t("20200102030405"), "a file.txt".into()))
+        );
+        assert_eq!(
+            parse_utime("202001020304 f"),
+            Some((t("20200102030400"), "f".into()))
+        );
+        assert_eq!(
+            parse_utime("my file 20210101000000 20200102030405 20210101000000 UTC"),
+            Some((t("20200102030405"), "my file".into()))
+        );
+        for bad in [
+            "",
+            "20200102030405",
+            "2020 f",
+            "20201302030405 f",
+            "f 20200102030405",
+            "f 2020 2020 2020 UTC",
+        ] {
+            assert_eq!(parse_utime(bad), None, "{bad:?}");
+        }
     }
 }

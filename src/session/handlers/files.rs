@@ -124,6 +124,22 @@ pub(super) async fn mfmt(s: &mut Session, time: SystemTime, arg: &str) -> Handle
     )
 }
 
+/// SITE UTIME (older clients' MFMT): sets the modification time.
+pub(super) async fn site_utime(s: &mut Session, args: Option<&str>) -> Handled {
+    let Some((time, path)) = args.and_then(crate::protocol::listing::parse_utime) else {
+        return reply(
+            ReplyCode::ParameterSyntaxError,
+            "Use SITE UTIME YYYYMMDDhhmmss path, or SITE UTIME path atime mtime ctime UTC.",
+        );
+    };
+    let times = Times {
+        modified: Some(time),
+        created: None,
+    };
+    set_times(s, &path, times).await?;
+    reply(ReplyCode::CommandOkay, "UTIME command successful.")
+}
+
 pub(super) async fn mfct(s: &mut Session, time: SystemTime, arg: &str) -> Handled {
     let times = Times {
         modified: None,

@@ -141,6 +141,9 @@ async fn dispatch(s: &mut Session, cmd: Command, rename_from: Option<String>) ->
         Command::Feat => info::feat(s),
         Command::Opts { option, value } => info::opts(s, &option, value.as_deref()),
         Command::Help(arg) => info::help(arg.as_deref()),
+        Command::Site { command, args } if command == "UTIME" => {
+            files::site_utime(s, args.as_deref()).await
+        }
         Command::Site { command, args } => info::site(&command, args.as_deref()),
         Command::Host(host) => info::host(s, &host),
         Command::Lang(lang) => info::lang(lang.as_deref()),
