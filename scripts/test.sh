@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. The real-client tests (tests/real_clients.rs)
-# drive curl and python3, so they are installed first when missing. The S3
+# drive curl, lftp, python3, busybox, ncftp and tnftp, so they are installed
+# first when missing. The S3
 # tests start Garage and moto on loopback: scripts/s3-servers.sh installs them
 # when missing (Garage with cargo install, about 10 minutes once; moto in a
 # venv under ${S3FTP_TOOLS_DIR:-~/.cache/s3ftp-tools}) and exports
@@ -19,6 +20,11 @@ missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v lftp >/dev/null 2>&1 || missing+=(lftp)
+# Legacy clients of tests/real_clients.rs: busybox ftpput/ftpget, ncftp, and
+# tnftp in active mode (as Windows ftp.exe works).
+command -v busybox >/dev/null 2>&1 || missing+=(busybox)
+command -v ncftpput >/dev/null 2>&1 || missing+=(ncftp)
+command -v tnftp >/dev/null 2>&1 || missing+=(tnftp)
 # Creating the moto venv needs venv and ensurepip (Debian ships them apart).
 tools="${S3FTP_TOOLS_DIR:-$HOME/.cache/s3ftp-tools}"
 if [[ ! -x "$tools/moto-venv/bin/moto_server" || ! -d "$tools/tf-venv" ]]; then

@@ -1285,3 +1285,188 @@ fn json_logs_carry_one_audit_record_per_transfer_and_no_password() {
         .is_some_and(|p| p.starts_with("127.0.0.1:")));
     assert!(record["ms"].is_u64() && record["session"].is_u64());
 }
+
+// ---------------------------------------------------------------------------
+// Legacy clients: busybox (embedded devices, old scanners), ncftp, and an
+// active-mode-only client driven like Windows ftp.exe (tnftp with passive off)
+// ---------------------------------------------------------------------------
+
+/// Fails (never skips) when `tool` is not on PATH.
+fn require_on_path(tool: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{tool}` is needed by tests/real_clients.rs; run the suite through scripts/test.sh, \
+         which installs it"
+    );
+}
+
+/// Runs `cmd` with `input` on its standard input, killing it after `limit`.
+fn run_with_input(mut cmd: Command, input: &str, limit: Duration) -> Run {
+    let path = std::env::temp_dir().join(format!(
+        "s3ftp-input-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    fs::write(&path, input).expect("write input");
+    cmd.stdin(fs::File::open(&path).expect("open input"));
+    // `run` would replace stdin with null: spawn here instead.
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{shown} still running after {limit:?}; killed");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let _ = fs::remove_file(&path);
+    Run {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned(),
+    }
+}
+
+fn assert_ran(what: &str, r: &Run, server: &Server) {
+    assert!(
+        r.status.success(),
+        "{what} failed with {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- server stderr ---\n{}",
+        r.status,
+        r.stdout_text(),
+        r.stderr,
+        server.stderr()
+    );
+}
+
+#[test]
+fn busybox_ftpput_and_ftpget_round_trip() {
+    require_on_path("busybox");
+    let server = Server::with_alice();
+    let work = Work::new();
+    let body = content(2 * MIB + 77, 21);
+    let local = work.write("scan.pdf", &body);
+    fs::create_dir(server.root.join("inbox")).expect("mkdir inbox");
+    let port = server.port.to_string();
+    let login = ["-u", USER, "-p", PASSWORD, "-P", port.as_str(), "127.0.0.1"];
+    let mut put = Command::new("busybox");
+    put.arg("ftpput")
+        .args(login)
+        .args(["inbox/scan.pdf", &local]);
+    assert_ran(
+        "busybox ftpput",
+        &run(put, Duration::from_secs(30)),
+        &server,
+    );
+    server.assert_file("inbox/scan.pdf", &body);
+    let back = path_str(&work.path("back.pdf"));
+    let mut get = Command::new("busybox");
+    get.arg("ftpget")
+        .args(login)
+        .args([back.as_str(), "inbox/scan.pdf"]);
+    assert_ran(
+        "busybox ftpget",
+        &run(get, Duration::from_secs(30)),
+        &server,
+    );
+    assert_eq!(sha256(&work.read("back.pdf")), sha256(&body));
+    // Into a folder that does not exist: busybox reports the failure, and
+    // nothing is stored.
+    let mut put = Command::new("busybox");
+    put.arg("ftpput")
+        .args(login)
+        .args(["missing/scan.pdf", &local]);
+    let r = run(put, Duration::from_secs(30));
+    assert!(
+        !r.status.success(),
+        "upload into a missing folder succeeded"
+    );
+    assert!(!server.root.join("missing").exists());
+}
+
+#[test]
+fn ncftp_put_ls_get_and_delete() {
+    require_on_path("ncftpput");
+    let server = Server::with_alice();
+    let work = Work::new();
+    let body = content(1_500_000, 22);
+    let local = work.write("report.csv", &body);
+    let port = server.port.to_string();
+    let login = ["-u", USER, "-p", PASSWORD, "-P", port.as_str(), "-t", "20"];
+    // -m: create the remote folders (nested) first.
+    let mut put = Command::new("ncftpput");
+    put.args(login)
+        .args(["-m", "127.0.0.1", "/exports/2026/11", &local]);
+    assert_ran("ncftpput", &run(put, Duration::from_secs(40)), &server);
+    server.assert_file("exports/2026/11/report.csv", &body);
+    let mut ls = Command::new("ncftpls");
+    ls.args(login)
+        .args(["-l", "ftp://127.0.0.1/exports/2026/11/"]);
+    let r = run(ls, Duration::from_secs(40));
+    assert_ran("ncftpls", &r, &server);
+    let listing = r.stdout_text();
+    assert!(
+        listing.contains("report.csv") && listing.contains("1500000"),
+        "{listing}"
+    );
+    // -DD: download, then delete the remote file.
+    let into = path_str(&work.path(""));
+    let mut get = Command::new("ncftpget");
+    get.args(login)
+        .args(["-DD", "127.0.0.1", &into, "/exports/2026/11/report.csv"]);
+    let r = run(get, Duration::from_secs(40));
+    assert_ran("ncftpget", &r, &server);
+    assert_eq!(sha256(&work.read("report.csv")), sha256(&body));
+    assert!(!server.root.join("exports/2026/11/report.csv").exists());
+    assert!(server.root.join("exports/2026/11").is_dir());
+}
+
+#[test]
+fn active_mode_only_client_like_windows_ftp_exe() {
+    require_on_path("tnftp");
+    let server = Server::with_alice();
+    let work = Work::new();
+    let body = content(700_000, 23);
+    let local = work.write("batch.txt", &body);
+    let back = path_str(&work.path("batch.back"));
+    // -A: active mode only (PORT), -n: log in from the script, as a batch
+    // file for ftp.exe does; plain `ls` output is what such scripts parse.
+    let script = format!(
+        "open 127.0.0.1 {port}\nuser {USER} {PASSWORD}\nbinary\nmkdir out\ncd out\n\
+         put {local} batch.txt\nls\nget batch.txt {back}\nrename batch.txt done.txt\n\
+         delete done.txt\ncd ..\nrmdir out\nquit\n",
+        port = server.port
+    );
+    let mut cmd = Command::new("tnftp");
+    cmd.args(["-A", "-n", "-v"]);
+    let r = run_with_input(cmd, &script, Duration::from_secs(60));
+    assert_ran("tnftp -A", &r, &server);
+    let out = r.stdout_text();
+    assert!(
+        out.contains("PORT command successful"),
+        "active mode (PORT or EPRT) was not used:\n{out}"
+    );
+    assert!(out.contains("batch.txt"), "ls shows the file:\n{out}");
+    assert!(
+        !out.contains("EPSV") && !out.contains("227 "),
+        "passive was used:\n{out}"
+    );
+    assert_eq!(sha256(&fs::read(&back).expect("downloaded")), sha256(&body));
+    assert!(!server.root.join("out").exists(), "RMD removed the folder");
+}
