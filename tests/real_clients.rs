@@ -71,8 +71,13 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8
 }
 
 /// Runs `cmd` to completion, killing it if it outlives `limit`.
-fn run(mut cmd: Command, limit: Duration) -> Run {
-    cmd.stdin(Stdio::null())
+fn run(cmd: Command, limit: Duration) -> Run {
+    run_fed(cmd, Stdio::null(), limit)
+}
+
+/// [`run`] with `stdin` as the program's standard input.
+fn run_fed(mut cmd: Command, stdin: Stdio, limit: Duration) -> Run {
+    cmd.stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let shown = format!("{cmd:?}");
@@ -1308,40 +1313,11 @@ fn require_on_path(tool: &str) {
 }
 
 /// Runs `cmd` with `input` on its standard input, killing it after `limit`.
-fn run_with_input(mut cmd: Command, input: &str, limit: Duration) -> Run {
-    let path = std::env::temp_dir().join(format!(
-        "s3ftp-input-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    fs::write(&path, input).expect("write input");
-    cmd.stdin(fs::File::open(&path).expect("open input"));
-    // `run` would replace stdin with null: spawn here instead.
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let shown = format!("{cmd:?}");
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{shown} still running after {limit:?}; killed");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let _ = fs::remove_file(&path);
-    Run {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned(),
-    }
+fn run_with_input(cmd: Command, input: &str, limit: Duration) -> Run {
+    let work = Work::new();
+    let path = work.write("stdin.txt", input.as_bytes());
+    let file = fs::File::open(path).expect("open input");
+    run_fed(cmd, Stdio::from(file), limit)
 }
 
 fn assert_ran(what: &str, r: &Run, server: &Server) {
