@@ -524,15 +524,21 @@ impl Direct {
         Ok(())
     }
 
-    async fn get(&self, key: &str) -> Result<u64> {
-        let mut body = self
+    /// The body of a GetObject of `key`.
+    async fn body(&self, key: &str) -> Result<ByteStream> {
+        let out = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
             .send()
-            .await?
-            .body;
+            .await?;
+        Ok(out.body)
+    }
+
+    /// Reads an object and only counts its bytes (W2's direct path).
+    async fn get(&self, key: &str) -> Result<u64> {
+        let mut body = self.body(key).await?;
         let mut total = 0;
         while let Some(chunk) = body.try_next().await? {
             total += chunk.len() as u64;
@@ -571,14 +577,7 @@ impl Direct {
 
     /// Size and SHA-256 of a stored object, read back in full.
     async fn digest(&self, key: &str) -> Result<(u64, String)> {
-        let mut body = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await?
-            .body;
+        let mut body = self.body(key).await?;
         let (mut total, mut h) = (0u64, Sha256::new());
         while let Some(chunk) = body.try_next().await? {
             total += chunk.len() as u64;
