@@ -83,6 +83,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "RNTO onto an existing file replaces it, as FTP servers do; false answers 550 and keeps both.",
     },
     Variable {
+        name: "S3FTP_TEMP_SUFFIXES",
+        default: ".filepart",
+        help: "Comma-separated suffixes of upload-then-rename temporary names (WinSCP's .filepart): a STOR to NAME+suffix is written straight to NAME and made visible when the client renames it to NAME, so the rename copies nothing. Empty: off.",
+    },
+    Variable {
         name: "S3FTP_TLS_CERT",
         default: "",
         help: "PEM file with the TLS certificate chain (leaf first); enables FTPS (AUTH TLS).",
@@ -222,6 +227,7 @@ struct Raw {
     upload_concurrency: usize,
     upload_memory_mib: usize,
     rename_overwrite: bool,
+    temp_suffixes: String,
     anonymous_home: String,
     tls_cert: String,
     tls_key: String,
@@ -259,6 +265,8 @@ pub struct Config {
     pub upload_concurrency: usize,
     pub upload_memory_mib: usize,
     pub rename_overwrite: bool,
+    /// Upload-then-rename suffixes (S3FTP_TEMP_SUFFIXES), each non-empty.
+    pub temp_suffixes: Vec<String>,
     /// Home of anonymous (read-only) logins; None: anonymous login is off.
     pub anonymous_home: Option<String>,
     /// Where the TLS certificate comes from; None: no FTPS.
@@ -448,6 +456,21 @@ fn envy_error(err: envy::Error, values: &HashMap<String, String>) -> ConfigError
     invalid(var, format!("invalid value {value:?} ({text})"))
 }
 
+/// Parses S3FTP_TEMP_SUFFIXES: a comma-separated list, blanks dropped.
+fn parse_temp_suffixes(value: &str) -> Result<Vec<String>, ConfigError> {
+    let mut suffixes = Vec::new();
+    for suffix in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if suffix.contains('/') {
+            return Err(invalid(
+                "S3FTP_TEMP_SUFFIXES",
+                format!("{suffix:?}: a suffix cannot contain '/'"),
+            ));
+        }
+        suffixes.push(suffix.to_string());
+    }
+    Ok(suffixes)
+}
+
 impl Raw {
     fn validate(self) -> Result<Config, ConfigError> {
         let listen: SocketAddr = self.listen.parse().map_err(|_| {
@@ -597,6 +620,7 @@ impl Raw {
             upload_concurrency: self.upload_concurrency,
             upload_memory_mib: self.upload_memory_mib,
             rename_overwrite: self.rename_overwrite,
+            temp_suffixes: parse_temp_suffixes(&self.temp_suffixes)?,
             anonymous_home: match self.anonymous_home.trim() {
                 "" => None,
                 home if home.starts_with('/') => Some(home.to_string()),
@@ -708,6 +732,18 @@ mod tests {
         assert_eq!(e.var, "S3FTP_MOUNTS");
         let e = Config::from_vars([("S3FTP_LISTN", "x")]).unwrap_err();
         assert_eq!(e.var, "S3FTP_LISTN");
+    }
+
+    #[test]
+    fn temp_suffixes() {
+        let c = Config::from_vars(Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(c.temp_suffixes, [".filepart"]);
+        let c = Config::from_vars([("S3FTP_TEMP_SUFFIXES", " .filepart, .tmp ,,")]).unwrap();
+        assert_eq!(c.temp_suffixes, [".filepart", ".tmp"]);
+        let c = Config::from_vars([("S3FTP_TEMP_SUFFIXES", "")]).unwrap();
+        assert!(c.temp_suffixes.is_empty());
+        let e = Config::from_vars([("S3FTP_TEMP_SUFFIXES", ".part/x")]).unwrap_err();
+        assert_eq!(e.var, "S3FTP_TEMP_SUFFIXES");
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod common;
 
 use common::{content, Raw, TestServer, JAILED, PASSWORD, READER, USER};
 use std::net::SocketAddr;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 on_every_backend!(
     login_and_access_control,
@@ -22,6 +22,8 @@ on_every_backend!(
     data_channel_guards,
     active_mode_transfer,
     recursive_size_and_removal,
+    upload_then_rename_to_the_final_name,
+    client_habits,
 );
 
 async fn login_and_access_control(server: TestServer) {
@@ -335,6 +337,161 @@ async fn modification_times(server: TestServer) {
     c.expect("MKD d", 257).await;
     c.expect("MDTM d", 550).await;
     assert_eq!(c.fetch("RETR f").await, b"content");
+}
+
+/// Objects copied so far (0 when the back end is not S3).
+async fn copies(server: &TestServer) -> f64 {
+    let mut n = 0.0;
+    for op in ["CopyObject", "UploadPartCopy"] {
+        n += server
+            .metric(&format!(
+                r#"s3ftp_backend_requests_total{{backend="s3",operation="{op}",outcome="ok"}}"#
+            ))
+            .await;
+    }
+    n
+}
+
+/// WinSCP's `.filepart` habit (S3FTP_TEMP_SUFFIXES): the upload goes straight
+/// to the final name, so the rename copies nothing, and every other use of the
+/// temporary name sees exactly what a plain upload would have left.
+async fn upload_then_rename_to_the_final_name(server: TestServer) {
+    let mut c = server.login().await;
+    let mut other = server.login().await;
+    // Larger than a part: a multipart upload on S3.
+    let big = content(9 * 1024 * 1024 + 5, 7);
+    c.upload("STOR old.txt", b"old").await;
+    assert_eq!(c.upload("STOR big.bin.filepart", &big).await.0, 226);
+    // Not visible under either name until the rename.
+    other.expect("SIZE big.bin", 550).await;
+    other.expect("SIZE big.bin.filepart", 550).await;
+    c.expect("TYPE I", 200).await; // harmless commands keep it waiting
+    let mfmt = c.expect("MFMT 20200102030405 big.bin.filepart", 213).await;
+    assert!(mfmt.contains("Modify=20200102030405"), "{mfmt}");
+    let before = copies(&server).await;
+    c.expect("RNFR big.bin.filepart", 350).await;
+    c.expect("RNTO big.bin", 250).await;
+    assert_eq!(
+        c.expect("SIZE big.bin", 213).await,
+        format!("213 {}\r\n", big.len())
+    );
+    c.expect("SIZE big.bin.filepart", 550).await;
+    assert_eq!(
+        c.expect("MDTM big.bin", 213).await,
+        "213 20200102030405\r\n"
+    );
+    assert!(c.fetch("RETR big.bin").await == big, "big.bin differs");
+    if server.bucket().is_some() {
+        // The rename itself copied nothing (MFMT is a copy in place on S3).
+        assert!(
+            copies(&server).await - before <= 1.0,
+            "rename copied the object"
+        );
+    }
+    let names = common::sorted_lines(&c.fetch("NLST").await);
+    assert_eq!(names, ["big.bin", "old.txt"]);
+
+    // Any other command first gives the upload its temporary name.
+    assert_eq!(c.upload("STOR a.csv.filepart", b"a-data").await.0, 226);
+    assert_eq!(c.expect("SIZE a.csv.filepart", 213).await, "213 6\r\n");
+    c.expect("SIZE a.csv", 550).await;
+    assert_eq!(c.fetch("RETR a.csv.filepart").await, b"a-data");
+
+    // A rename to another name: the file ends up there, nothing else left.
+    assert_eq!(c.upload("STOR b.filepart", b"b-data").await.0, 226);
+    c.expect("RNFR b.filepart", 350).await;
+    c.expect("RNTO elsewhere", 250).await;
+    assert_eq!(c.fetch("RETR elsewhere").await, b"b-data");
+    c.expect("SIZE b", 550).await;
+    c.expect("SIZE b.filepart", 550).await;
+
+    // Replacing an existing file: the old content stays readable until the
+    // rename (the upload then goes to the temporary name, as without staging).
+    assert_eq!(c.upload("STOR old.txt.filepart", b"new").await.0, 226);
+    assert_eq!(other.fetch("RETR old.txt").await, b"old");
+    c.expect("RNFR old.txt.filepart", 350).await;
+    c.expect("RNTO old.txt", 250).await;
+    assert_eq!(other.fetch("RETR old.txt").await, b"new");
+    other.expect("SIZE old.txt.filepart", 550).await;
+
+    // A failed upload to a temporary name leaves nothing behind.
+    let mut data = c.data().await;
+    c.expect("STOR cut.filepart", 150).await;
+    data.write_all(b"partial").await.expect("write");
+    c.send("ABOR").await;
+    assert_eq!(c.reply().await.0, 426);
+    assert_eq!(c.reply().await.0, 226);
+    drop(data);
+    c.expect("SIZE cut.filepart", 550).await;
+    c.expect("SIZE cut", 550).await;
+
+    // A client that leaves right after the upload: the file keeps the name
+    // it was sent to.
+    assert_eq!(c.upload("STOR gone.filepart", b"g-data").await.0, 226);
+    drop(c);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (code, _) = other.cmd("SIZE gone.filepart").await;
+        if code == 213 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gone.filepart never appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(other.fetch("RETR gone.filepart").await, b"g-data");
+    other.expect("SIZE gone", 550).await;
+    server.assert_nothing_partial().await;
+}
+
+/// Habits of real clients: the data connection opened before the command,
+/// PASV sent twice, TYPE between commands, no QUIT at the end.
+async fn client_habits(server: TestServer) {
+    let mut c = server.login().await;
+    c.upload("STOR f.csv", b"1,2\n").await;
+    // PASV twice: the second port is the one that serves.
+    let first = c.pasv().await;
+    let second = c.pasv().await;
+    let mut data = tokio::net::TcpStream::connect(second)
+        .await
+        .expect("connect");
+    c.expect("TYPE A", 200).await;
+    c.expect("TYPE I", 200).await;
+    c.expect("RETR f.csv", 150).await;
+    let mut out = Vec::new();
+    data.read_to_end(&mut out).await.expect("read");
+    assert_eq!(c.reply().await.0, 226);
+    assert_eq!(out, b"1,2\n");
+    if first.port() != second.port() {
+        // The first listener was closed, or at least serves nothing any more.
+        if let Ok(Ok(mut stale)) = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            tokio::net::TcpStream::connect(first),
+        )
+        .await
+        {
+            let mut buf = [0u8; 1];
+            let n =
+                tokio::time::timeout(std::time::Duration::from_secs(1), stale.read(&mut buf)).await;
+            assert!(!matches!(n, Ok(Ok(1))), "the stale passive port sent data");
+        }
+    }
+    // An upload then no QUIT: the session just goes away; the file stays and
+    // the session's slot is freed.
+    assert_eq!(c.upload("STOR kept.csv", b"k").await.0, 226);
+    drop(c);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while server.metric("s3ftp_sessions_active").await > 0.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "session never ended"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut c = server.login().await;
+    assert_eq!(c.fetch("RETR kept.csv").await, b"k");
 }
 
 async fn hostile_paths_stay_inside_the_root(server: TestServer) {

@@ -34,6 +34,10 @@ use transfer::{LineFormatter, Transfer, TransferContext, TransferResult};
 /// reading the control connection until the transfer ends.
 const MAX_QUEUED: usize = 64;
 
+/// How long a staged upload waits for the client's rename before it takes
+/// its temporary name (see [`StagedUpload`]).
+const STAGED_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What every session shares: configuration, users, the tree, the port pool.
 pub struct Shared {
     pub config: Config,
@@ -92,6 +96,27 @@ pub struct Session {
     pub(crate) prot_private: bool,
     /// Failed logins on this connection (each makes the next reply slower).
     pub(crate) failed_logins: u32,
+    /// An upload to a temporary name, all data received, waiting for the
+    /// client's rename to its final name (S3FTP_TEMP_SUFFIXES).
+    pub(crate) staged: Option<StagedUpload>,
+}
+
+/// See [`Session::staged`].
+pub(crate) struct StagedUpload {
+    /// The name the client uploaded to.
+    pub temp: String,
+    /// The name the bytes were written to.
+    pub target: String,
+    /// In a mutex only so that `Session` stays `Sync` (never contended).
+    pub sink: std::sync::Mutex<Box<dyn crate::storage::UploadSink>>,
+    /// A modification time the client set on `temp` meanwhile (MFMT).
+    pub modified: Option<std::time::SystemTime>,
+}
+
+impl StagedUpload {
+    pub fn into_sink(self) -> Box<dyn crate::storage::UploadSink> {
+        self.sink.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Session {
@@ -114,6 +139,7 @@ impl Session {
             tls: false,
             prot_private: false,
             failed_logins: 0,
+            staged: None,
         }
     }
 
@@ -159,6 +185,9 @@ impl Session {
             self.serve(&mut conn, &shutdown).await;
         }
         conn.shutdown().await;
+        // The client left without renaming its last upload: it appears under
+        // the name it was sent to.
+        self.settle_staged().await;
         tracing::info!(
             session = self.id,
             peer = %self.peer,
@@ -188,6 +217,8 @@ impl Session {
             }
             let wait = if self.user.is_none() {
                 idle.min(login_left)
+            } else if self.staged.is_some() {
+                idle.min(STAGED_WAIT)
             } else {
                 idle
             };
@@ -203,6 +234,11 @@ impl Session {
                         r = tokio::time::timeout(wait, conn.read_frame()) => r,
                     };
                     match next {
+                        Err(_) if self.staged.is_some() => {
+                            // No rename came: the upload takes its temporary name.
+                            self.settle_staged().await;
+                            continue;
+                        }
                         Err(_) => {
                             let why = if self.user.is_none() && connected.elapsed() >= login_timeout
                             {
@@ -297,6 +333,7 @@ impl Session {
     ) -> bool {
         let started = Instant::now();
         let (verb, path) = (transfer.verb, transfer.path.clone());
+        let staged_for = transfer.staged_for.clone();
         let upload = matches!(transfer.kind, transfer::TransferKind::Receive { .. });
         let metrics = self.shared.metrics.clone();
         let cancel = CancellationToken::new();
@@ -337,6 +374,7 @@ impl Session {
                         reply: Reply::new(ReplyCode::LocalError, format!("Transfer failed: {e}.")),
                         bytes: progress.load(Ordering::Relaxed),
                         aborted: false,
+                        deferred: None,
                     });
                 }
                 frame = conn.read_frame(), if control_open && !quit_after && queue.len() < MAX_QUEUED => {
@@ -401,6 +439,14 @@ impl Session {
         };
         metrics.transfer(verb, upload, result.bytes, started.elapsed(), end);
         metrics.command(verb, result.reply.code);
+        if let (Some(sink), Some(target)) = (result.deferred, staged_for) {
+            self.staged = Some(StagedUpload {
+                temp: path.clone(),
+                target,
+                sink: std::sync::Mutex::new(sink),
+                modified: None,
+            });
+        }
         if !control_open {
             return false;
         }

@@ -35,6 +35,9 @@ pub enum TransferKind {
         sink: Box<dyn UploadSink>,
         ascii: bool,
         done: String,
+        /// Hand the sink back uncommitted after a clean end of data (a staged
+        /// upload-then-rename, committed when the client renames it).
+        defer: bool,
     },
     /// LIST, NLST, MLSD: listing lines to the client.
     Listing {
@@ -52,6 +55,9 @@ pub struct Transfer {
     /// For logs and STAT.
     pub verb: &'static str,
     pub path: String,
+    /// An upload to a temporary name (`path`) written straight to this final
+    /// name; its sink comes back deferred (see [`TransferKind::Receive`]).
+    pub staged_for: Option<String>,
 }
 
 /// How a transfer ended.
@@ -60,6 +66,8 @@ pub struct TransferResult {
     pub bytes: u64,
     /// Ended by ABOR (the session then adds its 226).
     pub aborted: bool,
+    /// A deferred upload's sink, all data received, not committed yet.
+    pub deferred: Option<Box<dyn UploadSink>>,
 }
 
 /// Why the byte loop stopped early.
@@ -133,11 +141,13 @@ impl Transfer {
                         reply: Stop::Aborted.reply(),
                         bytes: 0,
                         aborted: true,
+                        deferred: None,
                     },
                     Some(e) => TransferResult {
                         reply: open_failure(e),
                         bytes: 0,
                         aborted: false,
+                        deferred: None,
                     },
                 };
             }
@@ -176,28 +186,36 @@ impl Transfer {
                             reply,
                             bytes: 0,
                             aborted,
+                            deferred: None,
                         };
                     }
                 }
             }
         };
+        let complete = "Transfer complete.".to_string();
         let outcome = match kind {
             TransferKind::Send { source, ascii } => send(&ctx, &mut data, source, ascii)
                 .await
-                .map(|()| "Transfer complete.".to_string()),
+                .map(|()| (complete, None)),
             TransferKind::Listing { pages, format } => send_listing(&ctx, &mut data, pages, format)
                 .await
-                .map(|()| "Transfer complete.".to_string()),
-            TransferKind::Receive { sink, ascii, done } => {
-                receive(&ctx, &mut data, sink, ascii).await.map(|()| done)
-            }
+                .map(|()| (complete, None)),
+            TransferKind::Receive {
+                sink,
+                ascii,
+                done,
+                defer,
+            } => receive(&ctx, &mut data, sink, ascii, defer)
+                .await
+                .map(|deferred| (done, deferred)),
         };
         let bytes = ctx.progress.load(Ordering::Relaxed);
         match outcome {
-            Ok(text) => TransferResult {
+            Ok((text, deferred)) => TransferResult {
                 reply: Reply::new(ReplyCode::ClosingDataConnection, text),
                 bytes,
                 aborted: false,
+                deferred,
             },
             Err(stop) => {
                 let aborted = matches!(stop, Stop::Aborted);
@@ -205,6 +223,7 @@ impl Transfer {
                     reply: stop.reply(),
                     bytes,
                     aborted,
+                    deferred: None,
                 }
             }
         }
@@ -298,17 +317,21 @@ async fn receive(
     data: &mut BoxedStream,
     mut sink: Box<dyn UploadSink>,
     ascii: bool,
-) -> Result<(), Stop> {
+    defer: bool,
+) -> Result<Option<Box<dyn UploadSink>>, Stop> {
     let result = receive_into(ctx, data, sink.as_mut(), ascii).await;
     match result {
         Ok(()) => {
             // Close our side too: under TLS this sends close_notify, which
             // clients such as Python's ftplib wait for before reading 226.
             let _ = guarded(ctx, data.shutdown()).await;
+            if defer {
+                return Ok(Some(sink));
+            }
             // Not raced against ABOR: once the stream ended cleanly, the
             // upload completes (a commit cut in the middle would leave a
             // back end's staging state undefined).
-            sink.commit().await.map(|_| ()).map_err(Stop::Storage)
+            sink.commit().await.map(|_| None).map_err(Stop::Storage)
         }
         Err(stop) => {
             if let Err(e) = sink.abort().await {

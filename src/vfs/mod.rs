@@ -203,6 +203,53 @@ impl Vfs {
         mount.backend.write(&key, options).await
     }
 
+    /// Starts an upload the client sends to the temporary name `temp` but
+    /// will rename to `target` (upload-then-rename, S3FTP_TEMP_SUFFIXES): the
+    /// bytes go straight to `target`'s key, so the rename copies nothing.
+    /// Only when both are on one mount, neither exists and the user may
+    /// rename; otherwise None, and the caller uploads to `temp` as usual.
+    /// The caller must either commit the sink once the client renames, or
+    /// [`Vfs::settle_staged`] it.
+    pub async fn write_staged(
+        &self,
+        temp: &str,
+        target: &str,
+        options: WriteOptions,
+    ) -> Option<Box<dyn UploadSink>> {
+        if self.perms.drop_box || options.keep_prefix > 0 {
+            return None;
+        }
+        let (temp_mount, temp_key) = self.locate_for_write(temp).ok()?;
+        let (mount, key) = self.locate_for_write(target).ok()?;
+        if !std::ptr::eq(temp_mount, mount) {
+            return None;
+        }
+        let (temp_meta, target_meta) =
+            futures::join!(mount.backend.stat(&temp_key), mount.backend.stat(&key));
+        if !matches!(
+            (temp_meta, target_meta),
+            (Err(StorageError::NotFound), Err(StorageError::NotFound))
+        ) {
+            return None;
+        }
+        mount.backend.write(&key, options).await.ok()
+    }
+
+    /// Makes a staged upload (see [`Vfs::write_staged`]) appear under the
+    /// temporary name the client used, when it did not rename it to `target`
+    /// straight away: commits to `target`, then renames that to `temp`.
+    pub async fn settle_staged(
+        &self,
+        temp: &str,
+        target: &str,
+        sink: Box<dyn UploadSink>,
+    ) -> Result<()> {
+        sink.commit().await?;
+        let (mount, from) = self.locate_for_write(target)?;
+        let (_, to) = self.locate_for_write(temp)?;
+        mount.backend.rename(&from, &to).await
+    }
+
     pub async fn delete(&self, path: &str) -> Result<()> {
         self.check_may_delete()?;
         let (mount, key) = self.locate_for_write(path)?;

@@ -122,6 +122,7 @@ fn listing_transfer(
         ),
         verb,
         path,
+        staged_for: None,
     }))
 }
 

@@ -10,6 +10,7 @@ mod info;
 mod listing;
 mod navigation;
 mod security;
+mod staged;
 mod transfer;
 
 use crate::protocol::{parse, Command, ParseError, Reply, ReplyCode};
@@ -47,6 +48,12 @@ pub(super) async fn handle_line(s: &mut Session, line: &[u8]) -> (&'static str, 
     }
     // RNFR must be immediately followed by RNTO.
     let rename_from = s.rename_from.take();
+    if let Some(handled) = staged::intercept(s, &cmd, &rename_from).await {
+        return match handled {
+            Ok(outcome) => (verb, outcome),
+            Err(reply) => (verb, Outcome::Reply(reply)),
+        };
+    }
     match dispatch(s, cmd, rename_from).await {
         Ok(outcome) => (verb, outcome),
         Err(reply) => (verb, Outcome::Reply(reply)),

@@ -53,6 +53,7 @@ pub(super) async fn retr(s: &mut Session, arg: &str) -> Handled {
         opening,
         verb: "RETR",
         path,
+        staged_for: None,
     }))
 }
 
@@ -93,16 +94,27 @@ async fn upload(
         Some(n) if n <= existing => n,
         Some(n) => return Err(invalid_rest(n, existing)),
     };
-    let sink = s
-        .vfs()?
-        .write(
-            &path,
-            WriteOptions {
-                keep_prefix,
-                modified: None,
-            },
-        )
-        .await?;
+    let options = WriteOptions {
+        keep_prefix,
+        modified: None,
+    };
+    // A plain STOR to a temporary name (S3FTP_TEMP_SUFFIXES) goes straight to
+    // the final name when it can; see `staged`.
+    let staged = match (verb, keep_prefix) {
+        ("STOR", 0) => match super::staged::staged_target(s, &path) {
+            Some(target) => s
+                .vfs()?
+                .write_staged(&path, &target, options.clone())
+                .await
+                .map(|sink| (sink, target)),
+            None => None,
+        },
+        _ => None,
+    };
+    let (sink, staged_for) = match staged {
+        Some((sink, target)) => (sink, Some(target)),
+        None => (s.vfs()?.write(&path, options).await?, None),
+    };
     let ascii = s.transfer_type == TransferType::Ascii;
     let setup = match s.take_data() {
         Ok(setup) => setup,
@@ -113,10 +125,16 @@ async fn upload(
     };
     Ok(Outcome::Transfer(Transfer {
         setup,
-        kind: TransferKind::Receive { sink, ascii, done },
+        kind: TransferKind::Receive {
+            sink,
+            ascii,
+            done,
+            defer: staged_for.is_some(),
+        },
         opening: Reply::new(ReplyCode::FileStatusOkay, opening),
         verb,
         path,
+        staged_for,
     }))
 }
 
