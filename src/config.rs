@@ -88,6 +88,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "Comma-separated suffixes of upload-then-rename temporary names (WinSCP's .filepart): a STOR to NAME+suffix is written straight to NAME and made visible when the client renames it to NAME, so the rename copies nothing. Empty: off.",
     },
     Variable {
+        name: "S3FTP_LEGACY_ENCODING",
+        default: "",
+        help: "Encoding of clients that send file names as raw legacy bytes (latin1, gbk, shift_jis, windows-1251...): such names are stored as UTF-8 keys, and names go out in it until a client sends OPTS UTF8 ON. Empty: UTF-8 only.",
+    },
+    Variable {
         name: "S3FTP_TLS_CERT",
         default: "",
         help: "PEM file with the TLS certificate chain (leaf first); enables FTPS (AUTH TLS).",
@@ -228,6 +233,7 @@ struct Raw {
     upload_memory_mib: usize,
     rename_overwrite: bool,
     temp_suffixes: String,
+    legacy_encoding: String,
     anonymous_home: String,
     tls_cert: String,
     tls_key: String,
@@ -267,6 +273,8 @@ pub struct Config {
     pub rename_overwrite: bool,
     /// Upload-then-rename suffixes (S3FTP_TEMP_SUFFIXES), each non-empty.
     pub temp_suffixes: Vec<String>,
+    /// S3FTP_LEGACY_ENCODING; the default is UTF-8 only.
+    pub legacy_encoding: crate::protocol::names::NameEncoding,
     /// Home of anonymous (read-only) logins; None: anonymous login is off.
     pub anonymous_home: Option<String>,
     /// Where the TLS certificate comes from; None: no FTPS.
@@ -621,6 +629,18 @@ impl Raw {
             upload_memory_mib: self.upload_memory_mib,
             rename_overwrite: self.rename_overwrite,
             temp_suffixes: parse_temp_suffixes(&self.temp_suffixes)?,
+            legacy_encoding: match self.legacy_encoding.trim() {
+                "" => Default::default(),
+                label => crate::protocol::names::NameEncoding::legacy(label).ok_or_else(|| {
+                    invalid(
+                        "S3FTP_LEGACY_ENCODING",
+                        format!(
+                            "{label:?} is not a legacy encoding label (latin1, gbk, shift_jis, \
+                             windows-1251, ...); leave it empty for UTF-8"
+                        ),
+                    )
+                })?,
+            },
             anonymous_home: match self.anonymous_home.trim() {
                 "" => None,
                 home if home.starts_with('/') => Some(home.to_string()),
@@ -744,6 +764,18 @@ mod tests {
         assert!(c.temp_suffixes.is_empty());
         let e = Config::from_vars([("S3FTP_TEMP_SUFFIXES", ".part/x")]).unwrap_err();
         assert_eq!(e.var, "S3FTP_TEMP_SUFFIXES");
+    }
+
+    #[test]
+    fn legacy_encoding() {
+        let c = Config::from_vars(Vec::<(String, String)>::new()).unwrap();
+        assert!(!c.legacy_encoding.is_legacy());
+        let c = Config::from_vars([("S3FTP_LEGACY_ENCODING", "gbk")]).unwrap();
+        assert_eq!(c.legacy_encoding.name(), "GBK");
+        for bad in ["utf-8", "ebcdic-nope"] {
+            let e = Config::from_vars([("S3FTP_LEGACY_ENCODING", bad)]).unwrap_err();
+            assert_eq!(e.var, "S3FTP_LEGACY_ENCODING");
+        }
     }
 
     #[test]

@@ -760,3 +760,81 @@ async fn symbolic_links_cannot_lead_out_of_the_local_folder() {
     c.expect("CWD alias", 250).await;
     assert_eq!(c.fetch("RETR file").await, b"inside");
 }
+
+/// S3FTP_LEGACY_ENCODING=latin1: a client sending raw Latin-1 bytes stores
+/// UTF-8 names, reads them back in Latin-1, and a UTF-8 client sees UTF-8.
+async fn legacy_filename_encoding(store: common::Store) {
+    let server = TestServer::start(store, &[("S3FTP_LEGACY_ENCODING", "latin1")]).await;
+    let mut legacy = server.login().await;
+    // STOR café.txt in Latin-1.
+    let mut data = legacy.data().await;
+    legacy.send_bytes(b"STOR caf\xe9.txt\r\n").await;
+    assert!(legacy.reply_bytes().await.starts_with(b"150 "));
+    data.write_all(b"latin").await.expect("write");
+    drop(data);
+    assert!(legacy.reply_bytes().await.starts_with(b"226 "));
+    legacy.send_bytes(b"MKD r\xe9sum\xe9\r\n").await;
+    assert_eq!(
+        legacy.reply_bytes().await,
+        b"257 \"/r\xe9sum\xe9\" created.\r\n",
+        "names in replies go out in Latin-1"
+    );
+
+    // A UTF-8 client sees UTF-8 names, and its own names stay UTF-8.
+    let mut modern = server.login().await;
+    modern.expect("OPTS UTF8 ON", 200).await;
+    assert_eq!(
+        common::sorted_lines(&modern.fetch("NLST").await),
+        ["café.txt", "résumé"]
+    );
+    assert_eq!(modern.fetch("RETR café.txt").await, b"latin");
+    modern.upload("STOR 日本.txt", b"nihon").await;
+    if let Some(dir) = server.folder_path() {
+        assert_eq!(
+            std::fs::read(dir.join("café.txt")).expect("on disk"),
+            b"latin"
+        );
+        assert!(dir.join("résumé").is_dir());
+    }
+
+    // The legacy client lists in Latin-1; what Latin-1 lacks comes as UTF-8,
+    // and either form can be sent back.
+    let listing = legacy.fetch("NLST").await;
+    let mut names: Vec<&[u8]> = listing
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [&b"caf\xe9.txt"[..], b"r\xe9sum\xe9", "日本.txt".as_bytes()]
+    );
+    let mut data = legacy.data().await;
+    legacy.send_bytes(b"RETR caf\xe9.txt\r\n").await;
+    assert!(legacy.reply_bytes().await.starts_with(b"150 "));
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).await.expect("read");
+    assert!(legacy.reply_bytes().await.starts_with(b"226 "));
+    assert_eq!(got, b"latin");
+    assert_eq!(legacy.fetch("RETR 日本.txt").await, b"nihon");
+    // OPTS UTF8 ON switches the legacy client to UTF-8 replies.
+    legacy.expect("OPTS UTF8 ON", 200).await;
+    legacy.expect("CWD résumé", 250).await;
+    assert_eq!(
+        legacy.expect("PWD", 257).await,
+        "257 \"/résumé\" is the current directory.\r\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_filename_encoding_on_a_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    legacy_filename_encoding(common::Store::Folder(dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_filename_encoding_on_s3() {
+    let bucket = common::s3::S3Server::shared().fresh_bucket().await;
+    legacy_filename_encoding(common::Store::S3 { bucket }).await;
+}

@@ -4,6 +4,7 @@
 pub mod address;
 pub mod command;
 pub mod listing;
+pub mod names;
 pub mod parser;
 pub mod reply;
 pub mod telnet;

@@ -29,6 +29,8 @@ pub struct ControlConnection {
     buf: BytesMut,
     /// Inside an overlong line: drop bytes until its end.
     discarding: bool,
+    /// How replies put names on the wire.
+    names: crate::protocol::names::NameEncoding,
 }
 
 impl ControlConnection {
@@ -37,7 +39,12 @@ impl ControlConnection {
             stream,
             buf: BytesMut::with_capacity(1024),
             discarding: false,
+            names: Default::default(),
         }
+    }
+
+    pub fn set_names(&mut self, names: crate::protocol::names::NameEncoding) {
+        self.names = names;
     }
 
     /// The next frame, or `None` at end of stream. Cancel-safe: bytes already
@@ -90,10 +97,20 @@ impl ControlConnection {
     }
 
     pub async fn write_reply(&mut self, reply: &Reply) -> io::Result<()> {
-        self.write_raw(&reply.to_wire()).await
+        let wire = reply.to_wire();
+        match std::str::from_utf8(&wire) {
+            Ok(text) if self.names.is_legacy() => self.write_text(text).await,
+            _ => self.write_raw(&wire).await,
+        }
     }
 
-    pub async fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// Writes text, with names in the session's encoding.
+    pub async fn write_text(&mut self, text: &str) -> io::Result<()> {
+        let bytes = self.names.encode(text);
+        self.write_raw(&bytes).await
+    }
+
+    async fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes).await?;
         self.stream.flush().await
     }

@@ -99,6 +99,9 @@ pub struct Session {
     /// An upload to a temporary name, all data received, waiting for the
     /// client's rename to its final name (S3FTP_TEMP_SUFFIXES).
     pub(crate) staged: Option<StagedUpload>,
+    /// The client sent OPTS UTF8 ON: names go out as UTF-8 even when
+    /// S3FTP_LEGACY_ENCODING is set.
+    pub(crate) utf8_on: bool,
 }
 
 /// See [`Session::staged`].
@@ -140,6 +143,7 @@ impl Session {
             prot_private: false,
             failed_logins: 0,
             staged: None,
+            utf8_on: false,
         }
     }
 
@@ -150,6 +154,15 @@ impl Session {
         fresh.tls = self.tls;
         fresh.failed_logins = self.failed_logins;
         *self = fresh;
+    }
+
+    /// How names go out to this client (see `protocol::names`).
+    pub(crate) fn names_out(&self) -> crate::protocol::names::NameEncoding {
+        if self.utf8_on {
+            Default::default()
+        } else {
+            self.shared.config.legacy_encoding
+        }
     }
 
     fn user_name(&self) -> &str {
@@ -164,6 +177,7 @@ impl Session {
         let _open = SessionGauge(self.shared.metrics.clone());
         tracing::info!(session = self.id, peer = %self.peer, implicit_tls = implicit, "session start");
         let mut conn = ControlConnection::new(stream);
+        conn.set_names(self.names_out());
         if implicit {
             let Some(acceptors) = self.shared.tls.as_ref().map(|t| t.acceptors()) else {
                 return;
@@ -262,7 +276,17 @@ impl Session {
                     "invalid",
                     Outcome::Reply(Reply::new(ReplyCode::SyntaxError, "Command line too long.")),
                 ),
-                Frame::Line(line) => handlers::handle_line(self, &line).await,
+                Frame::Line(line) => {
+                    let line = self
+                        .shared
+                        .config
+                        .legacy_encoding
+                        .decode(&line)
+                        .into_owned();
+                    let handled = handlers::handle_line(self, &line).await;
+                    conn.set_names(self.names_out());
+                    handled
+                }
             };
             let metrics = self.shared.metrics.clone();
             let keep_going = match outcome {
@@ -351,6 +375,7 @@ impl Session {
                 .filter(|_| self.prot_private)
                 .map(|t| t.acceptors().data),
             require_reuse: self.shared.config.tls_require_reuse,
+            names: self.names_out(),
         };
         let mut task = tokio::spawn(transfer.run(ctx));
         let mut quit_after = false;
@@ -532,7 +557,7 @@ async fn write_control_listing(
     mut format: LineFormatter,
 ) -> std::io::Result<()> {
     use futures::StreamExt;
-    conn.write_raw(format!("{}-{header}\r\n", code.as_u16()).as_bytes())
+    conn.write_text(&format!("{}-{header}\r\n", code.as_u16()))
         .await?;
     while let Some(page) = pages.next().await {
         let page = match page {
@@ -540,7 +565,7 @@ async fn write_control_listing(
             Err(e) => {
                 let reply = Reply::from(e);
                 let text = format!("{} {}\r\n", code.as_u16(), reply.text());
-                return conn.write_raw(text.as_bytes()).await;
+                return conn.write_text(&text).await;
             }
         };
         let mut out = String::new();
@@ -551,8 +576,8 @@ async fn write_control_listing(
                 out.push_str("\r\n");
             }
         }
-        conn.write_raw(out.as_bytes()).await?;
+        conn.write_text(&out).await?;
     }
-    conn.write_raw(format!("{} End of status.\r\n", code.as_u16()).as_bytes())
+    conn.write_text(&format!("{} End of status.\r\n", code.as_u16()))
         .await
 }

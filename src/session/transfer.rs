@@ -110,6 +110,8 @@ pub struct TransferContext {
     /// The data connection's TLS handshake must resume a session this
     /// server issued (S3FTP_TLS_REQUIRE_REUSE).
     pub require_reuse: bool,
+    /// How listing lines put names on the wire.
+    pub names: crate::protocol::names::NameEncoding,
 }
 
 /// True if the handshake resumed a session (so the client holds a session
@@ -291,21 +293,21 @@ async fn send_listing(
     mut format: LineFormatter,
 ) -> Result<(), Stop> {
     while let Some(page) = storage(ctx, async { pages.next().await.transpose() }).await? {
-        let mut out = String::new();
+        let mut out = Vec::new();
         for entry in &page {
-            if let Some(line) = format(entry) {
+            if let Some(mut line) = format(entry) {
                 // A key written by another tool may hold CR or LF; it must not
                 // split the listing into lines a client would misread.
                 if line.contains(['\r', '\n']) {
-                    out.push_str(&line.replace(['\r', '\n'], " "));
-                } else {
-                    out.push_str(&line);
+                    line = line.replace(['\r', '\n'], " ");
                 }
-                out.push_str("\r\n");
+                line.push_str("\r\n");
+                // Line by line: a name the legacy encoding lacks goes as UTF-8.
+                out.extend_from_slice(&ctx.names.encode(&line));
             }
         }
         if !out.is_empty() {
-            guarded(ctx, data.write_all(out.as_bytes())).await?;
+            guarded(ctx, data.write_all(&out)).await?;
             ctx.progress.fetch_add(out.len() as u64, Ordering::Relaxed);
         }
     }

@@ -302,6 +302,20 @@ impl Raw {
             .expect("timed out waiting for a reply")
     }
 
+    /// One single-line reply as raw bytes (for names in a legacy encoding).
+    pub async fn reply_bytes(&mut self) -> Vec<u8> {
+        let mut line = Vec::new();
+        tokio::time::timeout(REPLY_WAIT, self.reader.read_until(b'\n', &mut line))
+            .await
+            .expect("timed out waiting for a reply")
+            .expect("read reply");
+        assert!(
+            line.ends_with(b"\r\n"),
+            "reply not CRLF-terminated: {line:?}"
+        );
+        line
+    }
+
     /// A reply, or None if the server closed the connection.
     pub async fn try_reply(&mut self) -> Option<(u16, String)> {
         tokio::time::timeout(REPLY_WAIT, self.read_reply_opt())

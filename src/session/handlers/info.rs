@@ -107,7 +107,20 @@ pub(super) fn feat(s: &Session) -> Handled {
 pub(super) fn opts(s: &mut Session, option: &str, value: Option<&str>) -> Handled {
     match option {
         "UTF8" | "UTF-8" => match value.map(str::to_ascii_uppercase).as_deref() {
-            Some("ON") | None => reply(ReplyCode::CommandOkay, "UTF8 mode on."),
+            Some("ON") | None => {
+                s.utf8_on = true;
+                reply(ReplyCode::CommandOkay, "UTF8 mode on.")
+            }
+            Some("OFF") if s.shared.config.legacy_encoding.is_legacy() => {
+                s.utf8_on = false;
+                reply(
+                    ReplyCode::CommandOkay,
+                    format!(
+                        "UTF8 mode off: names in {}.",
+                        s.shared.config.legacy_encoding.name()
+                    ),
+                )
+            }
             Some("OFF") => reply(
                 ReplyCode::CommandOkay,
                 "Names are always UTF-8 on this server.",
