@@ -6,6 +6,8 @@
 //! - W1 upload of one large file: STOR vs a multipart upload (same part size
 //!   and concurrency);
 //! - W2 download of it: RETR vs GetObject;
+//!   (W1 and W2 run 3 rounds, direct then FTP in each, and compare medians:
+//!   on two shared cores single runs vary by 10-20%);
 //! - W3 1,000 files of 4 KiB over one control connection: files per second;
 //! - W4 LIST and MLSD of 10,000 objects vs a ListObjectsV2 walk;
 //! - W5 50 sessions uploading 20 MiB each at once, every object verified;
@@ -58,6 +60,8 @@ struct Options {
     sessions: usize,
     session_mib: u64,
     idle_sessions: usize,
+    /// W1/W2 rounds, direct and FTP interleaved; the medians are reported.
+    rounds: usize,
     only: Option<Vec<String>>,
     /// Extra server variables (`--set S3FTP_PART_SIZE_MIB=16`).
     server_env: Vec<(String, String)>,
@@ -73,6 +77,7 @@ impl Options {
             sessions: 50,
             session_mib: 20,
             idle_sessions: 200,
+            rounds: 3,
             only: None,
             server_env: Vec::new(),
         };
@@ -87,6 +92,7 @@ impl Options {
                 "--sessions" => o.sessions = value()?.parse()?,
                 "--session-mib" => o.session_mib = value()?.parse()?,
                 "--idle-sessions" => o.idle_sessions = value()?.parse()?,
+                "--rounds" => o.rounds = value()?.parse::<usize>()?.max(1),
                 "--only" => {
                     o.only = Some(
                         value()?
@@ -107,12 +113,13 @@ impl Options {
                     o.sessions = 10;
                     o.session_mib = 10;
                     o.idle_sessions = 50;
+                    o.rounds = 1;
                 }
                 "-h" | "--help" => {
                     println!(
                         "bench [--size-mib 1024] [--big-mib 4096] [--small-files 1000] \
                          [--list-entries 10000] [--sessions 50] [--session-mib 20] \
-                         [--idle-sessions 200] [--only W1,W2,W3,W4,W5,IDLE] [--quick] \
+                         [--idle-sessions 200] [--rounds 3] [--only W1,W2,W3,W4,W5,IDLE] [--quick] \
                          [--set S3FTP_NAME=VALUE ...]\n\
                          Server binary: S3FTP_BENCH_BIN (default: target/release/s3ftp)."
                     );
@@ -423,8 +430,10 @@ impl Ftp {
     }
 
     /// A download-type command (RETR, LIST, MLSD); returns the bytes read and
-    /// the number of lines.
+    /// the number of lines (counted only for listings: a RETR's client reads
+    /// and drops, as the direct path does).
     async fn fetch(&mut self, line: &str) -> Result<(u64, u64)> {
+        let count_lines = !line.starts_with("RETR");
         let mut data = self.data().await?;
         self.cmd(line, 150).await?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -435,7 +444,9 @@ impl Ftp {
                 break;
             }
             total += n as u64;
-            lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+            if count_lines {
+                lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+            }
         }
         self.expect_reply(226).await?;
         Ok((total, lines))
@@ -621,6 +632,24 @@ fn mib_s(bytes: u64, d: Duration) -> f64 {
 
 // ---------------------------------------------------------------- workloads
 
+/// The median of `rounds` timings.
+fn median(mut d: Vec<Duration>) -> Duration {
+    d.sort();
+    d[d.len() / 2]
+}
+
+/// Peak and CPU over several rounds: the highest peak, the mean CPU.
+fn combined(usages: &[Usage]) -> Usage {
+    Usage {
+        cpu: usages.iter().map(|u| u.cpu).sum::<f64>() / usages.len().max(1) as f64,
+        peak: usages.iter().map(|u| u.peak).fold(0.0, f64::max),
+    }
+}
+
+/// W1 (and W2 when `download`): `rounds` rounds, each timing the direct path
+/// and then FTP on the same data, so that both see the same noise; the
+/// medians are compared. Every FTP upload and download is verified.
+#[allow(clippy::too_many_arguments)]
 async fn w1_w2(
     r: &mut Report,
     server: &ServerProcess,
@@ -629,26 +658,51 @@ async fn w1_w2(
     size_mib: u64,
     name: &str,
     download: bool,
+    rounds: usize,
 ) -> Result<()> {
     let len = size_mib * MIB;
     let gib = len as f64 / (1024.0 * MIB as f64);
     let key = format!("{name}-{size_mib}m.bin");
-    let ((), direct_up, _) = measured(
-        server,
-        direct.multipart(&format!("direct-{key}"), pattern, len),
-    )
-    .await?;
-    let mut ftp = Ftp::login(server.addr).await?;
-    let (sent, ftp_up, usage) =
-        measured(server, ftp.stor(&key, pattern.chunks(1, len, 256 * 1024))).await?;
-    if sent != len {
-        return Err(format!("{name}: sent {sent} of {len} bytes").into());
-    }
-    let (size, sha) = direct.digest(&key).await?;
     let want = pattern.sha256(1, len);
-    if size != len || sha != want {
-        return Err(format!("{name}: stored {size} bytes, sha256 {sha}, expected {want}").into());
+    let mut ftp = Ftp::login(server.addr).await?;
+    let (mut direct_ups, mut ftp_ups, mut up_usage) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut direct_downs, mut ftp_downs, mut down_usage) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let ((), direct_up, _) = measured(
+            server,
+            direct.multipart(&format!("direct-{key}"), pattern, len),
+        )
+        .await?;
+        let (sent, ftp_up, usage) =
+            measured(server, ftp.stor(&key, pattern.chunks(1, len, 256 * 1024))).await?;
+        if sent != len {
+            return Err(format!("{name}: sent {sent} of {len} bytes").into());
+        }
+        let (size, sha) = direct.digest(&key).await?;
+        if size != len || sha != want {
+            return Err(
+                format!("{name}: stored {size} bytes, sha256 {sha}, expected {want}").into(),
+            );
+        }
+        direct_ups.push(direct_up);
+        ftp_ups.push(ftp_up);
+        up_usage.push(usage);
+        if download {
+            let (got, direct_down, _) = measured(server, direct.get(&key)).await?;
+            if got != len {
+                return Err(format!("W2 direct: {got} bytes of {len}").into());
+            }
+            let ((got, _), ftp_down, usage) =
+                measured(server, ftp.fetch(&format!("RETR {key}"))).await?;
+            if got != len {
+                return Err(format!("W2: RETR gave {got} bytes of {len}").into());
+            }
+            direct_downs.push(direct_down);
+            ftp_downs.push(ftp_down);
+            down_usage.push(usage);
+        }
     }
+    let (ftp_up, direct_up, usage) = (median(ftp_ups), median(direct_ups), combined(&up_usage));
     let ratio = mib_s(len, ftp_up) / mib_s(len, direct_up);
     let cpu = usage.cpu / gib;
     r.row(
@@ -685,15 +739,11 @@ async fn w1_w2(
         format!("{name} upload {cpu:.2} CPU-s/GiB > 1"),
     );
     if download {
-        let (got, direct_down, _) = measured(server, direct.get(&key)).await?;
-        if got != len {
-            return Err(format!("W2 direct: {got} bytes of {len}").into());
-        }
-        let ((got, _), ftp_down, usage) =
-            measured(server, ftp.fetch(&format!("RETR {key}"))).await?;
-        if got != len {
-            return Err(format!("W2: RETR gave {got} bytes of {len}").into());
-        }
+        let (ftp_down, direct_down, usage) = (
+            median(ftp_downs),
+            median(direct_downs),
+            combined(&down_usage),
+        );
         let ratio = mib_s(len, ftp_down) / mib_s(len, direct_down);
         let cpu = usage.cpu / gib;
         r.row(
@@ -962,11 +1012,13 @@ async fn main() -> Result<()> {
             opts.size_mib,
             "W1",
             opts.runs("W2"),
+            opts.rounds,
         )
         .await?;
     }
     if let Some(big) = opts.big_mib {
-        w1_w2(&mut r, &server, &direct, &pattern, big, "W1big", false).await?;
+        // One round: 4 GiB shows that memory does not grow with size.
+        w1_w2(&mut r, &server, &direct, &pattern, big, "W1big", false, 1).await?;
     }
     if opts.runs("W3") {
         w3(&mut r, &server, &direct, &pattern, opts.small_files).await?;
