@@ -896,12 +896,27 @@ async fn w5(
 ) -> Result<()> {
     let len = mib * MIB;
     let addr = server.addr;
-    let run = async {
+    // The logins first, all at once: their argon2 verifications are CPU the
+    // server spends per session, not per byte moved, so they are reported
+    // apart from the uploads' CPU per GiB.
+    let logins = async {
         let tasks: Vec<_> = (0..sessions)
-            .map(|i| {
+            .map(|_| tokio::spawn(Ftp::login(addr)))
+            .collect();
+        let mut clients = Vec::with_capacity(sessions);
+        for t in tasks {
+            clients.push(t.await??);
+        }
+        Ok::<_, Error>(clients)
+    };
+    let (clients, login_took, login_usage) = measured(server, logins).await?;
+    let run = async {
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut ftp)| {
                 let pattern = pattern.clone();
                 tokio::spawn(async move {
-                    let mut ftp = Ftp::login(addr).await?;
                     let seed = 100 + i as u64;
                     ftp.stor(
                         &format!("w5-{i:03}.bin"),
@@ -918,7 +933,8 @@ async fn w5(
         }
         Ok(())
     };
-    let ((), took, usage) = measured(server, run).await?;
+    let ((), took, mut usage) = measured(server, run).await?;
+    usage.peak = usage.peak.max(login_usage.peak);
     for i in 0..sessions {
         let (size, sha) = direct.digest(&format!("w5-{i:03}.bin")).await?;
         if size != len || sha != pattern.sha256(100 + i as u64, len) {
@@ -927,6 +943,7 @@ async fn w5(
     }
     let total = len * sessions as u64;
     let gib = total as f64 / (1024.0 * MIB as f64);
+    let cpu = usage.cpu / gib;
     r.row(
         &format!("W5 {sessions} sessions x {mib} MiB"),
         format!(
@@ -935,15 +952,20 @@ async fn w5(
             mib_s(total, took)
         ),
         format!(
-            "all {sessions} verified; server {:.0} MiB peak, {:.2} CPU-s/GiB",
+            "all {sessions} verified; server {:.0} MiB peak, {cpu:.2} CPU-s/GiB; \
+             before: {sessions} logins at once {:.2} s, {:.2} CPU-s",
             usage.peak,
-            usage.cpu / gib
+            login_took.as_secs_f64(),
+            login_usage.cpu
         ),
     );
+    r.value("w5_login_seconds", login_took.as_secs_f64());
+    r.value("w5_login_cpu_s", login_usage.cpu);
+    r.target("w5_cpu", cpu <= 1.0, format!("W5 {cpu:.2} CPU-s/GiB > 1"));
     r.value("w5_seconds", took.as_secs_f64());
     r.value("w5_mib_s", mib_s(total, took));
     r.value("w5_peak_rss_mib", usage.peak);
-    r.value("w5_cpu_s_per_gib", usage.cpu / gib);
+    r.value("w5_cpu_s_per_gib", cpu);
     r.target(
         "w5_peak_rss",
         usage.peak <= 256.0,

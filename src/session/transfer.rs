@@ -353,6 +353,21 @@ async fn receive_into(
     let mut from_wire = FromWire::default();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
+        if !ascii {
+            // Straight into the sink's part buffer when it lends one.
+            let direct = match sink.room().await.map_err(Stop::Storage)? {
+                Some(mut room) => Some(guarded(ctx, data.read_buf(&mut room)).await?),
+                None => None,
+            };
+            if let Some(n) = direct {
+                if n == 0 {
+                    break;
+                }
+                ctx.progress.fetch_add(n as u64, Ordering::Relaxed);
+                sink.filled(n).await.map_err(Stop::Storage)?;
+                continue;
+            }
+        }
         if buf.capacity() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }

@@ -137,6 +137,17 @@ pub struct Times {
 #[async_trait]
 pub trait UploadSink: Send {
     async fn write(&mut self, data: Bytes) -> Result<()>;
+    /// Room to read the next bytes into directly, saving the copy `write`
+    /// makes: a sink that fills part buffers lends the current one, limited
+    /// to what the part still holds. None: use `write`. Bytes read into it
+    /// must be reported with [`UploadSink::filled`] before anything else.
+    async fn room(&mut self) -> Result<Option<bytes::buf::Limit<&mut bytes::BytesMut>>> {
+        Ok(None)
+    }
+    /// Takes account of `n` bytes read into [`UploadSink::room`].
+    async fn filled(&mut self, _n: usize) -> Result<()> {
+        Ok(())
+    }
     /// Makes the object visible; returns its final size in bytes.
     async fn commit(self: Box<Self>) -> Result<u64>;
     async fn abort(self: Box<Self>) -> Result<()>;

@@ -87,7 +87,9 @@ impl PartPool {
                 return buf;
             }
         }
-        BytesMut::with_capacity(size)
+        let buf = BytesMut::with_capacity(size);
+        advise_huge_pages(&buf);
+        buf
     }
 
     /// Takes back a sent part's buffer, when nothing else still holds it.
@@ -106,6 +108,29 @@ impl PartPool {
         }
     }
 }
+
+/// Asks the kernel to back a fresh part buffer with transparent huge pages
+/// where it can (THP in `madvise` mode, as Debian ships it): filling a part
+/// then faults in 2 MiB at a time instead of 4 KiB, which took a third of the
+/// CPU of concurrent uploads whose buffers could not be reused.
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(buf: &BytesMut) {
+    const HUGE: usize = 2 << 20;
+    let start = buf.as_ptr() as usize;
+    let end = start + buf.capacity();
+    let (from, to) = (start.div_ceil(HUGE) * HUGE, end / HUGE * HUGE);
+    if to > from {
+        // SAFETY: the range lies inside the buffer's own allocation, and
+        // MADV_HUGEPAGE changes only how its pages are backed, never their
+        // contents; a refusal (no THP) is harmless and ignored.
+        unsafe {
+            libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages(_: &BytesMut) {}
 
 /// Parts between two doublings of the part size.
 const PARTS_PER_DOUBLING: i32 = 900;
@@ -404,6 +429,44 @@ impl UploadSink for MultipartSink {
                 return Ok(());
             }
         }
+    }
+
+    async fn room(&mut self) -> Result<Option<bytes::buf::Limit<&mut BytesMut>>> {
+        // Small files stay in a small buffer (see `write`); past that range
+        // the client's bytes are read straight into the part buffer.
+        if self.upload_id.is_none() && self.buf.len() < 256 * 1024 {
+            return Ok(None);
+        }
+        if self.buf.len() >= self.current_part_size() {
+            // Never lend an empty room: a read into it would look like the
+            // end of the data.
+            let full = std::mem::take(&mut self.buf).freeze();
+            self.start_part(full).await?;
+        }
+        let part = self.current_part_size();
+        if self.buf.capacity() < part {
+            if self.fill_permit.is_none() {
+                self.fill_permit = Some(self.budget_for(part).await?);
+            }
+            let mut whole = self.target.upload.pool.take(part);
+            whole.extend_from_slice(&self.buf);
+            self.buf = whole;
+        }
+        let room = part.saturating_sub(self.buf.len());
+        Ok(Some(bytes::BufMut::limit(&mut self.buf, room)))
+    }
+
+    async fn filled(&mut self, n: usize) -> Result<()> {
+        let len = self.buf.len();
+        if let Some(h) = self.sha256.as_mut() {
+            h.update(&self.buf[len.saturating_sub(n)..]);
+        }
+        self.total += n as u64;
+        if len >= self.current_part_size() {
+            let full = std::mem::take(&mut self.buf).freeze();
+            self.start_part(full).await?;
+        }
+        Ok(())
     }
 
     async fn commit(mut self: Box<Self>) -> Result<u64> {
