@@ -195,6 +195,8 @@ fn hex(bytes: &[u8]) -> String {
 struct ServerProcess {
     child: Child,
     addr: SocketAddr,
+    /// The server's monitoring listener (/metrics).
+    metrics: SocketAddr,
     ticks_per_second: f64,
 }
 
@@ -212,6 +214,7 @@ impl ServerProcess {
             });
         let hash = s3ftp::auth::hash_password(PASSWORD).map_err(|e| e.to_string())?;
         let users = format!(r#"[{{"name":"{USER}","password":"{hash}"}}]"#);
+        let metrics = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let mut cmd = Command::new(&bin);
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("S3FTP_")) {
             cmd.env_remove(k);
@@ -225,6 +228,7 @@ impl ServerProcess {
             .env("S3FTP_MAX_COMMANDS_PER_SECOND", "0")
             .env("S3FTP_DATA_TIMEOUT", "120")
             .env("S3FTP_LOG", "warn")
+            .env("S3FTP_METRICS_LISTEN", metrics.to_string())
             .envs(extra.iter().cloned())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -254,8 +258,31 @@ impl ServerProcess {
         Ok(ServerProcess {
             child,
             addr,
+            metrics,
             ticks_per_second: ticks,
         })
+    }
+
+    /// Requests of one S3 operation the server sent so far, and the seconds
+    /// they took in all (from its /metrics).
+    fn backend_time(&self, operation: &str) -> (f64, f64) {
+        use std::io::{Read, Write};
+        let mut text = String::new();
+        if let Ok(mut conn) = std::net::TcpStream::connect(self.metrics) {
+            let _ = conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n");
+            let _ = conn.read_to_string(&mut text);
+        }
+        let series = format!(r#"{{backend="s3",operation="{operation}"}} "#);
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(series.as_str()))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (
+            value("s3ftp_backend_request_duration_seconds_count"),
+            value("s3ftp_backend_request_duration_seconds_sum"),
+        )
     }
 
     fn status_kib(&self, field: &str) -> u64 {
@@ -797,7 +824,23 @@ async fn w3(
         }
         Ok(())
     };
+    let (puts_before, lists_before) = (
+        server.backend_time("PutObject"),
+        server.backend_time("ListObjectsV2"),
+    );
     let ((), took, usage) = measured(server, upload).await?;
+    let (puts_after, lists_after) = (
+        server.backend_time("PutObject"),
+        server.backend_time("ListObjectsV2"),
+    );
+    let per_file = |before: (f64, f64), after: (f64, f64)| {
+        (
+            (after.0 - before.0) / files as f64,
+            (after.1 - before.1) * 1000.0 / files as f64,
+        )
+    };
+    let (puts, put_ms) = per_file(puts_before, puts_after);
+    let (lists, list_ms) = per_file(lists_before, lists_after);
     let direct_run = async {
         for i in 0..files {
             let body = pattern
@@ -827,6 +870,19 @@ async fn w3(
             usage.cpu * 1000.0 / files as f64
         ),
     );
+    let file_ms = took.as_secs_f64() * 1000.0 / files as f64;
+    r.row(
+        "W3 where the time goes",
+        format!("{file_ms:.2} ms per file"),
+        format!(
+            "{puts:.1} PutObject {put_ms:.2} ms; {lists:.1} ListObjectsV2 {list_ms:.2} ms in all \
+             (sent together); FTP exchange and bridge the rest; a direct PUT {:.2} ms",
+            1000.0 / direct_rate
+        ),
+    );
+    r.value("w3_ms_per_file", file_ms);
+    r.value("w3_put_ms_per_file", put_ms);
+    r.value("w3_list_ms_per_file", list_ms);
     r.value("w3_files_per_s", rate);
     r.value("w3_direct_puts_per_s", direct_rate);
     r.value("w3_ratio", rate / direct_rate);

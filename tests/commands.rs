@@ -252,6 +252,19 @@ async fn listings(server: TestServer) {
     csv.sort();
     assert_eq!(csv, ["a.csv", "b.csv"]);
     assert_eq!(common::lines(&c.fetch("LIST c.txt").await).len(), 1);
+    // With a directory in the argument, NLST names come back with it, so
+    // that `mget dir/*.csv` can RETR each one.
+    c.upload("STOR d/in.csv", b"in").await;
+    assert_eq!(common::lines(&c.fetch("NLST d/*.csv").await), ["d/in.csv"]);
+    assert_eq!(common::lines(&c.fetch("NLST d").await), ["d/in.csv"]);
+    assert_eq!(common::lines(&c.fetch("NLST d/").await), ["d/in.csv"]);
+    assert_eq!(
+        common::lines(&c.fetch("NLST /d/in.csv").await),
+        ["/d/in.csv"]
+    );
+    assert_eq!(common::lines(&c.fetch("NLST c.txt").await), ["c.txt"]);
+    assert_eq!(c.fetch("RETR d/in.csv").await, b"in");
+    c.expect("DELE d/in.csv", 250).await;
     // A real name that looks like a pattern is found literally.
     c.upload("STOR x[1].txt", b"1").await;
     assert_eq!(common::lines(&c.fetch("NLST x[1].txt").await), ["x[1].txt"]);

@@ -40,7 +40,7 @@ async fn drop_box_uploads_only(server: TestServer) {
     assert_eq!(owner.fetch("RETR in/new.csv").await, b"a,b\n");
     assert_eq!(
         common::sorted_lines(&owner.fetch("NLST in").await),
-        ["new.csv"]
+        ["in/new.csv"]
     );
 }
 
@@ -118,6 +118,6 @@ async fn anonymous_login_is_off_by_default_and_read_only_when_on() {
     ftp.login("ftp", "").await;
     assert_eq!(
         common::sorted_lines(&owner.fetch("NLST pub").await),
-        ["readme.txt"]
+        ["pub/readme.txt"]
     );
 }

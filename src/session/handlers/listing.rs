@@ -142,10 +142,28 @@ pub(super) async fn nlst(s: &mut Session, args: ListArgs) -> Handled {
     let target = target(s, args.path.as_deref()).await?;
     let pages = entries(s, &target).await?;
     let pattern = pattern_of(&target);
+    let prefix = nlst_prefix(args.path.as_deref(), &target);
     let format: LineFormatter =
-        Box::new(move |e| matches(&pattern, &e.name).then(|| e.name.clone()));
+        Box::new(move |e| matches(&pattern, &e.name).then(|| format!("{prefix}{}", e.name)));
     let path = target.path().to_string();
     listing_transfer(s, "NLST", path, pages, format)
+}
+
+/// What NLST puts before each name: the argument's directory, as the client
+/// wrote it, as vsftpd and ProFTPD do. `mget dir/*.csv` (Windows ftp.exe,
+/// tnftp) sends `NLST dir/*.csv` and then RETRs each name it gets back, so
+/// those must be `dir/x.csv`; `NLST *.csv` and a bare `NLST` give bare names.
+fn nlst_prefix(arg: Option<&str>, target: &Target) -> String {
+    let arg = arg.unwrap_or("");
+    let directory_part = || arg.rfind('/').map_or("", |i| &arg[..=i]).to_string();
+    match target {
+        Target::Dir { pattern: None, .. } => match arg.trim_end_matches('/') {
+            "" if arg.starts_with('/') => "/".into(),
+            "" | "." => String::new(),
+            dir => format!("{dir}/"),
+        },
+        Target::Dir { .. } | Target::File { .. } => directory_part(),
+    }
 }
 
 fn matches(pattern: &Option<String>, name: &str) -> bool {
