@@ -1,403 +1,31 @@
-//! Real FTP client programs (curl and Python's ftplib) against the built
-//! `s3ftp` binary, on loopback only, with a local-folder mount so every upload
-//! can also be checked on disk.
+//! Real FTP client programs (curl, Python's ftplib, lftp, busybox, ncftp,
+//! tnftp) against the built `s3ftp` binary, on loopback only, with a
+//! local-folder mount so every upload can also be checked on disk. The
+//! harness is tests/common/clients.rs; tests/client_matrix.rs runs the same
+//! clients through every operation on both back ends.
 //!
-//! `curl` and `python3` must be installed: run the suite through
-//! `scripts/test.sh`, which installs them when they are missing. A missing
-//! client makes these tests fail, never pass silently.
+//! The clients must be installed: run the suite through `scripts/test.sh`,
+//! which installs them when they are missing. A missing client makes these
+//! tests fail, never pass silently.
 
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{cheap_hash, content, sha256, PASSWORD, USER};
+use common::clients::{
+    assert_data_command, assert_ran, assert_same, free_port, lists, path_str, require,
+    require_on_path, run, run_with_input, text, tls_env, Server, Work, MIB,
+};
+use common::{content, sha256, PASSWORD, USER};
 
-const MIB: usize = 1024 * 1024;
-/// How long the binary may take to accept connections.
-const START_WAIT: Duration = Duration::from_secs(10);
-/// How long the upload staging folder may take to empty once idle.
-const PARTIAL_WAIT: Duration = Duration::from_secs(2);
 /// The line the binary prints when it makes up a user.
 const GENERATED_PREFIX: &str = "No users configured: log in as user \"s3ftp\" with password \"";
-
-// ---------------------------------------------------------------------------
-// Harness
-// ---------------------------------------------------------------------------
-
-/// Fails (never skips) when a client program is missing.
-fn require(tool: &str) {
-    let works = Command::new(tool)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        works,
-        "`{tool}` is needed by tests/real_clients.rs but is missing or does not run; \
-         run the test suite through scripts/test.sh, which installs curl and python3"
-    );
-}
-
-/// A finished child process.
-struct Run {
-    status: ExitStatus,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
-impl Run {
-    fn stdout_text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-}
-
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut out = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut out);
-        }
-        out
-    })
-}
-
-/// Runs `cmd` to completion, killing it if it outlives `limit`.
-fn run(cmd: Command, limit: Duration) -> Run {
-    run_fed(cmd, Stdio::null(), limit)
-}
-
-/// [`run`] with `stdin` as the program's standard input.
-fn run_fed(mut cmd: Command, stdin: Stdio, limit: Duration) -> Run {
-    cmd.stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let shown = format!("{cmd:?}");
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
-            panic!("{shown} still running after {limit:?}; killed. stderr:\n{stderr}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned(),
-    }
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
-
-/// The `s3ftp` binary running as a child process on a fresh local folder.
-struct Server {
-    child: Child,
-    port: u16,
-    /// The mounted folder (`/` of the FTP tree).
-    root: PathBuf,
-    stdout_path: PathBuf,
-    stderr_path: PathBuf,
-    _tmp: tempfile::TempDir,
-}
-
-impl Server {
-    /// A server whose only user is alice (password [`PASSWORD`]).
-    fn with_alice() -> Server {
-        let users = format!(
-            r#"[{{"name":"{USER}","password":"{}"}}]"#,
-            cheap_hash(PASSWORD)
-        );
-        Server::start(Some(&users))
-    }
-
-    /// A server whose only user is alice, with extra S3FTP_* variables.
-    fn with_alice_and(extra: &[(&str, String)]) -> Server {
-        let users = format!(
-            r#"[{{"name":"{USER}","password":"{}"}}]"#,
-            cheap_hash(PASSWORD)
-        );
-        Server::start_with(Some(&users), extra)
-    }
-
-    /// `users` is the value of S3FTP_USERS, or None to leave it unset.
-    fn start(users: Option<&str>) -> Server {
-        Server::start_with(users, &[])
-    }
-
-    fn start_with(users: Option<&str>, extra: &[(&str, String)]) -> Server {
-        let mut last_err = String::new();
-        // The port is free when picked but could be taken before the binary
-        // binds it; try a few.
-        for _ in 0..3 {
-            match Server::try_start(users, extra) {
-                Ok(server) => return server,
-                Err(e) if e.contains("in use") => last_err = e,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        panic!("{last_err}");
-    }
-
-    fn try_start(users: Option<&str>, extra: &[(&str, String)]) -> Result<Server, String> {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let root = tmp.path().join("root");
-        fs::create_dir(&root).expect("create root");
-        let stdout_path = tmp.path().join("stdout.log");
-        let stderr_path = tmp.path().join("stderr.log");
-        let port = free_port();
-
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3ftp"));
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("S3FTP_") {
-                cmd.env_remove(&key);
-            }
-        }
-        cmd.env("S3FTP_LISTEN", format!("127.0.0.1:{port}"))
-            .env("S3FTP_MOUNTS", format!("/=fs://{}", root.display()))
-            .env("S3FTP_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&stdout_path).expect("stdout file"))
-            .stderr(fs::File::create(&stderr_path).expect("stderr file"));
-        if let Some(users) = users {
-            cmd.env("S3FTP_USERS", users);
-        }
-        for (key, value) in extra {
-            cmd.env(key, value);
-        }
-        let child = cmd.spawn().expect("start the s3ftp binary");
-        let mut server = Server {
-            child,
-            port,
-            root,
-            stdout_path,
-            stderr_path,
-            _tmp: tmp,
-        };
-        server.wait_ready()?;
-        Ok(server)
-    }
-
-    /// Waits until the port answers with a 220 greeting.
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        let deadline = Instant::now() + START_WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Err(format!(
-                    "s3ftp exited with {status} before accepting connections; stderr:\n{}",
-                    self.stderr()
-                ));
-            }
-            if let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-                stream
-                    .set_read_timeout(Some(Duration::from_secs(5)))
-                    .expect("read timeout");
-                let mut greeting = String::new();
-                let _ = BufReader::new(stream).read_line(&mut greeting);
-                if greeting.starts_with("220") {
-                    return Ok(());
-                }
-                return Err(format!(
-                    "port {} answered {greeting:?} instead of a 220 greeting; stderr:\n{}",
-                    self.port,
-                    self.stderr()
-                ));
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "s3ftp did not accept connections on {addr} within {START_WAIT:?}; \
-                     stderr:\n{}",
-                    self.stderr()
-                ));
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("ftp://127.0.0.1:{}/{path}", self.port)
-    }
-
-    fn stdout(&self) -> String {
-        fs::read_to_string(&self.stdout_path).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-
-    /// Asserts a file in the mounted folder holds exactly `expected`.
-    fn assert_file(&self, path: &str, expected: &[u8]) {
-        let on_disk = self.root.join(path);
-        let got = fs::read(&on_disk)
-            .unwrap_or_else(|e| panic!("{} not readable: {e}", on_disk.display()));
-        assert_eq!(
-            (got.len(), sha256(&got)),
-            (expected.len(), sha256(expected)),
-            "{} differs from what was uploaded",
-            on_disk.display()
-        );
-    }
-
-    fn assert_absent(&self, path: &str) {
-        let on_disk = self.root.join(path);
-        assert!(
-            !on_disk.exists(),
-            "{} should not exist any more",
-            on_disk.display()
-        );
-    }
-
-    /// The upload staging folder must be empty (or absent) when idle.
-    fn assert_no_partials(&self) {
-        let dir = self.root.join(".s3ftp-partial");
-        let deadline = Instant::now() + PARTIAL_WAIT;
-        loop {
-            let left: Vec<String> = match fs::read_dir(&dir) {
-                Ok(entries) => entries
-                    .map(|e| e.expect("dir entry").file_name().to_string_lossy().into())
-                    .collect(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => panic!("cannot read {}: {e}", dir.display()),
-            };
-            if left.is_empty() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "temporary upload files left in {} after {PARTIAL_WAIT:?}: {left:?}",
-                dir.display()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Runs curl as `user`; the caller checks the outcome.
-    fn curl_as(&self, user: &str, password: &str, args: &[&str]) -> Run {
-        require("curl");
-        let mut cmd = Command::new("curl");
-        // -q first: ignore any ~/.curlrc. -v: the FTP exchange, shown on failure.
-        cmd.args(["-q", "--silent", "--show-error", "--verbose"])
-            .args(["--noproxy", "*", "--max-time", "30"])
-            .arg("--user")
-            .arg(format!("{user}:{password}"))
-            .args(args);
-        run(cmd, Duration::from_secs(40))
-    }
-
-    /// Runs curl as alice and asserts it succeeded; returns its stdout.
-    fn curl(&self, args: &[&str]) -> Vec<u8> {
-        self.curl_ok(USER, PASSWORD, args)
-    }
-
-    fn curl_ok(&self, user: &str, password: &str, args: &[&str]) -> Vec<u8> {
-        self.curl_run(user, password, args).stdout
-    }
-
-    /// Runs curl and asserts it succeeded; returns the whole run (stderr holds
-    /// the verbose FTP exchange).
-    fn curl_run(&self, user: &str, password: &str, args: &[&str]) -> Run {
-        let r = self.curl_as(user, password, args);
-        assert!(
-            r.status.success(),
-            "curl {args:?} failed with {}\n--- curl stderr ---\n{}\n--- server stderr ---\n{}",
-            r.status,
-            r.stderr,
-            self.stderr()
-        );
-        r
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A scratch folder for the client side, with a file helper.
-struct Work(tempfile::TempDir);
-
-impl Work {
-    fn new() -> Work {
-        Work(tempfile::tempdir().expect("tempdir"))
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.path().join(name)
-    }
-
-    fn write(&self, name: &str, data: &[u8]) -> String {
-        let path = self.path(name);
-        fs::write(&path, data).expect("write local file");
-        path_str(&path)
-    }
-
-    fn read(&self, name: &str) -> Vec<u8> {
-        fs::read(self.path(name)).expect("read local file")
-    }
-}
-
-fn path_str(path: &Path) -> String {
-    path.to_str().expect("UTF-8 temp path").to_string()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// True if some `ls -l`-style (or NLST) line names `name`.
-fn lists(listing: &str, name: &str) -> bool {
-    listing
-        .lines()
-        .any(|l| l.trim_end() == name || l.trim_end().ends_with(&format!(" {name}")))
-}
-
-fn assert_same(what: &str, got: &[u8], expected: &[u8]) {
-    assert_eq!(
-        (got.len(), sha256(got)),
-        (expected.len(), sha256(expected)),
-        "{what}: content differs"
-    );
-}
-
-/// Asserts curl's verbose log shows it opened data connections with `used`
-/// and never fell back to any of `not`.
-fn assert_data_command(run: &Run, used: &str, not: &[&str]) {
-    let sent = |cmd: &str| {
-        run.stderr
-            .lines()
-            .any(|l| l.starts_with(&format!("> {cmd}")))
-    };
-    assert!(sent(used), "curl did not send {used}:\n{}", run.stderr);
-    for other in not {
-        assert!(!sent(other), "curl fell back to {other}:\n{}", run.stderr);
-    }
-}
 
 /// A way for curl to open data connections.
 struct Mode {
@@ -555,7 +183,7 @@ fn curl_epsv_full_cycle() {
     );
     server.assert_absent("a/b/c/renamed.bin");
     server.assert_absent("a/b/c/resumed.bin");
-    assert!(server.root.join("a/b/c").is_dir(), "a/b/c should remain");
+    assert!(server.root().join("a/b/c").is_dir(), "a/b/c should remain");
 
     // A missing file is an error, not an empty download.
     let r = server.curl_as(USER, PASSWORD, &["-o", &down, &url]);
@@ -780,7 +408,7 @@ fn python_ftplib_session() {
         .arg(server.port.to_string())
         .arg(USER)
         .arg(PASSWORD)
-        .arg(path_str(&server.root))
+        .arg(path_str(server.root()))
         .arg(&payload_file);
     let r = run(cmd, Duration::from_secs(60));
     assert!(
@@ -798,13 +426,6 @@ fn python_ftplib_session() {
 }
 
 // ---------------------------------------------------------------- FTPS
-
-/// Variables for a server with a self-signed certificate.
-fn tls_env(extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
-    let mut env = vec![("S3FTP_TLS_SELF_SIGNED", "true".to_string())];
-    env.extend_from_slice(extra);
-    env
-}
 
 #[test]
 fn curl_explicit_ftps_protects_control_and_data() {
@@ -1238,7 +859,7 @@ fn sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest() 
     assert!(exit.success(), "{exit}\n{}", server.stderr());
     server.assert_file("done.bin", &[chunk.clone(), chunk.clone()].concat());
     server.assert_absent("slow.bin");
-    let partial = server.root.join(".s3ftp-partial");
+    let partial = server.root().join(".s3ftp-partial");
     let left = fs::read_dir(&partial).map(|d| d.count()).unwrap_or(0);
     assert_eq!(left, 0, "nothing staged is left behind");
 }
@@ -1296,41 +917,6 @@ fn json_logs_carry_one_audit_record_per_transfer_and_no_password() {
 // active-mode-only client driven like Windows ftp.exe (tnftp with passive off)
 // ---------------------------------------------------------------------------
 
-/// Fails (never skips) when `tool` is not on PATH.
-fn require_on_path(tool: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{tool}` is needed by tests/real_clients.rs; run the suite through scripts/test.sh, \
-         which installs it"
-    );
-}
-
-/// Runs `cmd` with `input` on its standard input, killing it after `limit`.
-fn run_with_input(cmd: Command, input: &str, limit: Duration) -> Run {
-    let work = Work::new();
-    let path = work.write("stdin.txt", input.as_bytes());
-    let file = fs::File::open(path).expect("open input");
-    run_fed(cmd, Stdio::from(file), limit)
-}
-
-fn assert_ran(what: &str, r: &Run, server: &Server) {
-    assert!(
-        r.status.success(),
-        "{what} failed with {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- server stderr ---\n{}",
-        r.status,
-        r.stdout_text(),
-        r.stderr,
-        server.stderr()
-    );
-}
-
 #[test]
 fn busybox_ftpput_and_ftpget_round_trip() {
     require_on_path("busybox");
@@ -1338,7 +924,7 @@ fn busybox_ftpput_and_ftpget_round_trip() {
     let work = Work::new();
     let body = content(2 * MIB + 77, 21);
     let local = work.write("scan.pdf", &body);
-    fs::create_dir(server.root.join("inbox")).expect("mkdir inbox");
+    fs::create_dir(server.root().join("inbox")).expect("mkdir inbox");
     let port = server.port.to_string();
     let login = ["-u", USER, "-p", PASSWORD, "-P", port.as_str(), "127.0.0.1"];
     let mut put = Command::new("busybox");
@@ -1373,7 +959,7 @@ fn busybox_ftpput_and_ftpget_round_trip() {
         !r.status.success(),
         "upload into a missing folder succeeded"
     );
-    assert!(!server.root.join("missing").exists());
+    assert!(!server.root().join("missing").exists());
 }
 
 #[test]
@@ -1409,8 +995,8 @@ fn ncftp_put_ls_get_and_delete() {
     let r = run(get, Duration::from_secs(40));
     assert_ran("ncftpget", &r, &server);
     assert_eq!(sha256(&work.read("report.csv")), sha256(&body));
-    assert!(!server.root.join("exports/2026/11/report.csv").exists());
-    assert!(server.root.join("exports/2026/11").is_dir());
+    assert!(!server.root().join("exports/2026/11/report.csv").exists());
+    assert!(server.root().join("exports/2026/11").is_dir());
 }
 
 #[test]
@@ -1444,5 +1030,8 @@ fn active_mode_only_client_like_windows_ftp_exe() {
         "passive was used:\n{out}"
     );
     assert_eq!(sha256(&fs::read(&back).expect("downloaded")), sha256(&body));
-    assert!(!server.root.join("out").exists(), "RMD removed the folder");
+    assert!(
+        !server.root().join("out").exists(),
+        "RMD removed the folder"
+    );
 }

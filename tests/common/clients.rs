@@ -1,0 +1,686 @@
+//! Harness for real FTP client programs (tests/real_clients.rs and
+//! tests/client_matrix.rs): the built `s3ftp` binary as a child process on a
+//! local folder or a fresh S3 bucket, a process runner that kills what
+//! outlives its time limit, a client-side scratch folder, and checks of what
+//! the store holds, read from the folder or the bucket directly (never
+//! through the server under test).
+//!
+//! A missing client program fails the test with a message saying to run
+//! scripts/test.sh, which installs it; nothing is skipped silently.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::future::Future;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::s3::S3Server;
+use super::{cheap_hash, sha256, PASSWORD, S3_PREFIX, USER};
+
+pub const MIB: usize = 1024 * 1024;
+/// How long the binary may take to accept connections.
+pub const START_WAIT: Duration = Duration::from_secs(10);
+/// How long the store may take to drop a staged upload once idle.
+pub const PARTIAL_WAIT: Duration = Duration::from_secs(2);
+/// Where the local folder stages uploads (hidden from clients).
+pub const STAGING: &str = ".s3ftp-partial";
+
+// ---------------------------------------------------------------------------
+// Client programs
+// ---------------------------------------------------------------------------
+
+/// Fails (never skips) when a client program is missing or does not run
+/// `--version`.
+pub fn require(tool: &str) {
+    let works = Command::new(tool)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        works,
+        "`{tool}` is needed by the real-client tests but is missing or does not run; \
+         run the test suite through scripts/test.sh, which installs it"
+    );
+}
+
+/// Fails (never skips) when `tool` is not on PATH (for programs without a
+/// `--version`).
+pub fn require_on_path(tool: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{tool}` is needed by the real-client tests but is not on PATH; run the test suite \
+         through scripts/test.sh, which installs it"
+    );
+}
+
+/// A finished child process.
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut out = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut out);
+        }
+        out
+    })
+}
+
+/// Runs `cmd` to completion, killing it if it outlives `limit`.
+pub fn run(cmd: Command, limit: Duration) -> Run {
+    run_fed(cmd, Stdio::null(), limit)
+}
+
+/// [`run`] with `stdin` as the program's standard input.
+pub fn run_fed(mut cmd: Command, stdin: Stdio, limit: Duration) -> Run {
+    cmd.stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+            panic!("{shown} still running after {limit:?}; killed. stderr:\n{stderr}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned(),
+    }
+}
+
+/// Runs `cmd` with `input` on its standard input, killing it after `limit`.
+pub fn run_with_input(cmd: Command, input: &str, limit: Duration) -> Run {
+    let work = Work::new();
+    let path = work.write("stdin.txt", input.as_bytes());
+    let file = fs::File::open(path).expect("open input");
+    run_fed(cmd, Stdio::from(file), limit)
+}
+
+/// Asserts a client program succeeded; the message holds its output and the
+/// server's log.
+pub fn assert_ran(what: &str, r: &Run, server: &Server) {
+    assert!(
+        r.status.success(),
+        "{what} failed with {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- server stderr ---\n{}",
+        r.status,
+        r.stdout_text(),
+        r.stderr,
+        server.stderr()
+    );
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Runs a future to completion on a runtime shared by the test binary (for
+/// the async S3 helpers and async clients from synchronous tests). Never
+/// call it from inside another `block_on`.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+        })
+        .block_on(future)
+}
+
+// ---------------------------------------------------------------------------
+// The server
+// ---------------------------------------------------------------------------
+
+/// Which store the server under test writes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A fresh temporary folder: `S3FTP_MOUNTS=/=fs://FOLDER`.
+    Folder,
+    /// A fresh bucket on the shared loopback S3 server (Garage, or the one
+    /// named by S3FTP_TEST_S3_ENDPOINT), mounted under [`S3_PREFIX`].
+    S3,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Folder => "the local folder",
+            Backend::S3 => "S3",
+        }
+    }
+}
+
+/// Where the server's files are, for checks that bypass the server.
+pub enum Store {
+    Folder(PathBuf),
+    S3 { bucket: String },
+}
+
+impl Store {
+    fn mount(&self) -> String {
+        match self {
+            Store::Folder(root) => format!("/=fs://{}", root.display()),
+            Store::S3 { bucket } => {
+                format!("/={}", S3Server::shared().mount_uri(bucket, S3_PREFIX))
+            }
+        }
+    }
+}
+
+/// The object key of a path of the FTP tree (`a/b.txt` or `/a/b.txt`).
+pub fn s3_key(path: &str) -> String {
+    format!("{S3_PREFIX}/{}", path.trim_start_matches('/'))
+}
+
+/// The `s3ftp` binary running as a child process.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub store: Store,
+    stdout_path: PathBuf,
+    stderr_path: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+/// S3FTP_USERS with alice as the only user.
+fn alice() -> String {
+    format!(
+        r#"[{{"name":"{USER}","password":"{}"}}]"#,
+        cheap_hash(PASSWORD)
+    )
+}
+
+impl Server {
+    /// A server on a fresh local folder whose only user is alice (password
+    /// [`PASSWORD`]).
+    pub fn with_alice() -> Server {
+        Server::start(Some(&alice()))
+    }
+
+    /// A server on a fresh local folder whose only user is alice, with extra
+    /// S3FTP_* variables.
+    pub fn with_alice_and(extra: &[(&str, String)]) -> Server {
+        Server::start_with(Some(&alice()), extra)
+    }
+
+    /// A server on `backend` whose only user is alice, with extra variables.
+    pub fn alice_on(backend: Backend, extra: &[(&str, String)]) -> Server {
+        Server::launch(backend, Some(&alice()), extra)
+    }
+
+    /// `users` is the value of S3FTP_USERS, or None to leave it unset.
+    pub fn start(users: Option<&str>) -> Server {
+        Server::start_with(users, &[])
+    }
+
+    pub fn start_with(users: Option<&str>, extra: &[(&str, String)]) -> Server {
+        Server::launch(Backend::Folder, users, extra)
+    }
+
+    pub fn launch(backend: Backend, users: Option<&str>, extra: &[(&str, String)]) -> Server {
+        let mut last_err = String::new();
+        // The port is free when picked but could be taken before the binary
+        // binds it; try a few.
+        for _ in 0..3 {
+            match Server::try_start(backend, users, extra) {
+                Ok(server) => return server,
+                Err(e) if e.contains("in use") => last_err = e,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("{last_err}");
+    }
+
+    fn try_start(
+        backend: Backend,
+        users: Option<&str>,
+        extra: &[(&str, String)],
+    ) -> Result<Server, String> {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = match backend {
+            Backend::Folder => {
+                let root = tmp.path().join("root");
+                fs::create_dir(&root).expect("create root");
+                Store::Folder(root)
+            }
+            Backend::S3 => Store::S3 {
+                bucket: S3Server::shared().fresh_bucket_blocking(),
+            },
+        };
+        let stdout_path = tmp.path().join("stdout.log");
+        let stderr_path = tmp.path().join("stderr.log");
+        let port = free_port();
+
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3ftp"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("S3FTP_") {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.env("S3FTP_LISTEN", format!("127.0.0.1:{port}"))
+            .env("S3FTP_MOUNTS", store.mount())
+            .env("S3FTP_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout_path).expect("stdout file"))
+            .stderr(fs::File::create(&stderr_path).expect("stderr file"));
+        if let Some(users) = users {
+            cmd.env("S3FTP_USERS", users);
+        }
+        for (key, value) in extra {
+            cmd.env(key, value);
+        }
+        let child = cmd.spawn().expect("start the s3ftp binary");
+        let mut server = Server {
+            child,
+            port,
+            store,
+            stdout_path,
+            stderr_path,
+            _tmp: tmp,
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    /// Waits until the port answers with a 220 greeting.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let addr = self.addr();
+        let deadline = Instant::now() + START_WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Err(format!(
+                    "s3ftp exited with {status} before accepting connections; stderr:\n{}",
+                    self.stderr()
+                ));
+            }
+            if let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .expect("read timeout");
+                let mut greeting = String::new();
+                let _ = BufReader::new(stream).read_line(&mut greeting);
+                if greeting.starts_with("220") {
+                    return Ok(());
+                }
+                return Err(format!(
+                    "port {} answered {greeting:?} instead of a 220 greeting; stderr:\n{}",
+                    self.port,
+                    self.stderr()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "s3ftp did not accept connections on {addr} within {START_WAIT:?}; \
+                     stderr:\n{}",
+                    self.stderr()
+                ));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("ftp://127.0.0.1:{}/{path}", self.port)
+    }
+
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// The mounted folder (`/` of the FTP tree) of a local-folder server.
+    pub fn root(&self) -> &Path {
+        match &self.store {
+            Store::Folder(root) => root,
+            Store::S3 { bucket } => panic!("the server stores in bucket {bucket}, not a folder"),
+        }
+    }
+
+    // -- What the store holds ------------------------------------------------
+
+    /// The bytes of the file at `path` of the FTP tree, read from the folder
+    /// or the bucket; None when there is no such file.
+    pub fn read(&self, path: &str) -> Option<Vec<u8>> {
+        match &self.store {
+            Store::Folder(root) => {
+                let on_disk = root.join(path.trim_start_matches('/'));
+                if on_disk.is_dir() {
+                    return None;
+                }
+                match fs::read(&on_disk) {
+                    Ok(data) => Some(data),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => panic!("{} not readable: {e}", on_disk.display()),
+                }
+            }
+            Store::S3 { bucket } => block_on(S3Server::shared().get_object(bucket, &s3_key(path))),
+        }
+    }
+
+    /// Whether `path` is a directory in the store (S3: a marker or any key
+    /// under its prefix).
+    pub fn is_dir(&self, path: &str) -> bool {
+        match &self.store {
+            Store::Folder(root) => root.join(path.trim_start_matches('/')).is_dir(),
+            Store::S3 { bucket } => {
+                let prefix = format!("{}/", s3_key(path).trim_end_matches('/'));
+                !block_on(S3Server::shared().list_keys(bucket, &prefix)).is_empty()
+            }
+        }
+    }
+
+    /// Asserts the file at `path` holds exactly `expected`.
+    pub fn assert_file(&self, path: &str, expected: &[u8]) {
+        let got = self
+            .read(path)
+            .unwrap_or_else(|| panic!("{path} is not stored in {}", self.describe()));
+        assert_eq!(
+            (got.len(), sha256(&got)),
+            (expected.len(), sha256(expected)),
+            "{path} in {} differs from what was uploaded",
+            self.describe()
+        );
+    }
+
+    /// Asserts nothing (no file, no directory) is stored at `path`.
+    pub fn assert_absent(&self, path: &str) {
+        assert!(
+            self.read(path).is_none(),
+            "{path} should not exist any more in {}",
+            self.describe()
+        );
+        assert!(
+            !self.is_dir(path),
+            "directory {path} should not exist any more in {}",
+            self.describe()
+        );
+    }
+
+    pub fn assert_dir(&self, path: &str) {
+        assert!(
+            self.is_dir(path),
+            "directory {path} is not in {}",
+            self.describe()
+        );
+    }
+
+    /// Every file (`a/b.txt`) and directory (`a/`) of the store, sorted. On
+    /// S3 directories are markers and the parents of keys; every key must lie
+    /// under the mount's prefix. The local folder's staging area is left out
+    /// (see [`Server::assert_no_partials`]).
+    pub fn tree(&self) -> Vec<String> {
+        let mut out = BTreeSet::new();
+        match &self.store {
+            Store::Folder(root) => walk(root, "", &mut out),
+            Store::S3 { bucket } => {
+                let prefix = format!("{S3_PREFIX}/");
+                for key in block_on(S3Server::shared().list_keys(bucket, "")) {
+                    let rel = key.strip_prefix(&prefix).unwrap_or_else(|| {
+                        panic!("key {key:?} in bucket {bucket} lies outside the mount prefix")
+                    });
+                    let mut parent = String::new();
+                    let parts: Vec<&str> = rel.split('/').collect();
+                    for part in &parts[..parts.len() - 1] {
+                        parent.push_str(part);
+                        parent.push('/');
+                        out.insert(parent.clone());
+                    }
+                    if !rel.is_empty() {
+                        out.insert(rel.to_string());
+                    }
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// Asserts the store holds exactly `expected` (see [`Server::tree`]):
+    /// nothing stray, temporary or half-written.
+    pub fn assert_tree(&self, expected: &[&str]) {
+        let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(
+            self.tree(),
+            want,
+            "{} does not hold exactly the expected files and folders",
+            self.describe()
+        );
+    }
+
+    /// Nothing half-written is left: the local folder's staging area is empty
+    /// (or absent), the bucket has no multipart upload in progress. Waits a
+    /// little for the clean-up of an aborted upload.
+    pub fn assert_no_partials(&self) {
+        let deadline = Instant::now() + PARTIAL_WAIT;
+        loop {
+            let left: Vec<String> = match &self.store {
+                Store::Folder(root) => {
+                    let dir = root.join(STAGING);
+                    match fs::read_dir(&dir) {
+                        Ok(entries) => entries
+                            .map(|e| e.expect("dir entry").file_name().to_string_lossy().into())
+                            .collect(),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                        Err(e) => panic!("cannot read {}: {e}", dir.display()),
+                    }
+                }
+                Store::S3 { bucket } => block_on(S3Server::shared().list_multipart_uploads(bucket)),
+            };
+            if left.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "partial uploads left in {} after {PARTIAL_WAIT:?}: {left:?}",
+                self.describe()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Names the store in messages.
+    pub fn describe(&self) -> String {
+        match &self.store {
+            Store::Folder(root) => format!("the folder {}", root.display()),
+            Store::S3 { bucket } => format!("bucket {bucket} (prefix {S3_PREFIX}/)"),
+        }
+    }
+
+    // -- curl ------------------------------------------------------------------
+
+    /// Runs curl as `user`; the caller checks the outcome.
+    pub fn curl_as(&self, user: &str, password: &str, args: &[&str]) -> Run {
+        require("curl");
+        let mut cmd = Command::new("curl");
+        // -q first: ignore any ~/.curlrc. -v: the FTP exchange, shown on failure.
+        cmd.args(["-q", "--silent", "--show-error", "--verbose"])
+            .args(["--noproxy", "*", "--max-time", "30"])
+            .arg("--user")
+            .arg(format!("{user}:{password}"))
+            .args(args);
+        run(cmd, Duration::from_secs(40))
+    }
+
+    /// Runs curl as alice and asserts it succeeded; returns its stdout.
+    pub fn curl(&self, args: &[&str]) -> Vec<u8> {
+        self.curl_ok(USER, PASSWORD, args)
+    }
+
+    pub fn curl_ok(&self, user: &str, password: &str, args: &[&str]) -> Vec<u8> {
+        self.curl_run(user, password, args).stdout
+    }
+
+    /// Runs curl and asserts it succeeded; returns the whole run (stderr holds
+    /// the verbose FTP exchange).
+    pub fn curl_run(&self, user: &str, password: &str, args: &[&str]) -> Run {
+        let r = self.curl_as(user, password, args);
+        assert!(
+            r.status.success(),
+            "curl {args:?} failed with {}\n--- curl stderr ---\n{}\n--- server stderr ---\n{}",
+            r.status,
+            r.stderr,
+            self.stderr()
+        );
+        r
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn walk(dir: &Path, rel: &str, out: &mut BTreeSet<String>) {
+    let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+    for entry in entries {
+        let entry = entry.expect("dir entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if rel.is_empty() && name == STAGING {
+            continue;
+        }
+        let path = format!("{rel}{name}");
+        if entry.file_type().expect("file type").is_dir() {
+            out.insert(format!("{path}/"));
+            walk(&entry.path(), &format!("{path}/"), out);
+        } else {
+            out.insert(path);
+        }
+    }
+}
+
+/// Variables for a server with a self-signed certificate (FTPS).
+pub fn tls_env(extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    let mut env = vec![("S3FTP_TLS_SELF_SIGNED", "true".to_string())];
+    env.extend_from_slice(extra);
+    env
+}
+
+// ---------------------------------------------------------------------------
+// The client side
+// ---------------------------------------------------------------------------
+
+/// A scratch folder for the client side, with a file helper.
+pub struct Work(tempfile::TempDir);
+
+impl Work {
+    pub fn new() -> Work {
+        Work(tempfile::tempdir().expect("tempdir"))
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.path().join(name)
+    }
+
+    /// Writes `data` to `name` (parent folders created); returns the path.
+    pub fn write(&self, name: &str, data: &[u8]) -> String {
+        let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("create local folder");
+        }
+        fs::write(&path, data).expect("write local file");
+        path_str(&path)
+    }
+
+    pub fn read(&self, name: &str) -> Vec<u8> {
+        fs::read(self.path(name))
+            .unwrap_or_else(|e| panic!("read local file {}: {e}", self.path(name).display()))
+    }
+}
+
+impl Default for Work {
+    fn default() -> Work {
+        Work::new()
+    }
+}
+
+pub fn path_str(path: &Path) -> String {
+    path.to_str().expect("UTF-8 temp path").to_string()
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// True if some `ls -l`-style (or NLST) line names `name`.
+pub fn lists(listing: &str, name: &str) -> bool {
+    listing
+        .lines()
+        .any(|l| l.trim_end() == name || l.trim_end().ends_with(&format!(" {name}")))
+}
+
+/// Asserts curl's verbose log shows it opened data connections with `used`
+/// and never fell back to any of `not`.
+pub fn assert_data_command(run: &Run, used: &str, not: &[&str]) {
+    let sent = |cmd: &str| {
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with(&format!("> {cmd}")))
+    };
+    assert!(sent(used), "curl did not send {used}:\n{}", run.stderr);
+    for other in not {
+        assert!(!sent(other), "curl fell back to {other}:\n{}", run.stderr);
+    }
+}
+
+pub fn assert_same(what: &str, got: &[u8], expected: &[u8]) {
+    assert_eq!(
+        (got.len(), sha256(got)),
+        (expected.len(), sha256(expected)),
+        "{what}: content differs"
+    );
+}
