@@ -122,8 +122,8 @@ async fn listings_stream_many_pages() {
     let mut c = server.login().await;
     let names = common::sorted_lines(&c.fetch("NLST many").await);
     assert_eq!(names.len(), 2500);
-    assert_eq!(names[0], "f0000");
-    assert_eq!(names[2499], "f2499");
+    assert_eq!(names[0], "many/f0000");
+    assert_eq!(names[2499], "many/f2499");
     let list = common::sorted_lines(&c.fetch("LIST many").await);
     assert_eq!(list.len(), 2500);
     let mlsd = common::sorted_lines(&c.fetch("MLSD many").await);
