@@ -129,6 +129,16 @@ pub struct Times {
     pub created: Option<SystemTime>,
 }
 
+impl Times {
+    /// Only the modification time (MFMT, SITE UTIME).
+    pub fn modified(time: SystemTime) -> Times {
+        Times {
+            modified: Some(time),
+            created: None,
+        }
+    }
+}
+
 /// The receiving end of an upload. Data is written in order; nothing is visible
 /// under the key until [`UploadSink::commit`] returns `Ok`. Dropping a sink
 /// without committing must abort it (an implementation may clean up in the

@@ -113,11 +113,12 @@ async fn set_times(s: &Session, arg: &str, times: Times) -> Result<String, crate
 }
 
 pub(super) async fn mfmt(s: &mut Session, time: SystemTime, arg: &str) -> Handled {
-    let times = Times {
-        modified: Some(time),
-        created: None,
-    };
-    set_times(s, arg, times).await?;
+    set_times(s, arg, Times::modified(time)).await?;
+    mfmt_done(time, arg)
+}
+
+/// MFMT's reply (RFC draft-somers-ftp-mfxx): the time set and the path.
+pub(super) fn mfmt_done(time: SystemTime, arg: &str) -> Handled {
     reply(
         ReplyCode::FileStatus,
         format!("Modify={}; {arg}", format_time(time)),
@@ -132,11 +133,7 @@ pub(super) async fn site_utime(s: &mut Session, args: Option<&str>) -> Handled {
             "Use SITE UTIME YYYYMMDDhhmmss path, or SITE UTIME path atime mtime ctime UTC.",
         );
     };
-    let times = Times {
-        modified: Some(time),
-        created: None,
-    };
-    set_times(s, &path, times).await?;
+    set_times(s, &path, Times::modified(time)).await?;
     reply(ReplyCode::CommandOkay, "UTIME command successful.")
 }
 

@@ -13,6 +13,7 @@
 use super::{reply, Handled};
 use crate::protocol::{Command, Reply, ReplyCode};
 use crate::session::Session;
+use crate::storage::Times;
 
 /// The final name an upload to `path` is staged for, if its name ends in one
 /// of the configured suffixes (and is more than the suffix).
@@ -71,14 +72,10 @@ pub(super) async fn intercept(
             return Some(commit(s).await);
         }
         Command::Mfmt { time, path } if s.resolve(path).ok().as_deref() == Some(&staged.temp) => {
-            let text = format!(
-                "Modify={}; {path}",
-                crate::protocol::listing::format_time(*time)
-            );
             if let Some(staged) = s.staged.as_mut() {
                 staged.modified = Some(*time);
             }
-            return Some(reply(ReplyCode::FileStatus, text));
+            return Some(super::files::mfmt_done(*time, path));
         }
         _ => {}
     }
@@ -97,10 +94,7 @@ async fn commit(s: &mut Session) -> Handled {
     let (target, modified) = (staged.target.clone(), staged.modified);
     staged.into_sink().commit().await?;
     if let Some(time) = modified {
-        let times = crate::storage::Times {
-            modified: Some(time),
-            created: None,
-        };
+        let times = Times::modified(time);
         s.vfs()?.set_times(&target, times).await?;
     }
     reply(ReplyCode::FileActionOkay, "Rename successful.")
@@ -125,10 +119,7 @@ impl Session {
             return;
         }
         if let Some(time) = modified {
-            let times = crate::storage::Times {
-                modified: Some(time),
-                created: None,
-            };
+            let times = Times::modified(time);
             if let Err(e) = vfs.set_times(&temp, times).await {
                 tracing::warn!(session = self.id, path = %temp, error = %e,
                     "could not set the time of a staged upload");

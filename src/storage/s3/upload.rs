@@ -201,6 +201,21 @@ impl MultipartSink {
             .map_err(closed)
     }
 
+    /// Past the small-file range: a whole part buffer, taken once (within
+    /// the budget) rather than grown by copies; what was buffered moves in.
+    async fn take_part_buffer(&mut self, part: usize) -> Result<()> {
+        if self.buf.capacity() >= part {
+            return Ok(());
+        }
+        if self.fill_permit.is_none() {
+            self.fill_permit = Some(self.budget_for(part).await?);
+        }
+        let mut whole = self.target.upload.pool.take(part);
+        whole.extend_from_slice(&self.buf);
+        self.buf = whole;
+        Ok(())
+    }
+
     fn current_part_size(&self) -> usize {
         part_size_for(self.target.upload.part_size, self.next_part)
     }
@@ -405,15 +420,8 @@ impl UploadSink for MultipartSink {
             let room = part - self.buf.len();
             if data.len() < room {
                 let large = self.upload_id.is_some() || self.buf.len() + data.len() > 256 * 1024;
-                if self.buf.capacity() < part && large {
-                    // Past the small-file range: take a whole part buffer once
-                    // rather than growing it by copies, within the budget.
-                    if self.fill_permit.is_none() {
-                        self.fill_permit = Some(self.budget_for(part).await?);
-                    }
-                    let mut whole = self.target.upload.pool.take(part);
-                    whole.extend_from_slice(&self.buf);
-                    self.buf = whole;
+                if large {
+                    self.take_part_buffer(part).await?;
                 }
                 self.buf.extend_from_slice(&data);
                 return Ok(());
@@ -444,14 +452,7 @@ impl UploadSink for MultipartSink {
             self.start_part(full).await?;
         }
         let part = self.current_part_size();
-        if self.buf.capacity() < part {
-            if self.fill_permit.is_none() {
-                self.fill_permit = Some(self.budget_for(part).await?);
-            }
-            let mut whole = self.target.upload.pool.take(part);
-            whole.extend_from_slice(&self.buf);
-            self.buf = whole;
-        }
+        self.take_part_buffer(part).await?;
         let room = part.saturating_sub(self.buf.len());
         Ok(Some(bytes::BufMut::limit(&mut self.buf, room)))
     }
