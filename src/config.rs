@@ -73,6 +73,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "Global budget of S3 part buffers (being filled or sent) across all sessions, in MiB; uploads wait, slowing their clients, when it is spent.",
     },
     Variable {
+        name: "S3FTP_DIR_CACHE_SECS",
+        default: "10",
+        help: "Seconds an S3 mount trusts what it recently saw of its directories (that a directory exists; all of its subdirectories, from a listing, MKD or one listing page), so uploads into a known directory send only their PutObject. Changes by other writers show after this long; 0: check the store on every upload.",
+    },
+    Variable {
         name: "S3FTP_ANONYMOUS_HOME",
         default: "",
         help: "Home of read-only anonymous logins (USER anonymous or ftp, any password); empty: anonymous login is off.",
@@ -231,6 +236,7 @@ struct Raw {
     part_size_mib: usize,
     upload_concurrency: usize,
     upload_memory_mib: usize,
+    dir_cache_secs: u64,
     rename_overwrite: bool,
     temp_suffixes: String,
     legacy_encoding: String,
@@ -270,6 +276,8 @@ pub struct Config {
     pub part_size_mib: usize,
     pub upload_concurrency: usize,
     pub upload_memory_mib: usize,
+    /// S3FTP_DIR_CACHE_SECS (zero: off).
+    pub dir_cache: Duration,
     pub rename_overwrite: bool,
     /// Upload-then-rename suffixes (S3FTP_TEMP_SUFFIXES), each non-empty.
     pub temp_suffixes: Vec<String>,
@@ -627,6 +635,7 @@ impl Raw {
             part_size_mib: self.part_size_mib,
             upload_concurrency: self.upload_concurrency,
             upload_memory_mib: self.upload_memory_mib,
+            dir_cache: Duration::from_secs(self.dir_cache_secs),
             rename_overwrite: self.rename_overwrite,
             temp_suffixes: parse_temp_suffixes(&self.temp_suffixes)?,
             legacy_encoding: match self.legacy_encoding.trim() {

@@ -63,6 +63,7 @@ impl Server {
                 config.upload_memory_mib,
             ),
             observer: metrics.clone(),
+            dir_cache: config.dir_cache,
         };
         let mounts = MountTable::open(&config.mounts, &settings)
             .await

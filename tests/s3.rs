@@ -416,9 +416,13 @@ async fn store_failure_is_451_and_the_session_survives() {
     drop(own); // the store goes away
     c.expect("SIZE f", 451).await;
     c.expect("MKD d", 451).await;
+    // Nothing is known of d/: the check before 150 meets the failure.
     let data = c.data().await;
-    c.expect("STOR g", 451).await;
+    c.expect("STOR d/g", 451).await;
     drop(data);
+    // The first upload taught the bridge the root: nothing is asked before
+    // 150, and the failure comes with the PutObject.
+    assert_eq!(c.upload("STOR g", b"y").await.0, 451);
     c.expect("NOOP", 200).await;
 }
 
@@ -472,4 +476,119 @@ async fn whole_object_sha256_and_content_md5_when_the_mount_asks() {
         .expect("stored");
     assert_eq!(head.header("x-amz-meta-sha256"), None);
     assert_eq!(c.fetch("RETR plain.bin").await, body);
+}
+
+/// ListObjectsV2 requests the server has sent so far.
+async fn listings(server: &TestServer) -> f64 {
+    server
+        .metric(
+            r#"s3ftp_backend_requests_total{backend="s3",operation="ListObjectsV2",outcome="ok"}"#,
+        )
+        .await
+}
+
+/// Uploads into a directory the bridge has recently seen send only their
+/// PutObject (S3FTP_DIR_CACHE_SECS): after MKD, after a listing, and in a
+/// directory made by another tool after one check and one listing page.
+/// FTP's refusals still hold: a missing directory, a directory's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_into_a_known_directory_send_only_their_put() {
+    let server = TestServer::s3().await;
+    let bucket = server.bucket().expect("bucket").to_string();
+    let mut c = server.login().await;
+    c.expect("MKD made", 257).await;
+    c.expect("MKD made/sub", 257).await;
+    let before = listings(&server).await;
+    for i in 0..5 {
+        assert_eq!(c.upload(&format!("STOR made/f{i}"), b"x").await.0, 226);
+    }
+    assert_eq!(listings(&server).await - before, 0.0, "after MKD");
+
+    // A directory another tool made: checked once, listed once, then known.
+    shared().put_object(&bucket, &key("inbox/"), b"").await;
+    shared()
+        .put_object(&bucket, &key("inbox/dir/x"), b"x")
+        .await;
+    let before = listings(&server).await;
+    for i in 0..5 {
+        assert_eq!(c.upload(&format!("STOR inbox/f{i}"), b"x").await.0, 226);
+    }
+    assert_eq!(
+        listings(&server).await - before,
+        3.0,
+        "in a directory made elsewhere"
+    );
+
+    // Still refused: a directory's name (known, or found), and a missing
+    // or removed directory; nothing is stored by any of them.
+    for refused in ["made/sub", "inbox/dir", "missing/f", "made/f0/f"] {
+        let data = c.data().await;
+        c.expect(&format!("STOR {refused}"), 550).await;
+        drop(data);
+    }
+    for i in 0..5 {
+        c.expect(&format!("DELE made/f{i}"), 250).await;
+    }
+    c.expect("RMD made/sub", 250).await;
+    c.expect("RMD made", 250).await;
+    let data = c.data().await;
+    c.expect("STOR made/again", 550).await;
+    drop(data);
+    c.expect("RNFR inbox", 350).await;
+    c.expect("RNTO moved", 250).await;
+    let data = c.data().await;
+    c.expect("STOR inbox/f9", 550).await;
+    drop(data);
+    let data = c.data().await;
+    c.expect("STOR moved/dir", 550).await;
+    drop(data);
+    assert_eq!(c.upload("STOR moved/f9", b"x").await.0, 226);
+    let mut keys = shared().list_keys(&bucket, S3_PREFIX).await;
+    keys.sort();
+    let mut expected: Vec<String> = ["moved/", "moved/dir/x", "moved/f9"]
+        .iter()
+        .chain(&["moved/f0", "moved/f1", "moved/f2", "moved/f3", "moved/f4"])
+        .map(|k| key(k))
+        .collect();
+    expected.sort();
+    assert_eq!(keys, expected);
+}
+
+/// What another writer does is seen once the facts expire, and at once with
+/// S3FTP_DIR_CACHE_SECS=0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_writers_are_seen_when_the_directory_facts_expire() {
+    let bucket = shared().fresh_bucket().await;
+    let store = || Store::S3 {
+        bucket: bucket.clone(),
+    };
+    let cached = TestServer::start(store(), &[("S3FTP_DIR_CACHE_SECS", "1")]).await;
+    let uncached = TestServer::start(store(), &[("S3FTP_DIR_CACHE_SECS", "0")]).await;
+    let (mut a, mut b) = (cached.login().await, uncached.login().await);
+    shared().put_object(&bucket, &key("d/"), b"").await;
+    for c in [&mut a, &mut b] {
+        assert_eq!(c.upload("STOR d/one", b"1").await.0, 226);
+        assert_eq!(c.upload("STOR d/two", b"2").await.0, 226);
+    }
+    // Another tool makes d/late a directory.
+    shared().put_object(&bucket, &key("d/late/x"), b"x").await;
+    let data = b.data().await;
+    b.expect("STOR d/late", 550).await;
+    drop(data);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let data = a.data().await;
+    a.expect("STOR d/late", 550).await;
+    drop(data);
+    // Another tool removes d/ whole: uploads into it are refused again.
+    for k in ["d/", "d/one", "d/two", "d/late/x"] {
+        shared().delete_object(&bucket, &key(k)).await;
+    }
+    let data = b.data().await;
+    b.expect("STOR d/three", 550).await;
+    drop(data);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let data = a.data().await;
+    a.expect("STOR d/three", 550).await;
+    drop(data);
+    assert!(shared().list_keys(&bucket, "").await.is_empty());
 }

@@ -215,14 +215,17 @@ pub struct StorageSettings {
     pub upload: s3::upload::UploadSettings,
     /// Told about every request to the store (metrics).
     pub observer: Arc<dyn StorageObserver>,
+    /// How long S3 mounts trust what they saw of directories (S3FTP_DIR_CACHE_SECS).
+    pub dir_cache: std::time::Duration,
 }
 
 impl StorageSettings {
-    /// Settings that report to nobody.
+    /// Settings that report to nobody, with the default directory cache.
     pub fn new(upload: s3::upload::UploadSettings) -> Self {
         StorageSettings {
             upload,
             observer: Arc::new(NoObserver),
+            dir_cache: std::time::Duration::from_secs(10),
         }
     }
 }

@@ -5,11 +5,12 @@
 //! `mtime` / `btime` user metadata (seconds since the epoch, as rclone writes
 //! them), set by a copy of the object onto itself.
 
+mod dirs;
 mod error;
 mod observe;
 pub mod upload;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +28,7 @@ use crate::storage::{
     Backend, ByteStream, Entry, EntryKind, EntryPages, Metadata, Result, StorageError,
     StorageObserver, StorageSettings, Times, UploadSink, WriteOptions,
 };
+use dirs::DirCache;
 use error::map;
 use upload::{MultipartSink, UploadSettings, MAX_PART, MIN_PART};
 
@@ -34,6 +36,8 @@ use upload::{MultipartSink, UploadSettings, MAX_PART, MIN_PART};
 const COPY_CONCURRENCY: usize = 8;
 /// S3's longest key, in bytes.
 const MAX_KEY_BYTES: usize = 1024;
+/// Most subdirectory names a listing learns for later uploads (`dirs`).
+const LEARNED_SUBDIRS: usize = 10_000;
 /// Most keys per DeleteObjects request (S3's limit).
 const DELETE_BATCH: usize = 1000;
 
@@ -237,6 +241,8 @@ pub struct S3Backend {
     page_size: i32,
     description: String,
     times: Arc<KnownTimes>,
+    /// Directories recently seen (see `dirs`).
+    dirs: Arc<DirCache>,
 }
 
 /// Most entries [`KnownTimes`] holds before it starts afresh.
@@ -322,6 +328,7 @@ impl S3Backend {
             prefix: uri.prefix.clone(),
             page_size: uri.page_size,
             times: Arc::new(KnownTimes::default()),
+            dirs: Arc::new(DirCache::new(settings.dir_cache)),
             description: format!(
                 "S3Backend(s3://{}/{} at {})",
                 uri.bucket,
@@ -401,7 +408,13 @@ impl S3Backend {
             .send()
             .await
             .map_err(|e| map(e, "ListObjectsV2"))?;
-        Ok(out.key_count().unwrap_or(0) > 0 || !out.contents().is_empty())
+        let exists = out.key_count().unwrap_or(0) > 0 || !out.contents().is_empty();
+        if exists {
+            self.dirs.saw(key);
+        } else {
+            self.dirs.missing(key);
+        }
+        Ok(exists)
     }
 
     /// File, directory or nothing, with one round trip (both asked at once).
@@ -421,7 +434,7 @@ impl S3Backend {
         let Some((parent, _)) = key.rsplit_once('/') else {
             return Ok(());
         };
-        if self.dir_exists(parent).await? {
+        if self.dirs.exists(parent) || self.dir_exists(parent).await? {
             return Ok(());
         }
         if self.head(parent).await?.is_some() {
@@ -429,6 +442,72 @@ impl S3Backend {
         } else {
             Err(StorageError::NotFound)
         }
+    }
+
+    /// Checks that `key` can be written as a file: its directory exists
+    /// (else NotFound or NotDirectory) and it is not itself a directory.
+    /// Answered from what was recently seen when possible, so a run of
+    /// uploads into one directory sends nothing but their PutObjects.
+    async fn check_writable(&self, key: &str) -> Result<()> {
+        let (parent, name) = dirs::split(key);
+        let mut known = self.dirs.lookup(parent, name);
+        if known.survey {
+            self.survey(parent).await?;
+            known = self.dirs.lookup(parent, name);
+        }
+        let parent_check = async {
+            if known.exists {
+                Ok(())
+            } else {
+                self.check_parent(key).await
+            }
+        };
+        let dir_check = async {
+            if known.is_dir == Some(false) {
+                Ok(false)
+            } else {
+                self.dir_exists(key).await
+            }
+        };
+        let (parent_ok, is_dir) = tokio::join!(parent_check, dir_check);
+        parent_ok?;
+        if is_dir? {
+            return Err(StorageError::IsDirectory);
+        }
+        Ok(())
+    }
+
+    /// One listing page of `dir`, to learn all its subdirectories when the
+    /// page holds every entry (or that it is crowded, or missing).
+    async fn survey(&self, dir: &str) -> Result<()> {
+        let prefix = self.dir_prefix(dir);
+        let out = self
+            .client()
+            .list_objects_v2()
+            .bucket(self.bucket())
+            .prefix(&prefix)
+            .delimiter("/")
+            .max_keys(dirs::SURVEY_KEYS)
+            .send()
+            .await
+            .map_err(|e| map(e, "ListObjectsV2"))?;
+        let seen = out.key_count().unwrap_or(0) > 0
+            || !out.contents().is_empty()
+            || !out.common_prefixes().is_empty();
+        if !seen && !dir.is_empty() {
+            self.dirs.missing(dir);
+        } else if out.is_truncated() == Some(true) {
+            self.dirs.crowded(dir);
+        } else {
+            let subdirs = out
+                .common_prefixes()
+                .iter()
+                .filter_map(|cp| cp.prefix()?.strip_prefix(&prefix))
+                .map(|name| name.trim_end_matches('/').to_string())
+                .collect();
+            self.dirs.listed(dir, subdirs);
+        }
+        Ok(())
     }
 
     /// Every object key (with its size) under a directory, page by page.
@@ -625,9 +704,13 @@ impl Backend for S3Backend {
         let bucket = self.bucket().to_string();
         let page_size = self.page_size;
         let times = self.times.clone();
+        // Its subdirectories, learned as the pages go by (None: too many to keep).
+        let learned = Arc::new(std::sync::Mutex::new(Some(HashSet::new())));
+        let (dirs, key) = (self.dirs.clone(), dir.to_string());
         let fetch = move |token: Option<String>| {
             let (client, bucket, prefix) = (client.clone(), bucket.clone(), prefix.clone());
-            let times = times.clone();
+            let (times, learned, dirs, key) =
+                (times.clone(), learned.clone(), dirs.clone(), key.clone());
             async move {
                 let out = client
                     .list_objects_v2()
@@ -653,6 +736,19 @@ impl Backend for S3Backend {
                         });
                     }
                 }
+                if let Ok(mut learned) = learned.lock() {
+                    if let Some(set) = learned.as_mut() {
+                        set.extend(
+                            entries
+                                .iter()
+                                .filter(|e| e.meta.kind == EntryKind::Dir)
+                                .map(|e| e.name.clone()),
+                        );
+                        if set.len() > LEARNED_SUBDIRS {
+                            *learned = None;
+                        }
+                    }
+                }
                 for obj in out.contents() {
                     // The directory's own marker (`dir/`) is not an entry.
                     let key = obj.key().unwrap_or("");
@@ -675,6 +771,12 @@ impl Backend for S3Backend {
                     || !out.contents().is_empty()
                     || !out.common_prefixes().is_empty();
                 let next = out.next_continuation_token().map(str::to_string);
+                if next.is_none() && (seen_anything || key.is_empty()) {
+                    // The last page: every subdirectory has been seen.
+                    if let Some(set) = learned.lock().ok().and_then(|mut l| l.take()) {
+                        dirs.listed(&key, set);
+                    }
+                }
                 Ok::<_, StorageError>((entries, seen_anything, next))
             }
         };
@@ -682,6 +784,7 @@ impl Backend for S3Backend {
         // the LIST command rather than an empty listing.
         let (first, seen_anything, next) = fetch(None).await?;
         if !seen_anything && !dir.is_empty() {
+            self.dirs.missing(dir);
             return Err(if self.head(dir).await?.is_some() {
                 StorageError::NotDirectory
             } else {
@@ -744,11 +847,7 @@ impl Backend for S3Backend {
         if key.is_empty() {
             return Err(StorageError::IsDirectory);
         }
-        let (parent, is_dir) = tokio::join!(self.check_parent(key), self.dir_exists(key));
-        parent?;
-        if is_dir? {
-            return Err(StorageError::IsDirectory);
-        }
+        self.check_writable(key).await?;
         let mut metadata = HashMap::new();
         if let Some(t) = options.modified {
             metadata.insert("mtime".to_string(), format_epoch(t));
@@ -806,6 +905,7 @@ impl Backend for S3Backend {
             .send()
             .await
             .map_err(|e| map(e, "DeleteObject"))?;
+        self.dirs.file_gone(key);
         Ok(())
     }
 
@@ -848,6 +948,7 @@ impl Backend for S3Backend {
                     .send()
                     .await
                     .map_err(|e| map(e, "DeleteObject"))?;
+                self.dirs.file_gone(from);
                 Ok(())
             }
             Some((EntryKind::Dir, _)) => {
@@ -855,24 +956,31 @@ impl Backend for S3Backend {
                     return Err(StorageError::AlreadyExists);
                 }
                 let (from_prefix, to_prefix) = (self.dir_prefix(from), self.dir_prefix(to));
-                // Copy everything first: the source stays whole until every copy worked.
-                let mut pages = Box::pin(self.walk(from));
-                while let Some(keys) = pages.try_next().await? {
-                    stream::iter(keys)
-                        .map(|(k, size)| {
-                            let dest = format!("{to_prefix}{}", &k[from_prefix.len()..]);
-                            async move { self.copy_object(&k, &dest, size, None, None).await }
-                        })
-                        .buffer_unordered(COPY_CONCURRENCY)
-                        .try_collect::<Vec<()>>()
-                        .await?;
+                let moved = async {
+                    // Copy everything first: the source stays whole until every copy worked.
+                    let mut pages = Box::pin(self.walk(from));
+                    while let Some(keys) = pages.try_next().await? {
+                        stream::iter(keys)
+                            .map(|(k, size)| {
+                                let dest = format!("{to_prefix}{}", &k[from_prefix.len()..]);
+                                async move { self.copy_object(&k, &dest, size, None, None).await }
+                            })
+                            .buffer_unordered(COPY_CONCURRENCY)
+                            .try_collect::<Vec<()>>()
+                            .await?;
+                    }
+                    let mut pages = Box::pin(self.walk(from));
+                    while let Some(keys) = pages.try_next().await? {
+                        self.delete_keys(keys.into_iter().map(|(k, _)| k).collect())
+                            .await?;
+                    }
+                    Ok(())
                 }
-                let mut pages = Box::pin(self.walk(from));
-                while let Some(keys) = pages.try_next().await? {
-                    self.delete_keys(keys.into_iter().map(|(k, _)| k).collect())
-                        .await?;
-                }
-                Ok(())
+                .await;
+                // Done or not, both trees may have changed.
+                self.dirs.dir_gone(from);
+                self.dirs.created(to, false);
+                moved
             }
         }
     }
@@ -895,6 +1003,7 @@ impl Backend for S3Backend {
             .send()
             .await
             .map_err(|e| map(e, "PutObject"))?;
+        self.dirs.created(key, true);
         Ok(())
     }
 
@@ -928,6 +1037,7 @@ impl Backend for S3Backend {
                     .send()
                     .await
                     .map_err(|e| map(e, "DeleteObject"))?;
+                self.dirs.dir_gone(key);
                 Ok(())
             }
             _ => Err(StorageError::NotEmpty),
@@ -944,12 +1054,17 @@ impl Backend for S3Backend {
             Some((EntryKind::File, _)) => return Err(StorageError::NotDirectory),
             Some((EntryKind::Dir, _)) => {}
         }
-        let mut pages = Box::pin(self.walk(key));
-        while let Some(keys) = pages.try_next().await? {
-            self.delete_keys(keys.into_iter().map(|(k, _)| k).collect())
-                .await?;
+        let removed = async {
+            let mut pages = Box::pin(self.walk(key));
+            while let Some(keys) = pages.try_next().await? {
+                self.delete_keys(keys.into_iter().map(|(k, _)| k).collect())
+                    .await?;
+            }
+            Ok(())
         }
-        Ok(())
+        .await;
+        self.dirs.dir_gone(key);
+        removed
     }
 
     async fn set_times(&self, key: &str, times: Times) -> Result<()> {
