@@ -10,7 +10,8 @@
 //!   on two shared cores single runs vary by 10-20%);
 //! - W3 1,000 files of 4 KiB over one control connection: files per second
 //!   (3 rounds too, after a direct warm-up pass);
-//! - W4 LIST and MLSD of 10,000 objects vs a ListObjectsV2 walk;
+//! - W4 LIST, MLSD and NLST of 10,000 objects vs a ListObjectsV2 walk (9
+//!   rounds, medians);
 //! - W5 50 sessions uploading 20 MiB each at once, every object verified
 //!   (logged in once, then 3 rounds; the median is reported);
 //! - the server's peak resident memory (VmHWM, reset before each workload)
@@ -919,7 +920,13 @@ async fn w3(
     Ok(())
 }
 
-async fn w4(r: &mut Report, server: &ServerProcess, direct: &Direct, entries: usize) -> Result<()> {
+async fn w4(
+    r: &mut Report,
+    server: &ServerProcess,
+    direct: &Direct,
+    entries: usize,
+    rounds: usize,
+) -> Result<()> {
     // Fill the directory on the direct path, 64 at a time.
     futures::stream::iter(0..entries)
         .map(|i| async move {
@@ -929,17 +936,34 @@ async fn w4(r: &mut Report, server: &ServerProcess, direct: &Direct, entries: us
         .buffer_unordered(64)
         .try_collect::<Vec<()>>()
         .await?;
-    let (n, direct_took, _) = measured(server, direct.list("many/")).await?;
-    if n != entries as u64 {
-        return Err(format!("W4: direct listing found {n} of {entries}").into());
-    }
+    // A listing takes about 0.1 s, so single timings are mostly noise: the
+    // direct walk and the three FTP listings take turns, 3 x `rounds` times,
+    // and the medians are compared.
     let mut ftp = Ftp::login(server.addr).await?;
-    for verb in ["LIST", "MLSD", "NLST"] {
-        let ((_, lines), took, usage) =
-            measured(server, ftp.fetch(&format!("{verb} /many"))).await?;
-        if lines != entries as u64 {
-            return Err(format!("W4: {verb} gave {lines} lines of {entries}").into());
+    let verbs = ["LIST", "MLSD", "NLST"];
+    let mut direct_times = Vec::new();
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); verbs.len()];
+    let mut usages: Vec<Vec<Usage>> = verbs.iter().map(|_| Vec::new()).collect();
+    for _ in 0..rounds.max(1) * 3 {
+        let (n, direct_took, _) = measured(server, direct.list("many/")).await?;
+        if n != entries as u64 {
+            return Err(format!("W4: direct listing found {n} of {entries}").into());
         }
+        direct_times.push(direct_took);
+        for (v, verb) in verbs.iter().enumerate() {
+            let ((_, lines), took, usage) =
+                measured(server, ftp.fetch(&format!("{verb} /many"))).await?;
+            if lines != entries as u64 {
+                return Err(format!("W4: {verb} gave {lines} lines of {entries}").into());
+            }
+            times[v].push(took);
+            usages[v].push(usage);
+        }
+    }
+    let direct_took = median(direct_times);
+    for (v, verb) in verbs.iter().enumerate() {
+        let took = median(std::mem::take(&mut times[v]));
+        let usage = combined(&usages[v]);
         let ratio = direct_took.as_secs_f64() / took.as_secs_f64();
         r.row(
             &format!("W4 {verb} of {entries}"),
@@ -949,13 +973,14 @@ async fn w4(r: &mut Report, server: &ServerProcess, direct: &Direct, entries: us
                 direct_took.as_secs_f64() * 1e3
             ),
             format!(
-                "speed ratio {ratio:.2}; server {:.0} MiB peak, {:.2} CPU-s",
+                "speed ratio {ratio:.2}; server {:.0} MiB peak, {:.3} CPU-s",
                 usage.peak, usage.cpu
             ),
         );
         let v = verb.to_lowercase();
         r.value(&format!("w4_{v}_ms"), took.as_secs_f64() * 1e3);
         r.value(&format!("w4_{v}_ratio"), ratio);
+        r.value(&format!("w4_{v}_cpu_s"), usage.cpu);
     }
     r.value("w4_direct_list_ms", direct_took.as_secs_f64() * 1e3);
     ftp.cmd("QUIT", 221).await?;
@@ -1150,7 +1175,7 @@ async fn main() -> Result<()> {
         .await?;
     }
     if opts.runs("W4") {
-        w4(&mut r, &server, &direct, opts.list_entries).await?;
+        w4(&mut r, &server, &direct, opts.list_entries, opts.rounds).await?;
     }
     if opts.runs("W5") {
         w5(

@@ -286,13 +286,35 @@ async fn send(
     guarded(ctx, data.shutdown()).await
 }
 
+/// Ends a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn send_listing(
     ctx: &TransferContext,
     data: &mut BoxedStream,
     mut pages: EntryPages,
     mut format: LineFormatter,
 ) -> Result<(), Stop> {
-    while let Some(page) = storage(ctx, async { pages.next().await.transpose() }).await? {
+    // One page read ahead: the store fetches the next page while this one is
+    // formatted and sent, so a long listing costs about what the store's own
+    // walk does rather than the sum of both.
+    let (ahead, mut pages_in) = mpsc::channel(1);
+    let reader = tokio::spawn(async move {
+        while let Some(page) = pages.next().await {
+            let failed = page.is_err();
+            if ahead.send(page).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    let _reader = AbortOnDrop(reader.abort_handle());
+    while let Some(page) = storage(ctx, async { pages_in.recv().await.transpose() }).await? {
         let mut out = Vec::new();
         for entry in &page {
             if let Some(mut line) = format(entry) {
