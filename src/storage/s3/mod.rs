@@ -510,6 +510,16 @@ impl S3Backend {
         Ok(())
     }
 
+    /// Deletes every key under a directory, page by page.
+    async fn delete_tree(&self, key: &str) -> Result<()> {
+        let mut pages = Box::pin(self.walk(key));
+        while let Some(keys) = pages.try_next().await? {
+            self.delete_keys(keys.into_iter().map(|(k, _)| k).collect())
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Every object key (with its size) under a directory, page by page.
     fn walk(
         &self,
@@ -969,12 +979,7 @@ impl Backend for S3Backend {
                             .try_collect::<Vec<()>>()
                             .await?;
                     }
-                    let mut pages = Box::pin(self.walk(from));
-                    while let Some(keys) = pages.try_next().await? {
-                        self.delete_keys(keys.into_iter().map(|(k, _)| k).collect())
-                            .await?;
-                    }
-                    Ok(())
+                    self.delete_tree(from).await
                 }
                 .await;
                 // Done or not, both trees may have changed.
@@ -1054,15 +1059,7 @@ impl Backend for S3Backend {
             Some((EntryKind::File, _)) => return Err(StorageError::NotDirectory),
             Some((EntryKind::Dir, _)) => {}
         }
-        let removed = async {
-            let mut pages = Box::pin(self.walk(key));
-            while let Some(keys) = pages.try_next().await? {
-                self.delete_keys(keys.into_iter().map(|(k, _)| k).collect())
-                    .await?;
-            }
-            Ok(())
-        }
-        .await;
+        let removed = self.delete_tree(key).await;
         self.dirs.dir_gone(key);
         removed
     }
