@@ -197,8 +197,12 @@ impl Server {
                 let Ok(local) = stream.local_addr() else {
                     return;
                 };
+                let probe = crate::session::control_socket::SocketProbe::attach(&stream)
+                    .map_err(|e| tracing::warn!(error = %e, "control socket options"))
+                    .ok();
                 let session = Session::new(shared, id, peer, local);
-                session.run(Box::new(stream), token, implicit).await;
+                let stream = crate::session::control_socket::ControlSocket(stream);
+                session.run(Box::new(stream), probe, token, implicit).await;
                 drop((permit, address_slot));
             });
         }

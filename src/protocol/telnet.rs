@@ -20,10 +20,13 @@ const DONT: u8 = 254;
 /// - `IAC <any other byte>` (IP, DM, AO, AYT, NOP, ...) is removed;
 /// - an IAC (or a negotiation) cut off at the end of the line is removed.
 ///
+/// Telnet command bytes left at the start of a line whose IAC was lost are
+/// removed too (see [`trim_orphaned_commands`]).
+///
 /// Valid UTF-8 never contains 0xFF, so a line without it is returned borrowed.
 pub fn strip_telnet(line: &[u8]) -> Cow<'_, [u8]> {
     if !line.contains(&IAC) {
-        return Cow::Borrowed(line);
+        return trim_orphaned_commands(Cow::Borrowed(line));
     }
     let mut out = Vec::with_capacity(line.len());
     let mut i = 0;
@@ -45,7 +48,26 @@ pub fn strip_telnet(line: &[u8]) -> Cow<'_, [u8]> {
             Some(_) => i += 2,
         }
     }
-    Cow::Owned(out)
+    trim_orphaned_commands(Cow::Owned(out))
+}
+
+/// Removes Telnet command codes (0xF0 to 0xFE) standing before the verb.
+///
+/// BSD `ftp` sends its Synch as `IAC` in urgent data followed by `DM`: where
+/// the urgent byte is taken out of the stream (a socket without
+/// SO_OOBINLINE, such as a load balancer's), a lone `DM` (0xF2) is left
+/// before `ABOR`. A verb is ASCII, so such bytes before it are never part of
+/// the command; bytes later in the line (a name in a legacy encoding) stay.
+fn trim_orphaned_commands(line: Cow<'_, [u8]>) -> Cow<'_, [u8]> {
+    let skip = line.iter().take_while(|b| (SE..=DONT).contains(*b)).count();
+    match line {
+        _ if skip == 0 => line,
+        Cow::Borrowed(b) => Cow::Borrowed(&b[skip..]),
+        Cow::Owned(mut v) => {
+            v.drain(..skip);
+            Cow::Owned(v)
+        }
+    }
 }
 
 /// The index just past the `IAC SE` that closes a subnegotiation whose data
@@ -82,6 +104,19 @@ mod tests {
         // The DM byte of the Synch is sent as TCP urgent data and may not be
         // in the stream at all.
         assert_eq!(&*strip_telnet(b"\xff\xf4ABOR"), b"ABOR");
+    }
+
+    #[test]
+    fn abor_after_a_data_mark_whose_iac_went_out_of_band() {
+        // BSD ftp: IAC IP in-band, IAC as urgent data (lost), then DM ABOR.
+        assert_eq!(&*strip_telnet(b"\xff\xf4\xf2ABOR"), b"ABOR");
+        assert_eq!(&*strip_telnet(b"\xf2ABOR"), b"ABOR");
+    }
+
+    #[test]
+    fn command_bytes_after_the_verb_are_kept() {
+        // 0xF2 is a letter in Latin-1 (ò): only bytes before the verb go.
+        assert_eq!(&*strip_telnet(b"STOR \xf2.txt"), b"STOR \xf2.txt");
     }
 
     #[test]

@@ -2,12 +2,20 @@
 //! sequences removed) and writes replies. A line longer than the limit is
 //! discarded as it arrives and reported once, so an endless line costs at most
 //! the limit in memory.
+//!
+//! Urgent data: Python's ftplib sends `ABOR\r\n` as TCP urgent data, which
+//! marks its last byte urgent. The server's own socket keeps urgent bytes in
+//! line (SO_OOBINLINE, set on accept), but a load balancer's may take the LF
+//! out of the stream: so a CR followed by anything but LF (or NUL, Telnet's
+//! literal CR) also ends a line, and so does a CR at the end of what has
+//! arrived when the line is `ABOR` (the client is waiting for its reply).
 
 use std::io;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::control_socket::{PeerState, SocketProbe};
 use crate::datachan::BoxedStream;
 use crate::protocol::telnet::strip_telnet;
 use crate::protocol::Reply;
@@ -31,15 +39,29 @@ pub struct ControlConnection {
     discarding: bool,
     /// How replies put names on the wire.
     names: crate::protocol::names::NameEncoding,
+    /// The last line ended at a bare CR: an LF that follows belongs to it.
+    after_bare_cr: bool,
+    /// The socket under `stream`, for asking the kernel what has arrived.
+    probe: Option<SocketProbe>,
 }
 
 impl ControlConnection {
+    /// A connection over `stream`; `probe`, when given, peeks at its socket.
+    pub fn with_probe(stream: BoxedStream, probe: Option<SocketProbe>) -> Self {
+        ControlConnection {
+            probe,
+            ..ControlConnection::new(stream)
+        }
+    }
+
     pub fn new(stream: BoxedStream) -> Self {
         ControlConnection {
             stream,
             buf: BytesMut::with_capacity(1024),
             discarding: false,
             names: Default::default(),
+            after_bare_cr: false,
+            probe: None,
         }
     }
 
@@ -62,13 +84,21 @@ impl ControlConnection {
     }
 
     fn take_frame(&mut self) -> Option<Frame> {
-        match self.buf.iter().position(|&b| b == b'\n') {
+        if std::mem::take(&mut self.after_bare_cr) {
+            match self.buf.first() {
+                Some(b'\n') => self.buf.advance(1),
+                Some(_) => {}
+                None => self.after_bare_cr = true,
+            }
+        }
+        match line_end(&self.buf) {
             Some(end) => {
-                let line = self.buf.split_to(end + 1);
+                self.after_bare_cr = self.buf[end.content] == b'\r';
+                let line = self.buf.split_to(end.content + 1);
                 if std::mem::take(&mut self.discarding) || line.len() > MAX_LINE {
                     return Some(Frame::TooLong);
                 }
-                let mut line = &line[..end];
+                let mut line = &line[..end.content];
                 if let [rest @ .., b'\r'] = line {
                     line = rest;
                 }
@@ -82,6 +112,17 @@ impl ControlConnection {
                 None
             }
         }
+    }
+
+    /// What the client has sent that no frame has taken yet: bytes already
+    /// read, else what the kernel holds (Quiet when there is no socket to ask).
+    pub fn pending(&self) -> PeerState {
+        if !self.buf.is_empty() {
+            return PeerState::Sent;
+        }
+        self.probe
+            .as_ref()
+            .map_or(PeerState::Quiet, SocketProbe::state)
     }
 
     /// Switches the connection to TLS (AUTH TLS, or implicit FTPS at connect).
@@ -118,6 +159,35 @@ impl ControlConnection {
     pub async fn shutdown(&mut self) {
         let _ = self.stream.shutdown().await;
     }
+}
+
+/// Where a line ends in `buf`: `content` is the index of its terminator
+/// (the LF, or a bare CR).
+struct LineEnd {
+    content: usize,
+}
+
+fn line_end(buf: &[u8]) -> Option<LineEnd> {
+    let mut from = 0;
+    while let Some(i) = buf[from..].iter().position(|&b| b == b'\n' || b == b'\r') {
+        let i = from + i;
+        if buf[i] == b'\n' {
+            return Some(LineEnd { content: i });
+        }
+        match buf.get(i + 1) {
+            Some(b'\n') | Some(0) => from = i + 1,
+            Some(_) => return Some(LineEnd { content: i }),
+            None if is_abor(&buf[..i]) => return Some(LineEnd { content: i }),
+            None => return None,
+        }
+    }
+    None
+}
+
+fn is_abor(line: &[u8]) -> bool {
+    strip_telnet(line)
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"ABOR")
 }
 
 #[cfg(test)]
@@ -159,6 +229,40 @@ mod tests {
         input.extend_from_slice(b"\r\nNOOP\r\n");
         let f = frames(input).await;
         assert_eq!(f, [Frame::TooLong, Frame::Line(b"NOOP".to_vec())]);
+    }
+
+    #[tokio::test]
+    async fn abor_whose_urgent_lf_was_lost_ends_at_its_cr() {
+        // ftplib's ABOR through a socket that dropped the urgent LF.
+        let f = frames(b"ABOR\rNOOP\r\n".to_vec()).await;
+        assert_eq!(
+            f,
+            [Frame::Line(b"ABOR".to_vec()), Frame::Line(b"NOOP".to_vec())]
+        );
+        let f = frames(b"ABOR\r".to_vec()).await;
+        assert_eq!(f, [Frame::Line(b"ABOR".to_vec())]);
+    }
+
+    #[tokio::test]
+    async fn crlf_split_across_reads_is_one_line_end() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut conn = ControlConnection::new(Box::new(server));
+        client.write_all(b"ABOR\r").await.unwrap();
+        let first = conn.read_frame().await.unwrap();
+        assert_eq!(first, Some(Frame::Line(b"ABOR".to_vec())));
+        client.write_all(b"\nNOOP\r\n").await.unwrap();
+        client.shutdown().await.unwrap();
+        assert_eq!(
+            conn.read_frame().await.unwrap(),
+            Some(Frame::Line(b"NOOP".to_vec()))
+        );
+        assert_eq!(conn.read_frame().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn cr_nul_stays_inside_the_line() {
+        let f = frames(b"STOR a\r\0b\r\n".to_vec()).await;
+        assert_eq!(f, [Frame::Line(b"STOR a\r\0b".to_vec())]);
     }
 
     #[tokio::test]

@@ -4,23 +4,22 @@
 //! and any other command is queued and answered in order afterwards.
 
 pub mod connection;
+pub mod control_socket;
 pub mod error;
 mod handlers;
+mod supervise;
 pub mod transfer;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{UserSpec, UserStore};
 use crate::config::Config;
 use crate::datachan::{BoxedStream, DataSetup, PassivePortPool};
-use crate::metrics::TransferEnd;
 use crate::protocol::command::TransferType;
 use crate::protocol::listing::MlstFacts;
 use crate::protocol::{Reply, ReplyCode};
@@ -28,7 +27,7 @@ use crate::storage::EntryPages;
 use crate::vfs::mount::MountTable;
 use crate::vfs::Vfs;
 use connection::{ControlConnection, Frame};
-use transfer::{LineFormatter, Transfer, TransferContext, TransferResult};
+use transfer::{LineFormatter, Transfer};
 
 /// Most commands held while a transfer runs; past that the session stops
 /// reading the control connection until the transfer ends.
@@ -171,12 +170,19 @@ impl Session {
 
     /// Serves the connection until QUIT, disconnect, idle timeout or shutdown.
     /// `implicit`: the connection is implicit FTPS, TLS from the first byte.
-    pub async fn run(mut self, stream: BoxedStream, shutdown: CancellationToken, implicit: bool) {
+    /// `probe` peeks at the control socket for the commit decision.
+    pub async fn run(
+        mut self,
+        stream: BoxedStream,
+        probe: Option<control_socket::SocketProbe>,
+        shutdown: CancellationToken,
+        implicit: bool,
+    ) {
         let started = Instant::now();
         self.shared.metrics.session_opened();
         let _open = SessionGauge(self.shared.metrics.clone());
         tracing::info!(session = self.id, peer = %self.peer, implicit_tls = implicit, "session start");
-        let mut conn = ControlConnection::new(stream);
+        let mut conn = ControlConnection::with_probe(stream, probe);
         conn.set_names(self.names_out());
         if implicit {
             let Some(acceptors) = self.shared.tls.as_ref().map(|t| t.acceptors()) else {
@@ -345,162 +351,6 @@ impl Session {
                 false
             }
         }
-    }
-
-    /// Runs a transfer while serving the control connection. Returns false when
-    /// the session must end (QUIT during the transfer, or the client went away).
-    async fn supervise(
-        &mut self,
-        conn: &mut ControlConnection,
-        queue: &mut VecDeque<Frame>,
-        transfer: Transfer,
-    ) -> bool {
-        let started = Instant::now();
-        let (verb, path) = (transfer.verb, transfer.path.clone());
-        let staged_for = transfer.staged_for.clone();
-        let upload = matches!(transfer.kind, transfer::TransferKind::Receive { .. });
-        let metrics = self.shared.metrics.clone();
-        let cancel = CancellationToken::new();
-        let progress = Arc::new(AtomicU64::new(0));
-        let (events_tx, mut events) = mpsc::channel::<Reply>(2);
-        let ctx = TransferContext {
-            cancel: cancel.clone(),
-            progress: progress.clone(),
-            events: events_tx,
-            timeout: self.shared.config.data_timeout,
-            tls: self
-                .shared
-                .tls
-                .as_ref()
-                .filter(|_| self.prot_private)
-                .map(|t| t.acceptors().data),
-            require_reuse: self.shared.config.tls_require_reuse,
-            names: self.names_out(),
-        };
-        let mut task = tokio::spawn(transfer.run(ctx));
-        let mut quit_after = false;
-        let mut control_open = true;
-        let mut stopping = false;
-        let result = loop {
-            tokio::select! {
-                biased;
-                _ = self.shared.stop_transfers.cancelled(), if !stopping => {
-                    stopping = true;
-                    cancel.cancel();
-                }
-                Some(reply) = events.recv() => {
-                    if conn.write_reply(&reply).await.is_err() {
-                        control_open = false;
-                        cancel.cancel();
-                    }
-                }
-                joined = &mut task => {
-                    break joined.unwrap_or_else(|e| TransferResult {
-                        reply: Reply::new(ReplyCode::LocalError, format!("Transfer failed: {e}.")),
-                        bytes: progress.load(Ordering::Relaxed),
-                        aborted: false,
-                        deferred: None,
-                    });
-                }
-                frame = conn.read_frame(), if control_open && !quit_after && queue.len() < MAX_QUEUED => {
-                    match frame {
-                        Ok(Some(Frame::Line(line))) => match crate::protocol::parse(&line) {
-                            Ok(crate::protocol::Command::Abor) => {
-                                metrics.command("ABOR", ReplyCode::ClosingDataConnection);
-                                cancel.cancel();
-                            }
-                            Ok(crate::protocol::Command::Quit) => {
-                                metrics.command("QUIT", ReplyCode::ClosingControlConnection);
-                                quit_after = true;
-                            }
-                            Ok(crate::protocol::Command::Stat(None)) => {
-                                metrics.command("STAT", ReplyCode::FileStatus);
-                                let status = Reply::new(
-                                    ReplyCode::FileStatus,
-                                    format!(
-                                        "Status: {verb} {path}: {} bytes transferred.",
-                                        progress.load(Ordering::Relaxed)
-                                    ),
-                                );
-                                if conn.write_reply(&status).await.is_err() {
-                                    control_open = false;
-                                    cancel.cancel();
-                                }
-                            }
-                            _ => queue.push_back(Frame::Line(line)),
-                        },
-                        Ok(Some(frame)) => queue.push_back(frame),
-                        // The client is gone: an upload must not be committed.
-                        Ok(None) | Err(_) => {
-                            control_open = false;
-                            cancel.cancel();
-                        }
-                    }
-                }
-            }
-        };
-        // A 150 sent just before the task ended is still in the channel.
-        while let Ok(reply) = events.try_recv() {
-            let _ = conn.write_reply(&reply).await;
-        }
-        tracing::info!(
-            session = self.id,
-            user = self.user_name(),
-            peer = %self.peer,
-            command = verb,
-            path = %path,
-            bytes = result.bytes,
-            ms = started.elapsed().as_millis() as u64,
-            reply = %result.reply.code,
-            aborted = result.aborted,
-            "transfer"
-        );
-        let end = if result.aborted || stopping {
-            TransferEnd::Aborted
-        } else if result.reply.code.is_error() {
-            TransferEnd::Failed
-        } else {
-            TransferEnd::Ok
-        };
-        metrics.transfer(verb, upload, result.bytes, started.elapsed(), end);
-        metrics.command(verb, result.reply.code);
-        if let (Some(sink), Some(target)) = (result.deferred, staged_for) {
-            self.staged = Some(StagedUpload {
-                temp: path.clone(),
-                target,
-                sink: std::sync::Mutex::new(sink),
-                modified: None,
-            });
-        }
-        if !control_open {
-            return false;
-        }
-        if stopping && result.aborted {
-            let aborted = Reply::new(
-                ReplyCode::ConnectionClosedTransferAborted,
-                "Server shutting down; transfer aborted.",
-            );
-            let bye = Reply::new(ReplyCode::ServiceNotAvailable, "Server shutting down.");
-            let _ = conn.write_reply(&aborted).await;
-            let _ = conn.write_reply(&bye).await;
-            return false;
-        }
-        if conn.write_reply(&result.reply).await.is_err() {
-            return false;
-        }
-        if result.aborted {
-            let done = Reply::new(ReplyCode::ClosingDataConnection, "ABOR command successful.");
-            if conn.write_reply(&done).await.is_err() {
-                return false;
-            }
-        }
-        if quit_after {
-            let _ = conn
-                .write_reply(&Reply::new(ReplyCode::ClosingControlConnection, "Goodbye."))
-                .await;
-            return false;
-        }
-        true
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::datachan::ascii::{FromWire, ToWire};
@@ -98,12 +98,21 @@ impl Stop {
     }
 }
 
+/// What a running transfer tells the session.
+pub enum TransferEvent {
+    /// A preliminary reply (150) to write in order.
+    Reply(Reply),
+    /// An upload's data ended cleanly: may it be committed? The session
+    /// answers true only while the client is connected and has not sent
+    /// ABOR (see `Supervisor::settle`). This is the commit decision.
+    MayCommit(oneshot::Sender<bool>),
+}
+
 /// What the running transfer shares with the session.
 pub struct TransferContext {
     pub cancel: CancellationToken,
     pub progress: Arc<AtomicU64>,
-    /// Preliminary replies (150) for the session to write in order.
-    pub events: mpsc::Sender<Reply>,
+    pub events: mpsc::Sender<TransferEvent>,
     pub timeout: Duration,
     /// PROT P: the data connection is TLS, as a server.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
@@ -157,7 +166,7 @@ impl Transfer {
         // 150 goes out once the connection is open and before any TLS
         // handshake on it: some clients (Python's ftplib) start TLS only after
         // reading it. The session may already be gone; the transfer then fails.
-        let _ = ctx.events.send(opening).await;
+        let _ = ctx.events.send(TransferEvent::Reply(opening)).await;
         let mut data: BoxedStream = match &ctx.tls {
             None => Box::new(stream),
             Some(acceptor) => {
@@ -349,10 +358,16 @@ async fn receive(
             // Close our side too: under TLS this sends close_notify, which
             // clients such as Python's ftplib wait for before reading 226.
             let _ = guarded(ctx, data.shutdown()).await;
+            if !may_commit(ctx).await {
+                if let Err(e) = sink.abort().await {
+                    tracing::warn!(error = %e, "could not abort an upload");
+                }
+                return Err(Stop::Aborted);
+            }
             if defer {
                 return Ok(Some(sink));
             }
-            // Not raced against ABOR: once the stream ended cleanly, the
+            // Not raced against ABOR: once the session allowed it, the
             // upload completes (a commit cut in the middle would leave a
             // back end's staging state undefined).
             sink.commit().await.map(|_| None).map_err(Stop::Storage)
@@ -364,6 +379,19 @@ async fn receive(
             Err(stop)
         }
     }
+}
+
+/// Asks the session whether a complete upload may be committed; no answer
+/// (the session is gone) is a no.
+async fn may_commit(ctx: &TransferContext) -> bool {
+    if ctx.cancel.is_cancelled() {
+        return false;
+    }
+    let (tx, rx) = oneshot::channel();
+    if ctx.events.send(TransferEvent::MayCommit(tx)).await.is_err() {
+        return false;
+    }
+    rx.await.unwrap_or(false)
 }
 
 async fn receive_into(

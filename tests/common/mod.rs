@@ -161,6 +161,55 @@ impl TestServer {
         panic!("a partial upload was left behind");
     }
 
+    /// What the store holds under `name` (relative to the root of the
+    /// tree), read directly from the folder or the bucket; None if nothing.
+    pub async fn stored(&self, name: &str) -> Option<Vec<u8>> {
+        match &self.store {
+            // Nothing to read it from but the server itself.
+            Store::Memory => {
+                let mut c = self.login().await;
+                match c.cmd(&format!("SIZE {name}")).await.0 {
+                    213 => Some(c.fetch(&format!("RETR {name}")).await),
+                    _ => None,
+                }
+            }
+            Store::Folder(dir) => std::fs::read(dir.path().join(name)).ok(),
+            Store::S3 { bucket } => {
+                s3::S3Server::shared()
+                    .get_object(bucket, &format!("{S3_PREFIX}/{name}"))
+                    .await
+            }
+        }
+    }
+
+    /// The names the store holds at the root, sorted, read directly (the
+    /// folder's staging area excluded). On memory: through FTP's NLST.
+    pub async fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = match &self.store {
+            Store::Memory => {
+                let mut c = self.login().await;
+                lines(&c.fetch("NLST").await)
+            }
+            Store::Folder(dir) => std::fs::read_dir(dir.path())
+                .expect("read the folder")
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != ".s3ftp-partial")
+                .collect(),
+            Store::S3 { bucket } => {
+                let prefix = format!("{S3_PREFIX}/");
+                s3::S3Server::shared()
+                    .list_keys(bucket, &prefix)
+                    .await
+                    .into_iter()
+                    .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))
+                    .collect()
+            }
+        };
+        names.sort();
+        names
+    }
+
     /// Starts a graceful shutdown, as SIGTERM does.
     pub fn begin_shutdown(&self) {
         self.shutdown.cancel();
@@ -294,6 +343,15 @@ impl Raw {
 
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).await.expect("send");
+    }
+
+    /// Sends `bytes` as TCP urgent data (MSG_OOB), as clients send ABOR.
+    pub fn send_urgent(&self, bytes: &[u8]) {
+        use std::os::fd::AsRawFd;
+        let fd = self.writer.as_ref().as_raw_fd();
+        // SAFETY: a connected socket and a buffer of the length given.
+        let sent = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_OOB) };
+        assert_eq!(sent, bytes.len() as isize, "urgent send");
     }
 
     /// Reads one reply, multi-line included: (code, full text).
