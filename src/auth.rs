@@ -85,9 +85,12 @@ fn check_users(users: Vec<UserSpec>) -> Result<Vec<UserSpec>, String> {
                 user.name
             ));
         }
-        if !user.home.starts_with('/') {
+        // The rules the vfs applies, checked here so that a bad home stops
+        // the server instead of refusing (or widening) a login later.
+        if let Err(e) = crate::vfs::path::check_home(&user.home) {
             return Err(format!(
-                "user {:?}: home {:?} must be an absolute path in the virtual tree",
+                "user {:?}: home {:?} is not usable: {e} (it must be a normal absolute \
+                 path in the virtual tree, such as \"/alice\")",
                 user.name, user.home
             ));
         }
@@ -202,6 +205,21 @@ mod tests {
         let hash = hash_password("x").unwrap();
         let json = format!(r#"[{{"name":"a","password":"{hash}","home":"a"}}]"#);
         assert!(parse_users(&json).is_err());
+    }
+
+    #[test]
+    fn homes_that_do_not_resolve_are_refused_naming_the_user() {
+        let hash = hash_password("x").unwrap();
+        for home in ["/a/../..", "/a//b", "/a\\u0000b", "/a/./b", "/x\\u001b"] {
+            let json = format!(r#"[{{"name":"carol","password":"{hash}","home":"{home}"}}]"#);
+            let err = parse_users(&json).unwrap_err();
+            assert!(err.contains("carol") && err.contains("home"), "{err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+        let toml = format!("[[users]]\nname = \"dan\"\npassword = '{hash}'\nhome = \"/d/..\"\n");
+        assert!(parse_users_toml(&toml).unwrap_err().contains("dan"));
+        let ok = format!(r#"[{{"name":"e","password":"{hash}","home":"/e/"}}]"#);
+        assert!(parse_users(&ok).is_ok());
     }
 
     #[tokio::test]

@@ -652,13 +652,17 @@ impl Raw {
             },
             anonymous_home: match self.anonymous_home.trim() {
                 "" => None,
-                home if home.starts_with('/') => Some(home.to_string()),
-                home => {
-                    return Err(invalid(
-                        "S3FTP_ANONYMOUS_HOME",
-                        format!("{home:?} must be an absolute path in the virtual tree"),
-                    ))
-                }
+                home => match crate::vfs::path::check_home(home) {
+                    Ok(_) => Some(home.to_string()),
+                    Err(e) => {
+                        return Err(invalid(
+                            "S3FTP_ANONYMOUS_HOME",
+                            format!(
+                            "{home:?}: {e}; it must be a normal absolute path in the virtual tree"
+                        ),
+                        ))
+                    }
+                },
             },
             tls,
             tls_implicit_listen,

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod datachan;
 pub mod guard;
+pub mod logfmt;
 pub mod metrics;
 pub mod protocol;
 pub mod server;

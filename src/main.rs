@@ -84,7 +84,10 @@ fn serve() -> anyhow::Result<()> {
     if config.log_json {
         logs.json().flatten_event(true).init();
     } else {
-        logs.with_ansi(std::io::stderr().is_terminal()).init();
+        // Client strings reach field values: escape their control characters.
+        logs.with_ansi(std::io::stderr().is_terminal())
+            .fmt_fields(s3ftp::logfmt::EscapedFields)
+            .init();
     }
 
     if config.users.is_empty() {

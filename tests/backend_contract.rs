@@ -678,13 +678,7 @@ mod opendal_only {
     const PARTIAL: &str = ".s3ftp-partial";
 
     fn partial_files(root: &std::path::Path) -> Vec<String> {
-        std::fs::read_dir(root.join(PARTIAL))
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
+        crate::common::staging_files(root)
     }
 
     #[tokio::test]
@@ -765,6 +759,56 @@ mod opendal_only {
             .and_then(|m| m.modified())
             .expect("mtime");
         assert_eq!(secs(mtime), secs(t), "real file mtime");
+    }
+
+    /// A process killed mid-upload leaves its staging files; the next start
+    /// removes them, but not those of a live process sharing the folder.
+    #[tokio::test]
+    async fn start_removes_only_dead_processes_staging_files() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let area = tmp.path().join(PARTIAL);
+        let make = |rel: &str| {
+            let path = area.join(rel);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&path, b"half an upload").expect("write");
+        };
+        // Dead: a lock nobody holds; an instance with no lock file at all;
+        // a loose file of the older flat layout.
+        make("111-dead/a.txt.r1");
+        make("111-dead/b.txt.r2");
+        make("111-dead.lock");
+        make("222-nolock/c.txt.r3");
+        make("d.txt.r4");
+        // Live: another process's lock, held here through a second handle.
+        make("333-live/e.txt.r5");
+        make("333-live.lock");
+        let live = std::fs::File::open(area.join("333-live.lock")).expect("open lock");
+        live.try_lock().expect("hold the live lock");
+
+        let b = OpendalBackend::local(tmp.path()).expect("local");
+        let swept = b.swept_at_start().expect("a folder sweeps");
+        assert_eq!((swept.instances, swept.files), (2, 4));
+        assert_eq!(partial_files(tmp.path()), vec!["333-live/e.txt.r5"]);
+        assert!(area.join("333-live.lock").exists());
+        assert!(!area.join("111-dead.lock").exists());
+
+        // Its own uploads stage beside the live one and still commit, and
+        // the staging area stays hidden.
+        put(&b, "f", b"new").await;
+        assert_eq!(partial_files(tmp.path()), vec!["333-live/e.txt.r5"]);
+        assert_eq!(names(&b, "").await, vec![file("f")]);
+
+        // Once that process is gone, the next start removes its files too.
+        drop(live);
+        let again = OpendalBackend::local(tmp.path()).expect("local");
+        assert_eq!(again.swept_at_start().map(|s| s.files), Some(1));
+        assert!(partial_files(tmp.path()).is_empty());
+        assert_eq!(get(&again, "f").await, b"new");
+        // A clean exit leaves no directory or lock of its own.
+        drop(b);
+        drop(again);
+        let left: Vec<_> = std::fs::read_dir(&area).expect("area").flatten().collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[tokio::test]

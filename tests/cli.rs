@@ -132,3 +132,50 @@ fn config_prints_effective_settings_redacted_with_warnings() {
         assert!(text.contains(warning), "no {warning:?} in\n{text}");
     }
 }
+
+/// A home that does not resolve stops the server with one line naming the
+/// user, instead of giving that user `/` (the whole tree).
+#[test]
+fn a_home_that_does_not_resolve_stops_the_server_naming_the_user() {
+    let hash = s3ftp::auth::hash_password("x").expect("hash");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = dir.path().join("users.toml");
+    std::fs::write(
+        &toml,
+        format!("[[users]]\nname = \"dora\"\npassword = '{hash}'\nhome = \"/d//e\"\n"),
+    )
+    .expect("users file");
+    let toml = toml.to_str().expect("utf-8 path").to_string();
+    for (var, users, what) in [
+        (
+            "S3FTP_USERS",
+            format!(r#"[{{"name":"mallory","password":"{hash}","home":"/m/../.."}}]"#),
+            "\"..\"",
+        ),
+        (
+            "S3FTP_USERS",
+            format!(r#"[{{"name":"mallory","password":"{hash}","home":"/m\u0000"}}]"#),
+            "NUL",
+        ),
+        ("S3FTP_USERS_FILE", toml.clone(), "empty"),
+    ] {
+        // No backtrace (the test runner sets RUST_BACKTRACE): the message alone.
+        let env = [
+            (var, users.as_str()),
+            ("S3FTP_LISTEN", "127.0.0.1:0"),
+            ("RUST_BACKTRACE", "0"),
+        ];
+        let out = s3ftp(&[], &env, "");
+        assert!(!out.status.success(), "started with {users}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        let user = if var == "S3FTP_USERS" {
+            "mallory"
+        } else {
+            "dora"
+        };
+        for part in [var, user, "home", what] {
+            assert!(err.contains(part), "{part:?} not in: {err}");
+        }
+    }
+}

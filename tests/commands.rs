@@ -24,6 +24,7 @@ on_every_backend!(
     recursive_size_and_removal,
     upload_then_rename_to_the_final_name,
     client_habits,
+    control_characters_in_new_names_are_refused,
 );
 
 async fn login_and_access_control(server: TestServer) {
@@ -559,6 +560,57 @@ async fn hostile_paths_stay_inside_the_root(server: TestServer) {
     }
     let names = common::lines(&c.fetch("NLST").await);
     assert_eq!(names, ["escape.txt"], "nothing else was created");
+}
+
+/// Names with C0 controls or DEL break listings, terminals and logs: none
+/// can be created (553), the session goes on and the store is unchanged. A
+/// file that another tool stored under such a name can still be read and
+/// deleted.
+async fn control_characters_in_new_names_are_refused(server: TestServer) {
+    let mut c = server.login().await;
+    assert_eq!(c.upload("STOR keep.txt", b"kept").await.0, 226);
+    c.expect("MKD dir", 257).await;
+    // Transfers need a data connection before their path is looked at.
+    let data = c.data().await;
+    for line in [
+        "STOR a\x01b",
+        "APPE a\x1fb",
+        "STOU x\x7fy",
+        "STOR dir/t\tab",
+    ] {
+        let text = c.expect(line, 553).await;
+        assert!(text.contains("control character"), "{line:?}: {text}");
+        assert!(!text.contains(|ch: char| ch.is_control() && ch != '\r' && ch != '\n'));
+    }
+    drop(data);
+    c.expect("MKD x\x1by", 553).await;
+    c.expect("MKD dir/\x0c/", 553).await;
+    c.expect("RNFR keep.txt", 350).await;
+    c.expect("RNTO kept\x0c.txt", 553).await;
+    c.expect("NOOP", 200).await;
+    assert_eq!(
+        common::sorted_lines(&c.fetch("NLST").await),
+        ["dir", "keep.txt"]
+    );
+    assert!(c.fetch("NLST dir").await.is_empty());
+    assert_eq!(c.fetch("RETR keep.txt").await, b"kept");
+    let Some(root) = server.folder_path() else {
+        return;
+    };
+    let mut on_disk: Vec<String> = std::fs::read_dir(root)
+        .expect("read root")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".s3ftp-partial")
+        .collect();
+    on_disk.sort();
+    assert_eq!(on_disk, ["dir", "keep.txt"]);
+    assert_eq!(std::fs::read_dir(root.join("dir")).expect("dir").count(), 0);
+    // Written by another tool: still readable and removable.
+    std::fs::write(root.join("odd\x01name"), b"odd").expect("write odd name");
+    assert_eq!(c.fetch("RETR odd\x01name").await, b"odd");
+    c.expect("DELE odd\x01name", 250).await;
+    assert!(!root.join("odd\x01name").exists());
 }
 
 async fn home_directory_is_the_users_root(server: TestServer) {

@@ -859,9 +859,8 @@ fn sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest() 
     assert!(exit.success(), "{exit}\n{}", server.stderr());
     server.assert_file("done.bin", &[chunk.clone(), chunk.clone()].concat());
     server.assert_absent("slow.bin");
-    let partial = server.root().join(".s3ftp-partial");
-    let left = fs::read_dir(&partial).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(left, 0, "nothing staged is left behind");
+    let left = common::staging_files(server.root());
+    assert!(left.is_empty(), "nothing staged is left behind: {left:?}");
 }
 
 #[test]

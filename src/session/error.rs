@@ -49,7 +49,11 @@ impl From<PathError> for Reply {
     fn from(err: PathError) -> Reply {
         match err {
             PathError::Empty => Reply::new(ReplyCode::ParameterSyntaxError, "Path required."),
-            PathError::Nul | PathError::BadName(_) => Reply::new(
+            PathError::Nul
+            | PathError::BadName(_)
+            | PathError::ControlChar(_)
+            | PathError::NotAbsolute
+            | PathError::BadSegment(_) => Reply::new(
                 ReplyCode::FileNameNotAllowed,
                 format!("File name not allowed: {err}."),
             ),
@@ -78,6 +82,12 @@ mod tests {
             assert_eq!(Reply::from(err).code.as_u16(), code);
         }
         assert_eq!(Reply::from(PathError::Nul).code.as_u16(), 553);
+        let control = Reply::from(PathError::ControlChar(0x1b));
+        assert_eq!(control.code.as_u16(), 553);
+        assert!(
+            !control.text().contains('\u{1b}'),
+            "the reply names it printably"
+        );
         assert_eq!(Reply::from(PathError::Empty).code.as_u16(), 501);
     }
 }

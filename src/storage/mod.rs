@@ -19,6 +19,7 @@
 
 pub mod opendal;
 pub mod s3;
+pub mod staging;
 
 use std::fmt::Debug;
 use std::path::Path;

@@ -7,13 +7,15 @@
 //! do, so every call goes through [`dir_path`] or the plain key.
 //!
 //! On fs, uploads go to a temporary file in the hidden folder [`PARTIAL_DIR`]
-//! inside the root (same filesystem, so commit is an atomic rename). That folder
-//! is hidden from listings and reserved: no key may start with it.
+//! inside the root (same filesystem, so commit is an atomic rename), in a
+//! subfolder of this process's own (`staging.rs`); what dead processes left
+//! there is removed at start. That folder is hidden from listings and
+//! reserved: no key may start with it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use ::opendal::options::ListOptions;
 use ::opendal::services::{Fs, Memory};
@@ -22,6 +24,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
+use super::staging::{self, StagingDir, Sweep};
 use super::{
     Backend, ByteStream, Entry, EntryKind, EntryPages, Metadata, Result, StorageError, Times,
     UploadSink, WriteOptions,
@@ -32,9 +35,6 @@ pub const PARTIAL_DIR: &str = ".s3ftp-partial";
 
 /// Entries per listing page.
 const PAGE_SIZE: usize = 1000;
-
-/// Temporary files older than this are left-overs of a crash and removed at start.
-const STALE_PARTIAL_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// A storage back end on an OpenDAL service (the local folder or memory).
 #[derive(Clone, Debug)]
@@ -51,7 +51,13 @@ struct Inner {
 #[derive(Debug)]
 enum Flavour {
     /// A local folder; `root` is canonical.
-    Local { root: PathBuf },
+    Local {
+        root: PathBuf,
+        /// Where this process stages uploads; removed on drop.
+        _staging: StagingDir,
+        /// What the start-up sweep removed.
+        swept: Sweep,
+    },
     /// The memory service keeps no times, so the back end keeps them: the commit
     /// time (or the client's) as `modified`, and `created` when a client set it.
     Memory {
@@ -60,26 +66,45 @@ enum Flavour {
 }
 
 impl OpendalBackend {
-    /// A back end on the local folder `root`, created if missing.
+    /// A back end on the local folder `root`, created if missing. Staging
+    /// files that dead processes left in it are removed first.
     pub fn local(root: &Path) -> Result<Self> {
         std::fs::create_dir_all(root).map_err(map_io_error)?;
         let root = root.canonicalize().map_err(map_io_error)?;
-        let partial = root.join(PARTIAL_DIR);
-        let root_str = root.to_str().ok_or_else(|| {
-            StorageError::InvalidName(format!("{}: folder name is not UTF-8", root.display()))
-        })?;
-        let partial_str = partial.to_str().ok_or_else(|| {
-            StorageError::InvalidName(format!("{}: folder name is not UTF-8", partial.display()))
-        })?;
-        let builder = Fs::default().root(root_str).atomic_write_dir(partial_str);
+        let area = root.join(PARTIAL_DIR);
+        let root_str = utf8(&root)?;
+        let staging = StagingDir::claim(&area).map_err(map_io_error)?;
+        let swept = staging::sweep(&area, staging.id());
+        if swept != Sweep::default() {
+            tracing::info!(
+                folder = %area.display(),
+                dead_processes = swept.instances,
+                files = swept.files,
+                "removed the staging files of uploads that died with their server"
+            );
+        }
+        let builder = Fs::default()
+            .root(root_str)
+            .atomic_write_dir(utf8(staging.path())?);
         let op = Operator::new(builder).map_err(|e| map_err(&e))?;
-        remove_stale_partials(&partial);
         Ok(OpendalBackend {
             inner: Arc::new(Inner {
                 op,
-                flavour: Flavour::Local { root },
+                flavour: Flavour::Local {
+                    root,
+                    _staging: staging,
+                    swept,
+                },
             }),
         })
+    }
+
+    /// What the start-up sweep of the staging area removed (local folder).
+    pub fn swept_at_start(&self) -> Option<Sweep> {
+        match &self.inner.flavour {
+            Flavour::Local { swept, .. } => Some(*swept),
+            Flavour::Memory { .. } => None,
+        }
     }
 
     /// A back end in memory, empty, private to this value and its clones.
@@ -131,7 +156,7 @@ impl OpendalBackend {
 
     fn local_root(&self) -> Option<&Path> {
         match &self.inner.flavour {
-            Flavour::Local { root } => Some(root),
+            Flavour::Local { root, .. } => Some(root),
             Flavour::Memory { .. } => None,
         }
     }
@@ -783,23 +808,8 @@ async fn set_file_mtime(path: PathBuf, time: SystemTime) -> Result<()> {
     .map_err(map_io_error)
 }
 
-/// Best effort: removes temporary files a crash left behind long ago.
-fn remove_stale_partials(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let now = SystemTime::now();
-    for entry in entries.flatten() {
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| now.duration_since(t).ok())
-            .is_some_and(|age| age > STALE_PARTIAL_AGE);
-        if old {
-            if let Err(e) = std::fs::remove_file(entry.path()) {
-                tracing::warn!("removing stale upload {}: {e}", entry.path().display());
-            }
-        }
-    }
+fn utf8(path: &Path) -> Result<&str> {
+    path.to_str().ok_or_else(|| {
+        StorageError::InvalidName(format!("{}: folder name is not UTF-8", path.display()))
+    })
 }

@@ -41,13 +41,19 @@ pub struct Vfs {
 }
 
 impl Vfs {
-    pub fn new(mounts: Arc<MountTable>, home: &str, perms: Permissions) -> Self {
-        let home = path::resolve("/", home).unwrap_or_else(|_| "/".to_string());
-        Vfs {
+    /// Fails if `home` is not a normal absolute path ([`path::check_home`]):
+    /// never falls back to `/`, which would show the user the whole tree.
+    pub fn new(
+        mounts: Arc<MountTable>,
+        home: &str,
+        perms: Permissions,
+    ) -> std::result::Result<Self, path::PathError> {
+        let home = path::check_home(home)?;
+        Ok(Vfs {
             mounts,
             home,
             perms,
-        }
+        })
     }
 
     pub fn permissions(&self) -> Permissions {

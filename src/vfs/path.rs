@@ -2,6 +2,12 @@
 //! and confined to its root. A virtual path is absolute (`/` or `/a/b`), has no
 //! empty, `.` or `..` segments, and never goes above `/`: `..` at the root stays
 //! at the root, so no argument can leave the user's home.
+//!
+//! A name being created (STOR, APPE, STOU, MKD, RNTO) may not hold a control
+//! character: C0 (U+0001 to U+001F) or DEL. Such names break other clients'
+//! listings, terminals and logs, and no legitimate client needs them. Paths
+//! that only name existing things are not checked, so a file that another
+//! tool stored under such a name can still be read, renamed or deleted.
 
 /// Why a path argument is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -13,6 +19,22 @@ pub enum PathError {
     /// The last segment cannot name a new file or directory (`.`, `..`, empty).
     #[error("not a valid name: {0:?}")]
     BadName(String),
+    /// A new name holds a control character (given as its code point, so the
+    /// message itself stays printable).
+    #[error("name contains the control character U+{0:04X}")]
+    ControlChar(u32),
+    /// A configured home is not an absolute path.
+    #[error("not an absolute path")]
+    NotAbsolute,
+    /// A configured home has a segment that normalising would change.
+    #[error("segment {0:?} is not allowed (empty, `.` or `..`)")]
+    BadSegment(String),
+}
+
+/// The characters new names may not hold: C0 controls and DEL (NUL is
+/// refused in every path already).
+pub fn is_forbidden_control(c: char) -> bool {
+    matches!(c, '\u{1}'..='\u{1f}' | '\u{7f}')
 }
 
 /// Resolves `arg` against `cwd` (itself a virtual path).
@@ -57,7 +79,39 @@ pub fn resolve_new(cwd: &str, arg: &str, dir_ok: bool) -> Result<String, PathErr
         }
         return Err(PathError::BadName(arg.to_string()));
     }
+    if let Some(c) = last.chars().find(|&c| is_forbidden_control(c)) {
+        return Err(PathError::ControlChar(c.into()));
+    }
     resolve(cwd, trimmed)
+}
+
+/// Checks a configured home (a path in the whole tree) and returns it
+/// normalised. Unlike a client's argument it must already be normal: absolute,
+/// no empty, `.` or `..` segment (one trailing `/` aside), no NUL or control
+/// character. Normalising it instead could silently widen what the user sees
+/// (`/alice/..` would be `/`, the whole tree).
+pub fn check_home(home: &str) -> Result<String, PathError> {
+    if home.is_empty() {
+        return Err(PathError::Empty);
+    }
+    if !home.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    if home.contains('\0') {
+        return Err(PathError::Nul);
+    }
+    if let Some(c) = home.chars().find(|&c| is_forbidden_control(c)) {
+        return Err(PathError::ControlChar(c.into()));
+    }
+    if home == "/" {
+        return Ok(home.to_string());
+    }
+    let body = &home[1..];
+    let body = body.strip_suffix('/').unwrap_or(body);
+    if let Some(bad) = body.split('/').find(|s| matches!(*s, "" | "." | "..")) {
+        return Err(PathError::BadSegment(bad.to_string()));
+    }
+    resolve("/", home)
 }
 
 /// Joins segments into a virtual path.
@@ -152,6 +206,50 @@ mod tests {
         assert_eq!(resolve_new("/", "", false), Err(PathError::Empty));
         assert_eq!(resolve_new("/d", "a/", true).unwrap(), "/d/a");
         assert_eq!(resolve_new("/d", "x y ", false).unwrap(), "/d/x y ");
+    }
+
+    #[test]
+    fn new_names_may_not_hold_control_characters() {
+        for arg in ["a\u{1}b", "x\u{1b}y", "d/\u{c}", "tab\there", "del\u{7f}"] {
+            assert!(
+                matches!(resolve_new("/", arg, true), Err(PathError::ControlChar(_))),
+                "{arg:?}"
+            );
+        }
+        assert_eq!(
+            resolve_new("/", "x\u{1b}y", false),
+            Err(PathError::ControlChar(0x1b))
+        );
+        assert_eq!(
+            PathError::ControlChar(0x1b).to_string(),
+            "name contains the control character U+001B"
+        );
+        // Only the new name counts: an existing directory may have one, and
+        // existing names are resolved as they are.
+        assert_eq!(
+            resolve_new("/", "o\u{1}d/new", false).unwrap(),
+            "/o\u{1}d/new"
+        );
+        assert_eq!(resolve("/", "a\u{1}b").unwrap(), "/a\u{1}b");
+        // Printable non-ASCII is fine, C1 too (not a C0 control).
+        assert_eq!(resolve_new("/", "caf\u{e9}", false).unwrap(), "/caf\u{e9}");
+    }
+
+    #[test]
+    fn homes_must_be_normal_absolute_paths() {
+        assert_eq!(check_home("/").unwrap(), "/");
+        assert_eq!(check_home("/alice").unwrap(), "/alice");
+        assert_eq!(check_home("/a/b/").unwrap(), "/a/b");
+        assert_eq!(check_home(""), Err(PathError::Empty));
+        assert_eq!(check_home("alice"), Err(PathError::NotAbsolute));
+        assert_eq!(check_home("/a\0b"), Err(PathError::Nul));
+        assert_eq!(check_home("/a\u{1b}"), Err(PathError::ControlChar(0x1b)));
+        let bad = |s: &str| PathError::BadSegment(s.to_string());
+        assert_eq!(check_home("/alice/.."), Err(bad("..")));
+        assert_eq!(check_home("/../etc"), Err(bad("..")));
+        assert_eq!(check_home("/a//b"), Err(bad("")));
+        assert_eq!(check_home("//"), Err(bad("")));
+        assert_eq!(check_home("/a/./b"), Err(bad(".")));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::s3::S3Server;
-use super::{cheap_hash, sha256, PASSWORD, S3_PREFIX, USER};
+use super::{cheap_hash, sha256, staging_files, PASSWORD, S3_PREFIX, USER};
 
 pub const MIB: usize = 1024 * 1024;
 /// How long the binary may take to accept connections.
@@ -225,6 +225,9 @@ pub struct Server {
     pub store: Store,
     stdout_path: PathBuf,
     stderr_path: PathBuf,
+    /// S3FTP_USERS and the extra variables, to start it again alike.
+    users: Option<String>,
+    extra: Vec<(String, String)>,
     _tmp: tempfile::TempDir,
 }
 
@@ -295,37 +298,60 @@ impl Server {
         };
         let stdout_path = tmp.path().join("stdout.log");
         let stderr_path = tmp.path().join("stderr.log");
+        let users = users.map(str::to_string);
+        let extra: Vec<(String, String)> = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
         let port = free_port();
-
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3ftp"));
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("S3FTP_") {
-                cmd.env_remove(&key);
-            }
-        }
-        cmd.env("S3FTP_LISTEN", format!("127.0.0.1:{port}"))
-            .env("S3FTP_MOUNTS", store.mount())
-            .env("S3FTP_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&stdout_path).expect("stdout file"))
-            .stderr(fs::File::create(&stderr_path).expect("stderr file"));
-        if let Some(users) = users {
-            cmd.env("S3FTP_USERS", users);
-        }
-        for (key, value) in extra {
-            cmd.env(key, value);
-        }
-        let child = cmd.spawn().expect("start the s3ftp binary");
+        let child = spawn(port, &store, &users, &extra, &stdout_path, &stderr_path);
         let mut server = Server {
             child,
             port,
             store,
             stdout_path,
             stderr_path,
+            users,
+            extra,
             _tmp: tmp,
         };
         server.wait_ready()?;
         Ok(server)
+    }
+
+    /// Starts the binary again on this server's port, store and variables.
+    fn respawn(&self) -> Child {
+        spawn(
+            self.port,
+            &self.store,
+            &self.users,
+            &self.extra,
+            &self.stdout_path,
+            &self.stderr_path,
+        )
+    }
+
+    /// Kills the process with SIGKILL, as a crash or the OOM killer would:
+    /// no clean-up of any kind runs.
+    pub fn kill_hard(&mut self) {
+        self.child.kill().expect("SIGKILL the server");
+        self.child.wait().expect("reap the server");
+    }
+
+    /// Starts the binary again on the same store and variables (on a fresh
+    /// port), after [`Server::kill_hard`] or an exit.
+    pub fn restart(&mut self) {
+        let mut last_err = String::new();
+        for _ in 0..3 {
+            self.port = free_port();
+            self.child = self.respawn();
+            match self.wait_ready() {
+                Ok(()) => return,
+                Err(e) if e.contains("in use") => last_err = e,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("{last_err}");
     }
 
     /// Waits until the port answers with a 220 greeting.
@@ -500,23 +526,14 @@ impl Server {
         );
     }
 
-    /// Nothing half-written is left: the local folder's staging area is empty
-    /// (or absent), the bucket has no multipart upload in progress. Waits a
+    /// Nothing half-written is left: the local folder's staging area holds no
+    /// staging file ([`staging_files`]), the bucket has no multipart upload in progress. Waits a
     /// little for the clean-up of an aborted upload.
     pub fn assert_no_partials(&self) {
         let deadline = Instant::now() + PARTIAL_WAIT;
         loop {
             let left: Vec<String> = match &self.store {
-                Store::Folder(root) => {
-                    let dir = root.join(STAGING);
-                    match fs::read_dir(&dir) {
-                        Ok(entries) => entries
-                            .map(|e| e.expect("dir entry").file_name().to_string_lossy().into())
-                            .collect(),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                        Err(e) => panic!("cannot read {}: {e}", dir.display()),
-                    }
-                }
+                Store::Folder(root) => staging_files(root),
                 Store::S3 { bucket } => block_on(S3Server::shared().list_multipart_uploads(bucket)),
             };
             if left.is_empty() {
@@ -583,6 +600,44 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts the binary on `port` and `store`. Output is appended, so after a
+/// restart the files hold both runs.
+fn spawn(
+    port: u16,
+    store: &Store,
+    users: &Option<String>,
+    extra: &[(String, String)],
+    stdout: &Path,
+    stderr: &Path,
+) -> Child {
+    let append = |path: &Path| {
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("log file")
+    };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3ftp"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("S3FTP_") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("S3FTP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("S3FTP_MOUNTS", store.mount())
+        .env("S3FTP_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(append(stdout))
+        .stderr(append(stderr));
+    if let Some(users) = users {
+        cmd.env("S3FTP_USERS", users);
+    }
+    for (key, value) in extra {
+        cmd.env(key, value);
+    }
+    cmd.spawn().expect("start the s3ftp binary")
 }
 
 fn walk(dir: &Path, rel: &str, out: &mut BTreeSet<String>) {

@@ -145,9 +145,7 @@ impl TestServer {
         for _ in 0..50 {
             let leftover = match &self.store {
                 Store::Memory => 0,
-                Store::Folder(dir) => std::fs::read_dir(dir.path().join(".s3ftp-partial"))
-                    .map(|d| d.count())
-                    .unwrap_or(0),
+                Store::Folder(dir) => staging_files(dir.path()).len(),
                 Store::S3 { bucket } => s3::S3Server::shared()
                     .list_multipart_uploads(bucket)
                     .await
@@ -526,6 +524,31 @@ pub fn sorted_lines(data: &[u8]) -> Vec<String> {
     let mut v = lines(data);
     v.sort();
     v
+}
+
+/// The staging files under a local folder's staging area (`.s3ftp-partial`),
+/// at any depth, as paths relative to it: uploads in flight or left behind.
+/// Each server process's lock file and its own directory are how it holds its
+/// place there, not uploads, so they are not counted.
+pub fn staging_files(root: &std::path::Path) -> Vec<String> {
+    fn walk(dir: &std::path::Path, rel: &str, top: bool, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            if is_dir {
+                walk(&entry.path(), &format!("{rel}{name}/"), false, out);
+            } else if !(top && name.ends_with(".lock")) {
+                out.push(format!("{rel}{name}"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&root.join(".s3ftp-partial"), "", true, &mut out);
+    out.sort();
+    out
 }
 
 pub fn sha256(data: &[u8]) -> String {

@@ -60,7 +60,12 @@ pub(super) async fn pass(s: &mut Session, password: String) -> Handled {
         no_overwrite: user.no_overwrite,
         rename_overwrite: s.shared.config.rename_overwrite,
     };
-    let vfs = Vfs::new(s.shared.mounts.clone(), &user.home, perms);
+    // Homes are checked at start; should one slip through, refuse the login
+    // rather than fall back to `/`, the whole tree.
+    let vfs = Vfs::new(s.shared.mounts.clone(), &user.home, perms).map_err(|e| {
+        tracing::error!(session = s.id, user = %name, home = %user.home, error = %e, "unusable home");
+        Reply::new(ReplyCode::NotLoggedIn, "Home directory not usable.")
+    })?;
     if !perms.read_only {
         if let Err(e) = vfs.ensure_home().await {
             tracing::warn!(session = s.id, user = %name, error = %e, "cannot create home directory");
