@@ -6,9 +6,9 @@
 //! Urgent data: Python's ftplib sends `ABOR\r\n` as TCP urgent data, which
 //! marks its last byte urgent. The server's own socket keeps urgent bytes in
 //! line (SO_OOBINLINE, set on accept), but a load balancer's may take the LF
-//! out of the stream: so a CR followed by anything but LF (or NUL, Telnet's
-//! literal CR) also ends a line, and so does a CR at the end of what has
-//! arrived when the line is `ABOR` (the client is waiting for its reply).
+//! out of the stream: so when the line is `ABOR`, a CR followed by anything
+//! but LF also ends it, even at the end of what has arrived (the client is
+//! waiting for its reply). Any other bare CR stays part of the line.
 
 use std::io;
 
@@ -175,9 +175,9 @@ fn line_end(buf: &[u8]) -> Option<LineEnd> {
             return Some(LineEnd { content: i });
         }
         match buf.get(i + 1) {
-            Some(b'\n') | Some(0) => from = i + 1,
-            Some(_) => return Some(LineEnd { content: i }),
-            None if is_abor(&buf[..i]) => return Some(LineEnd { content: i }),
+            Some(b'\n') => from = i + 1,
+            _ if is_abor(&buf[..i]) => return Some(LineEnd { content: i }),
+            Some(_) => from = i + 1,
             None => return None,
         }
     }
@@ -260,9 +260,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn cr_nul_stays_inside_the_line() {
-        let f = frames(b"STOR a\r\0b\r\n".to_vec()).await;
-        assert_eq!(f, [Frame::Line(b"STOR a\r\0b".to_vec())]);
+    async fn other_bare_crs_stay_inside_the_line() {
+        let f = frames(b"STOR a\r\0b\rc\r\n".to_vec()).await;
+        assert_eq!(f, [Frame::Line(b"STOR a\r\0b\rc".to_vec())]);
     }
 
     #[tokio::test]
