@@ -78,6 +78,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "Seconds an S3 mount trusts what it recently saw of its directories (that a directory exists; all of its subdirectories, from a listing, MKD or one listing page), so uploads into a known directory send only their PutObject. Changes by other writers show after this long; 0: check the store on every upload.",
     },
     Variable {
+        name: "S3FTP_UPLOAD_SWEEP_AGE",
+        default: "3600",
+        help: "Seconds after which a multipart upload under an S3 mount's prefix that this process is not sending counts as abandoned (a crashed server's, an abort that kept failing) and is aborted: it must have been started that long ago and its newest part be that old too, so another replica's slow upload survives. Swept at start and every min(age, 3600)/2 seconds. It also aborts other tools' uploads under the prefix that are that stale. 0: no sweeping.",
+    },
+    Variable {
         name: "S3FTP_ANONYMOUS_HOME",
         default: "",
         help: "Home of read-only anonymous logins (USER anonymous or ftp, any password); empty: anonymous login is off.",
@@ -237,6 +242,7 @@ struct Raw {
     upload_concurrency: usize,
     upload_memory_mib: usize,
     dir_cache_secs: u64,
+    upload_sweep_age: u64,
     rename_overwrite: bool,
     temp_suffixes: String,
     legacy_encoding: String,
@@ -278,6 +284,8 @@ pub struct Config {
     pub upload_memory_mib: usize,
     /// S3FTP_DIR_CACHE_SECS (zero: off).
     pub dir_cache: Duration,
+    /// S3FTP_UPLOAD_SWEEP_AGE (zero: no sweeping).
+    pub upload_sweep_age: Duration,
     pub rename_overwrite: bool,
     /// Upload-then-rename suffixes (S3FTP_TEMP_SUFFIXES), each non-empty.
     pub temp_suffixes: Vec<String>,
@@ -636,6 +644,7 @@ impl Raw {
             upload_concurrency: self.upload_concurrency,
             upload_memory_mib: self.upload_memory_mib,
             dir_cache: Duration::from_secs(self.dir_cache_secs),
+            upload_sweep_age: Duration::from_secs(self.upload_sweep_age),
             rename_overwrite: self.rename_overwrite,
             temp_suffixes: parse_temp_suffixes(&self.temp_suffixes)?,
             legacy_encoding: match self.legacy_encoding.trim() {

@@ -64,6 +64,7 @@ impl Server {
             ),
             observer: metrics.clone(),
             dir_cache: config.dir_cache,
+            upload_sweep_age: config.upload_sweep_age,
         };
         let mounts = MountTable::open(&config.mounts, &settings)
             .await

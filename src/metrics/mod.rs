@@ -180,7 +180,10 @@ impl Metrics {
         );
         registry.register(
             "multipart_uploads",
-            "Multipart uploads started, completed and aborted",
+            "Multipart uploads: started, completed, aborted; abort attempts that failed and \
+             will be retried (abort_retried) or were given up to the sweeper (abort_abandoned); \
+             stale uploads the sweeper aborted (swept); unclear CompleteMultipartUpload answers \
+             resolved by reading the key (complete_confirmed, complete_not_stored)",
             m.multipart.clone(),
         );
         Metrics { registry, ..m }
@@ -286,6 +289,11 @@ impl StorageObserver for Metrics {
             MultipartEvent::Started => "started",
             MultipartEvent::Completed => "completed",
             MultipartEvent::Aborted => "aborted",
+            MultipartEvent::AbortRetried => "abort_retried",
+            MultipartEvent::AbortAbandoned => "abort_abandoned",
+            MultipartEvent::Swept => "swept",
+            MultipartEvent::CompleteConfirmed => "complete_confirmed",
+            MultipartEvent::CompleteNotStored => "complete_not_stored",
         };
         self.multipart.get_or_create(&EventLabel { event }).inc();
     }
@@ -315,6 +323,7 @@ mod tests {
             Duration::from_millis(3),
         );
         m.multipart(MultipartEvent::Aborted);
+        m.multipart(MultipartEvent::Swept);
         let text = m.encode();
         for line in [
             "s3ftp_sessions_active 1",
@@ -327,6 +336,7 @@ mod tests {
             "s3ftp_backend_requests_total{backend=\"s3\",operation=\"HeadObject\",outcome=\"not_found\"} 1",
             "s3ftp_backend_request_duration_seconds_count{backend=\"s3\",operation=\"HeadObject\"} 1",
             "s3ftp_multipart_uploads_total{event=\"aborted\"} 1",
+            "s3ftp_multipart_uploads_total{event=\"swept\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

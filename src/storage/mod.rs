@@ -218,6 +218,10 @@ pub struct StorageSettings {
     pub observer: Arc<dyn StorageObserver>,
     /// How long S3 mounts trust what they saw of directories (S3FTP_DIR_CACHE_SECS).
     pub dir_cache: std::time::Duration,
+    /// Age after which another process's multipart upload under an S3
+    /// mount's prefix counts as abandoned and is aborted
+    /// (S3FTP_UPLOAD_SWEEP_AGE); zero: no sweeping.
+    pub upload_sweep_age: std::time::Duration,
 }
 
 impl StorageSettings {
@@ -227,6 +231,7 @@ impl StorageSettings {
             upload,
             observer: Arc::new(NoObserver),
             dir_cache: std::time::Duration::from_secs(10),
+            upload_sweep_age: std::time::Duration::ZERO,
         }
     }
 }
@@ -246,7 +251,20 @@ pub enum RequestOutcome {
 pub enum MultipartEvent {
     Started,
     Completed,
+    /// Aborted by this process (at once or after retries).
     Aborted,
+    /// An abort attempt failed; another will be made later.
+    AbortRetried,
+    /// Every abort attempt failed: the upload is left to the sweeper.
+    AbortAbandoned,
+    /// A stale upload (of a dead process, or abandoned) aborted by the sweeper.
+    Swept,
+    /// CompleteMultipartUpload got no clear answer, and the object found
+    /// under the key was this upload's: committed.
+    CompleteConfirmed,
+    /// CompleteMultipartUpload got no clear answer, and the object found
+    /// under the key was not this upload's: not committed.
+    CompleteNotStored,
 }
 
 /// Receives what back ends report about their requests. Storage code calls

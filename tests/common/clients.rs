@@ -197,6 +197,7 @@ impl Backend {
 }
 
 /// Where the server's files are, for checks that bypass the server.
+#[derive(Clone)]
 pub enum Store {
     Folder(PathBuf),
     S3 { bucket: String },
@@ -271,8 +272,34 @@ impl Server {
         // The port is free when picked but could be taken before the binary
         // binds it; try a few.
         for _ in 0..3 {
-            match Server::try_start(backend, users, extra) {
+            match Server::try_start(backend, None, users, extra) {
                 Ok(server) => return server,
+                Err(e) if e.contains("in use") => last_err = e,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("{last_err}");
+    }
+
+    /// Kills the process with SIGKILL (it cleans up nothing) and starts a
+    /// new one, with alice and `extra` variables, on the same bucket. Only
+    /// for S3 servers: a local folder lives in the old server's temporary
+    /// directory.
+    pub fn kill_and_restart(&mut self, extra: &[(&str, String)]) {
+        assert!(
+            matches!(self.store, Store::S3 { .. }),
+            "kill_and_restart keeps only an S3 store"
+        );
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let store = self.store.clone();
+        let mut last_err = String::new();
+        for _ in 0..3 {
+            match Server::try_start(Backend::S3, Some(store.clone()), Some(&alice()), extra) {
+                Ok(server) => {
+                    *self = server;
+                    return;
+                }
                 Err(e) if e.contains("in use") => last_err = e,
                 Err(e) => panic!("{e}"),
             }
@@ -282,17 +309,19 @@ impl Server {
 
     fn try_start(
         backend: Backend,
+        store: Option<Store>,
         users: Option<&str>,
         extra: &[(&str, String)],
     ) -> Result<Server, String> {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let store = match backend {
-            Backend::Folder => {
+        let store = match (store, backend) {
+            (Some(store), _) => store,
+            (None, Backend::Folder) => {
                 let root = tmp.path().join("root");
                 fs::create_dir(&root).expect("create root");
                 Store::Folder(root)
             }
-            Backend::S3 => Store::S3 {
+            (None, Backend::S3) => Store::S3 {
                 bucket: S3Server::shared().fresh_bucket_blocking(),
             },
         };

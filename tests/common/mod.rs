@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod faultproxy;
 pub mod s3;
 
 use std::net::SocketAddr;

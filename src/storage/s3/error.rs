@@ -6,7 +6,8 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use crate::storage::StorageError;
 
-/// Maps any S3 operation error. `what` names the operation and key for logs.
+/// Maps any S3 operation error. `what` names the operation (and the key,
+/// where the caller gives it) for logs and for the error's own message.
 pub(super) fn map<E, R>(err: SdkError<E, R>, what: &str) -> StorageError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -14,14 +15,7 @@ where
 {
     let status = err.raw_response().map(HttpStatus::status);
     let code = err.code().map(str::to_string);
-    let message = match &err {
-        SdkError::ServiceError(e) => format!(
-            "{}: {}",
-            e.err().code().unwrap_or("error"),
-            e.err().message().unwrap_or("")
-        ),
-        other => format!("{}", aws_sdk_s3::error::DisplayErrorContext(other)),
-    };
+    let message = format!("{what}: {}", describe(&err));
     let mapped = classify(code.as_deref(), status, &message);
     match &mapped {
         StorageError::PermissionDenied => {
@@ -33,6 +27,76 @@ where
         _ => tracing::debug!(operation = what, %message, "S3 refusal"),
     }
     mapped
+}
+
+/// One line saying what went wrong. The SDK's own Display of a service or
+/// response error is often empty (a HEAD has no body to carry a code), so
+/// this names the code, the store's message, the HTTP status, and the chain
+/// of causes, whichever exist.
+pub(super) fn describe<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + HttpStatus,
+{
+    let status = err.raw_response().map(HttpStatus::status);
+    let mut parts: Vec<String> = Vec::new();
+    if let SdkError::ServiceError(e) = err {
+        if let Some(code) = e.err().code() {
+            parts.push(code.to_string());
+        }
+        if let Some(message) = e.err().message().filter(|m| !m.is_empty()) {
+            parts.push(message.to_string());
+        }
+    }
+    if let Some(status) = status {
+        parts.push(format!("HTTP {status}"));
+    }
+    if parts.is_empty() || !matches!(err, SdkError::ServiceError(_)) {
+        // "dispatch failure: io error: connection reset (...)": the whole
+        // chain of sources on one line.
+        let chain = format!("{}", aws_sdk_s3::error::DisplayErrorContext(err));
+        parts.push(one_line(&chain));
+    }
+    parts.join(", ")
+}
+
+/// Whether a failed request may still have taken effect at the store: no
+/// answer came back (timeout, a connection cut after sending, an unreadable
+/// response) or the store answered with a 5xx. A plain 4xx refusal means
+/// the request was refused as a whole.
+pub(super) fn outcome_unknown<E, R>(err: &SdkError<E, R>) -> bool
+where
+    R: HttpStatus,
+{
+    match err {
+        SdkError::ConstructionFailure(_) => false,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(e) => e.raw().status() >= 500,
+        _ => true,
+    }
+}
+
+/// Whether the store said the multipart upload is gone: after a retried
+/// CompleteMultipartUpload, that is what a lost first answer looks like.
+pub(super) fn is_no_such_upload<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    err.code() == Some("NoSuchUpload")
+}
+
+/// Keeps a message on one line and short (a store may send a page of HTML).
+fn one_line(text: &str) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match flat.char_indices().nth(400) {
+        Some((cut, _)) => format!("{}...", &flat[..cut]),
+        None => flat,
+    }
 }
 
 fn classify(code: Option<&str>, status: Option<u16>, message: &str) -> StorageError {
@@ -106,5 +170,11 @@ mod tests {
             classify(Some("InvalidArgument"), Some(400), ""),
             StorageError::Other(_)
         ));
+    }
+
+    #[test]
+    fn messages_stay_on_one_short_line() {
+        assert_eq!(one_line("a\nb\tc"), "a b c");
+        assert_eq!(one_line(&"x".repeat(1000)).len(), 403);
     }
 }

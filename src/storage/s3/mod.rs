@@ -8,7 +8,10 @@
 mod dirs;
 mod error;
 mod observe;
+mod settle;
+mod sweep;
 pub mod upload;
+mod urlkeys;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use aws_sdk_s3::config::{
     Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
-use aws_sdk_s3::types::{Delete, MetadataDirective, ObjectIdentifier};
+use aws_sdk_s3::types::{Delete, EncodingType, MetadataDirective, ObjectIdentifier};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use futures::{stream, StreamExt, TryStreamExt};
@@ -243,6 +246,9 @@ pub struct S3Backend {
     times: Arc<KnownTimes>,
     /// Directories recently seen (see `dirs`).
     dirs: Arc<DirCache>,
+    /// The sweeper of stale multipart uploads under the prefix, stopped
+    /// with the back end.
+    _sweeper: Option<sweep::Sweeper>,
 }
 
 /// Most entries [`KnownTimes`] holds before it starts afresh.
@@ -316,15 +322,17 @@ impl S3Backend {
         }
         config = config.interceptor(observe::Observe(settings.observer.clone()));
         let client = Client::from_conf(config.build());
+        let target = Arc::new(S3Target {
+            client,
+            bucket: uri.bucket.clone(),
+            upload: settings.upload.clone(),
+            observer: settings.observer.clone(),
+            sha256: uri.sha256,
+            content_md5: checksum == Checksum::Md5,
+        });
         S3Backend {
-            target: Arc::new(S3Target {
-                client,
-                bucket: uri.bucket.clone(),
-                upload: settings.upload.clone(),
-                observer: settings.observer.clone(),
-                sha256: uri.sha256,
-                content_md5: checksum == Checksum::Md5,
-            }),
+            _sweeper: sweep::spawn(target.clone(), &uri.prefix, settings.upload_sweep_age),
+            target,
             prefix: uri.prefix.clone(),
             page_size: uri.page_size,
             times: Arc::new(KnownTimes::default()),
@@ -405,6 +413,7 @@ impl S3Backend {
             .bucket(self.bucket())
             .prefix(self.dir_prefix(key))
             .max_keys(1)
+            .encoding_type(EncodingType::Url)
             .send()
             .await
             .map_err(|e| map(e, "ListObjectsV2"))?;
@@ -488,6 +497,7 @@ impl S3Backend {
             .prefix(&prefix)
             .delimiter("/")
             .max_keys(dirs::SURVEY_KEYS)
+            .encoding_type(EncodingType::Url)
             .send()
             .await
             .map_err(|e| map(e, "ListObjectsV2"))?;
@@ -499,12 +509,13 @@ impl S3Backend {
         } else if out.is_truncated() == Some(true) {
             self.dirs.crowded(dir);
         } else {
-            let subdirs = out
-                .common_prefixes()
-                .iter()
-                .filter_map(|cp| cp.prefix()?.strip_prefix(&prefix))
-                .map(|name| name.trim_end_matches('/').to_string())
-                .collect();
+            let mut subdirs = HashSet::new();
+            for cp in out.common_prefixes() {
+                let decoded = urlkeys::decode_opt(cp.prefix())?.unwrap_or_default();
+                if let Some(name) = decoded.strip_prefix(&prefix) {
+                    subdirs.insert(name.trim_end_matches('/').to_string());
+                }
+            }
             self.dirs.listed(dir, subdirs);
         }
         Ok(())
@@ -541,16 +552,16 @@ impl S3Backend {
                     .bucket(bucket)
                     .prefix(prefix)
                     .set_continuation_token(token)
+                    .encoding_type(EncodingType::Url)
                     .send()
                     .await
                     .map_err(|e| map(e, "ListObjectsV2"))?;
-                let keys: Vec<(String, u64)> = out
-                    .contents()
-                    .iter()
-                    .filter_map(|o| {
-                        Some((o.key()?.to_string(), o.size().unwrap_or(0).max(0) as u64))
-                    })
-                    .collect();
+                let mut keys: Vec<(String, u64)> = Vec::with_capacity(out.contents().len());
+                for o in out.contents() {
+                    if let Some(key) = urlkeys::decode_opt(o.key())? {
+                        keys.push((key, o.size().unwrap_or(0).max(0) as u64));
+                    }
+                }
                 let next = out.next_continuation_token().map(|t| Some(t.to_string()));
                 Ok(Some((keys, next)))
             }
@@ -673,13 +684,26 @@ fn format_epoch(t: SystemTime) -> String {
     format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
 }
 
-/// An object's body as the storage layer's chunk stream.
-fn body_stream(body: aws_sdk_s3::primitives::ByteStream) -> ByteStream {
-    stream::try_unfold(body, |mut body| async move {
-        match body.try_next().await {
-            Ok(Some(chunk)) => Ok(Some((chunk, body))),
-            Ok(None) => Ok(None),
-            Err(e) => Err(StorageError::Transient(format!("reading object: {e}"))),
+/// An object's body as the storage layer's chunk stream. A body cut off
+/// mid-way is an error that says which object, how far it got and why.
+fn body_stream(body: aws_sdk_s3::primitives::ByteStream, key: String, offset: u64) -> ByteStream {
+    stream::try_unfold((body, offset), move |(mut body, read)| {
+        let key = key.clone();
+        async move {
+            match body.try_next().await {
+                Ok(Some(chunk)) => {
+                    let read = read + chunk.len() as u64;
+                    Ok(Some((chunk, (body, read))))
+                }
+                Ok(None) => Ok(None),
+                Err(e) => {
+                    let cause = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
+                    tracing::warn!(?key, bytes_read = read, %cause, "S3 object body cut off");
+                    Err(StorageError::Transient(format!(
+                        "GetObject {key:?}: body cut off after byte {read}: {cause}"
+                    )))
+                }
+            }
         }
     })
     .boxed()
@@ -729,14 +753,15 @@ impl Backend for S3Backend {
                     .delimiter("/")
                     .max_keys(page_size)
                     .set_continuation_token(token)
+                    .encoding_type(EncodingType::Url)
                     .send()
                     .await
                     .map_err(|e| map(e, "ListObjectsV2"))?;
                 let mut entries = Vec::new();
                 for cp in out.common_prefixes() {
-                    let name = cp
-                        .prefix()
-                        .and_then(|p| p.strip_prefix(&prefix))
+                    let decoded = urlkeys::decode_opt(cp.prefix())?.unwrap_or_default();
+                    let name = decoded
+                        .strip_prefix(&prefix)
                         .map(|p| p.trim_end_matches('/'))
                         .unwrap_or("");
                     if !name.is_empty() {
@@ -761,7 +786,8 @@ impl Backend for S3Backend {
                 }
                 for obj in out.contents() {
                     // The directory's own marker (`dir/`) is not an entry.
-                    let key = obj.key().unwrap_or("");
+                    let key = urlkeys::decode_opt(obj.key())?.unwrap_or_default();
+                    let key = key.as_str();
                     let name = key.strip_prefix(&prefix).unwrap_or("");
                     if name.is_empty() {
                         continue;
@@ -848,8 +874,7 @@ impl Backend for S3Backend {
                 });
             }
         };
-        let body = out.body;
-        Ok(body_stream(body))
+        Ok(body_stream(out.body, self.full(key), offset))
     }
 
     async fn write(&self, key: &str, options: WriteOptions) -> Result<Box<dyn UploadSink>> {
@@ -1024,10 +1049,17 @@ impl Backend for S3Backend {
             .bucket(self.bucket())
             .prefix(&marker)
             .max_keys(2)
+            .encoding_type(EncodingType::Url)
             .send()
             .await
             .map_err(|e| map(e, "ListObjectsV2"))?;
-        let keys: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
+        let keys = out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .map(urlkeys::decode)
+            .collect::<Result<Vec<String>>>()?;
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         match keys.as_slice() {
             [] => Err(if self.head(key).await?.is_some() {
                 StorageError::NotDirectory
@@ -1117,7 +1149,7 @@ impl S3Backend {
             .send()
             .await
             .map_err(|e| map(e, "GetObject"))?;
-        Ok(body_stream(out.body))
+        Ok(body_stream(out.body, full.to_string(), 0))
     }
 }
 

@@ -24,7 +24,8 @@ use sha2::Sha256;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use super::error::map;
+use super::error::{is_no_such_upload, map, outcome_unknown};
+use super::settle::{self, Expected, LiveUpload};
 use super::S3Target;
 use crate::storage::{MultipartEvent, Result, StorageError, UploadSink};
 
@@ -148,6 +149,12 @@ pub(super) struct MultipartSink {
     metadata: HashMap<String, String>,
     buf: BytesMut,
     upload_id: Option<String>,
+    /// Keeps the upload id in this process's registry (the sweeper skips it)
+    /// until it is completed or its abort is settled.
+    live: Option<LiveUpload>,
+    /// Random token stored in the multipart object's metadata, so an unclear
+    /// CompleteMultipartUpload can be settled by reading the key.
+    token: String,
     /// Number of the next part to send.
     next_part: i32,
     tasks: JoinSet<Result<CompletedPart>>,
@@ -178,6 +185,8 @@ impl MultipartSink {
             metadata,
             buf: BytesMut::new(),
             upload_id: None,
+            live: None,
+            token: settle::new_token(),
             next_part: 1,
             tasks: JoinSet::new(),
             done: Vec::new(),
@@ -224,13 +233,15 @@ impl MultipartSink {
         if let Some(id) = &self.upload_id {
             return Ok(id.clone());
         }
+        let mut metadata = self.metadata.clone();
+        metadata.insert(settle::TOKEN_META.into(), self.token.clone());
         let out = self
             .target
             .client
             .create_multipart_upload()
             .bucket(&self.target.bucket)
             .key(&self.key)
-            .set_metadata(Some(self.metadata.clone()))
+            .set_metadata(Some(metadata))
             .send()
             .await
             .map_err(|e| map(e, "CreateMultipartUpload"))?;
@@ -239,6 +250,7 @@ impl MultipartSink {
             .ok_or_else(|| StorageError::Other("CreateMultipartUpload gave no upload id".into()))?
             .to_string();
         self.upload_id = Some(id.clone());
+        self.live = Some(LiveUpload::new(&id));
         self.target.observer.multipart(MultipartEvent::Started);
         Ok(id)
     }
@@ -286,19 +298,35 @@ impl MultipartSink {
             if let Some(sum) = &sha256 {
                 metadata.insert("sha256".into(), sum.clone());
             }
-            self.target
+            let sent = self
+                .target
                 .client
                 .put_object()
                 .bucket(&self.target.bucket)
                 .key(&self.key)
                 .set_content_md5(self.target.content_md5.then(|| content_md5(&body)))
                 .set_metadata(Some(metadata))
-                .body(ByteStream::from(body))
+                .body(ByteStream::from(body.clone()))
                 .customize()
                 .disable_payload_signing()
                 .send()
-                .await
-                .map_err(|e| map(e, "PutObject"))?;
+                .await;
+            match sent {
+                Ok(_) => {}
+                Err(e) if outcome_unknown(&e) => {
+                    // The object may be stored though the answer was lost:
+                    // its ETag (the body's MD5) says.
+                    let failure = settle::failure(&e);
+                    let _ = map(e, "PutObject");
+                    let expected = Expected {
+                        token: None,
+                        etag: Some(settle::simple_etag(&body)),
+                    };
+                    settle::settle_commit(&self.target, &self.key, "PutObject", expected, failure)
+                        .await?;
+                }
+                Err(e) => return Err(map(e, "PutObject")),
+            }
         } else {
             if !self.buf.is_empty() {
                 let last = std::mem::take(&mut self.buf).freeze();
@@ -312,7 +340,9 @@ impl MultipartSink {
             parts.sort_by_key(|p| p.part_number());
             let count = parts.len();
             let upload_id = self.upload_id.clone().unwrap_or_default();
-            self.target
+            let etag = settle::multipart_etag(&parts);
+            let sent = self
+                .target
                 .client
                 .complete_multipart_upload()
                 .bucket(&self.target.bucket)
@@ -324,8 +354,32 @@ impl MultipartSink {
                         .build(),
                 )
                 .send()
-                .await
-                .map_err(|e| map(e, "CompleteMultipartUpload"))?;
+                .await;
+            match sent {
+                Ok(_) => {}
+                // NoSuchUpload: typically the SDK's retry after a first
+                // attempt that committed but whose answer was lost.
+                Err(e) if is_no_such_upload(&e) || outcome_unknown(&e) => {
+                    let failure = settle::failure(&e);
+                    let _ = map(e, "CompleteMultipartUpload");
+                    let expected = Expected {
+                        token: Some(&self.token),
+                        etag,
+                    };
+                    settle::settle_commit(
+                        &self.target,
+                        &self.key,
+                        "CompleteMultipartUpload",
+                        expected,
+                        failure,
+                    )
+                    .await?;
+                }
+                Err(e) => return Err(map(e, "CompleteMultipartUpload")),
+            }
+            // Completed: nothing left to abort or sweep.
+            self.upload_id = None;
+            self.live = None;
             self.target.observer.multipart(MultipartEvent::Completed);
             tracing::debug!(key = %self.key, parts = count, "multipart upload completed");
         }
@@ -343,8 +397,9 @@ impl MultipartSink {
         self.finished = true;
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
-        if let Some(upload_id) = self.upload_id.take() {
-            abort_upload(&self.target, &self.key, &upload_id).await?;
+        self.upload_id = None;
+        if let Some(live) = self.live.take() {
+            settle::abort(&self.target, &self.key, live).await;
         }
         Ok(())
     }
@@ -493,15 +548,8 @@ impl Drop for MultipartSink {
             return;
         }
         self.tasks.abort_all();
-        if let Some(upload_id) = self.upload_id.take() {
-            let (target, key) = (self.target.clone(), self.key.clone());
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move {
-                    if let Err(e) = abort_upload(&target, &key, &upload_id).await {
-                        tracing::warn!(%key, error = %e, "could not abort a dropped upload");
-                    }
-                });
-            }
+        if let Some(live) = self.live.take() {
+            settle::abort_detached(self.target.clone(), self.key.clone(), live);
         }
     }
 }
@@ -536,21 +584,6 @@ async fn upload_part(
         .part_number(number)
         .set_e_tag(out.e_tag().map(str::to_string))
         .build())
-}
-
-async fn abort_upload(target: &S3Target, key: &str, upload_id: &str) -> Result<()> {
-    target
-        .client
-        .abort_multipart_upload()
-        .bucket(&target.bucket)
-        .key(key)
-        .upload_id(upload_id)
-        .send()
-        .await
-        .map_err(|e| map(e, "AbortMultipartUpload"))?;
-    target.observer.multipart(MultipartEvent::Aborted);
-    tracing::debug!(%key, "multipart upload aborted");
-    Ok(())
 }
 
 /// Smallest part a server-side copy is split into: big enough that copies
