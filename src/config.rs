@@ -168,6 +168,11 @@ pub const VARIABLES: &[Variable] = &[
         help: "Seconds to wait for a data connection to open, and for any data to move on it.",
     },
     Variable {
+        name: "S3FTP_COMMIT_WAIT_MS",
+        default: "2",
+        help: "Milliseconds an upload whose data ended waits, before it is committed, for its control connection to close or say ABOR: a killed client's kernel can close the data connection a little before the control connection. Live clients send nothing then (they wait for 226), so each upload takes this much longer. 0: look only at what has already arrived.",
+    },
+    Variable {
         name: "S3FTP_MAX_SESSIONS",
         default: "512",
         help: "Most control connections served at once; more are answered 421.",
@@ -260,6 +265,7 @@ struct Raw {
     login_timeout: u64,
     max_commands_per_second: u32,
     data_timeout: u64,
+    commit_wait_ms: u64,
     max_sessions: usize,
     max_sessions_per_ip: usize,
     login_failures_before_ban: u32,
@@ -307,6 +313,8 @@ pub struct Config {
     /// 0: no limit.
     pub max_commands_per_second: u32,
     pub data_timeout: Duration,
+    /// S3FTP_COMMIT_WAIT_MS.
+    pub commit_wait: Duration,
     pub max_sessions: usize,
     pub guard: GuardSettings,
     /// Delay before a failed login's reply, times the failures so far.
@@ -683,6 +691,7 @@ impl Raw {
             login_timeout: Duration::from_secs(self.login_timeout),
             max_commands_per_second: self.max_commands_per_second,
             data_timeout: Duration::from_secs(self.data_timeout),
+            commit_wait: Duration::from_millis(self.commit_wait_ms),
             max_sessions: self.max_sessions,
             guard: GuardSettings {
                 max_sessions_per_ip: self.max_sessions_per_ip,
