@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::clients::{
     assert_data_command, assert_ran, assert_same, free_port, lists, path_str, require,
-    require_on_path, run, run_with_input, text, tls_env, Server, Work, MIB,
+    require_on_path, run, run_with_input, text, tls_env, Backend, Server, Work, MIB,
 };
 use common::{content, sha256, PASSWORD, USER};
 
@@ -811,8 +811,19 @@ impl StdControl {
 }
 
 #[test]
-fn sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest() {
-    let mut server = Server::with_alice_and(&[("S3FTP_SHUTDOWN_GRACE", "2".to_string())]);
+fn sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest_on_folder() {
+    sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest(Backend::Folder)
+}
+
+#[test]
+fn sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest_on_s3() {
+    sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest(Backend::S3)
+}
+
+/// SIGTERM with a grace period that is long for one upload and short for
+/// another: the first completes, the second is aborted (nothing partial).
+fn sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest(backend: Backend) {
+    let mut server = Server::alice_on(backend, &[("S3FTP_SHUTDOWN_GRACE", "2".to_string())]);
     let mut idle = StdControl::login(server.port);
     let mut quick = StdControl::login(server.port);
     let mut slow = StdControl::login(server.port);
@@ -859,8 +870,7 @@ fn sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest() 
     assert!(exit.success(), "{exit}\n{}", server.stderr());
     server.assert_file("done.bin", &[chunk.clone(), chunk.clone()].concat());
     server.assert_absent("slow.bin");
-    let left = common::staging_files(server.root());
-    assert!(left.is_empty(), "nothing staged is left behind: {left:?}");
+    server.assert_no_partials();
 }
 
 #[test]
