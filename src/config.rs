@@ -168,9 +168,9 @@ pub const VARIABLES: &[Variable] = &[
         help: "Seconds to wait for a data connection to open, and for any data to move on it.",
     },
     Variable {
-        name: "S3FTP_COMMIT_WAIT_MS",
-        default: "2",
-        help: "Milliseconds an upload whose data ended waits, before it is committed, for its control connection to close or say ABOR: a killed client's kernel can close the data connection a little before the control connection. Live clients send nothing then (they wait for 226), so each upload takes this much longer. 0: look only at what has already arrived.",
+        name: "S3FTP_COMMIT_WAIT_US",
+        default: "1000",
+        help: "Microseconds an upload whose data ended waits, before it is committed, for its control connection to close or say ABOR: a killed client's kernel can close the data connection a little before the control connection. Live clients send nothing then (they wait for 226), so each upload takes this much longer. 0: look only at what has already arrived.",
     },
     Variable {
         name: "S3FTP_MAX_SESSIONS",
@@ -265,7 +265,7 @@ struct Raw {
     login_timeout: u64,
     max_commands_per_second: u32,
     data_timeout: u64,
-    commit_wait_ms: u64,
+    commit_wait_us: u64,
     max_sessions: usize,
     max_sessions_per_ip: usize,
     login_failures_before_ban: u32,
@@ -313,7 +313,7 @@ pub struct Config {
     /// 0: no limit.
     pub max_commands_per_second: u32,
     pub data_timeout: Duration,
-    /// S3FTP_COMMIT_WAIT_MS.
+    /// S3FTP_COMMIT_WAIT_US.
     pub commit_wait: Duration,
     pub max_sessions: usize,
     pub guard: GuardSettings,
@@ -691,7 +691,7 @@ impl Raw {
             login_timeout: Duration::from_secs(self.login_timeout),
             max_commands_per_second: self.max_commands_per_second,
             data_timeout: Duration::from_secs(self.data_timeout),
-            commit_wait: Duration::from_millis(self.commit_wait_ms),
+            commit_wait: Duration::from_micros(self.commit_wait_us.min(10_000_000)),
             max_sessions: self.max_sessions,
             guard: GuardSettings {
                 max_sessions_per_ip: self.max_sessions_per_ip,

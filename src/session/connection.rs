@@ -114,6 +114,24 @@ impl ControlConnection {
         }
     }
 
+    /// Waits at most `limit` for the client to send or close; false if it
+    /// stayed quiet. Without a socket to ask, waits for a whole frame.
+    pub async fn wait_for_peer(&mut self, limit: std::time::Duration) -> bool {
+        match &self.probe {
+            Some(probe) => probe.wait(limit).await,
+            None => tokio::time::timeout(limit, async {
+                while self.buf.is_empty() {
+                    self.buf.reserve(1024);
+                    if !matches!(self.stream.read_buf(&mut self.buf).await, Ok(n) if n > 0) {
+                        break;
+                    }
+                }
+            })
+            .await
+            .is_ok(),
+        }
+    }
+
     /// What the client has sent that no frame has taken yet: bytes already
     /// read, else what the kernel holds (Quiet when there is no socket to ask).
     pub fn pending(&self) -> PeerState {

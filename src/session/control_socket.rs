@@ -19,7 +19,9 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -81,9 +83,9 @@ pub enum PeerState {
     Quiet,
 }
 
-/// A second handle on the control socket, used only to peek.
-#[derive(Debug)]
-pub struct SocketProbe(OwnedFd);
+/// A second handle on the control socket, used only to peek and wait.
+#[derive(Debug, Clone)]
+pub struct SocketProbe(Arc<OwnedFd>);
 
 impl SocketProbe {
     /// Keeps urgent data in line on `stream` (RFC 959 4.1.3: clients send
@@ -106,7 +108,29 @@ impl SocketProbe {
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(SocketProbe(stream.as_fd().try_clone_to_owned()?))
+        Ok(SocketProbe(Arc::new(stream.as_fd().try_clone_to_owned()?)))
+    }
+
+    /// Waits at most `limit` for the client to send something or close;
+    /// true if it did. Sub-millisecond, unlike the runtime's timers (which
+    /// round up to the next millisecond tick): ppoll on the blocking pool.
+    pub async fn wait(&self, limit: Duration) -> bool {
+        let fd = self.0.clone();
+        let polled = tokio::task::spawn_blocking(move || {
+            let mut pfd = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN | libc::POLLRDHUP | libc::POLLPRI,
+                revents: 0,
+            };
+            let timeout = libc::timespec {
+                tv_sec: limit.as_secs() as libc::time_t,
+                tv_nsec: limit.subsec_nanos() as libc::c_long,
+            };
+            // SAFETY: one pollfd we own, a valid timespec, no signal mask.
+            unsafe { libc::ppoll(&mut pfd, 1, &timeout, std::ptr::null()) }
+        });
+        // An error (EINTR, say) counts as activity: the caller looks again.
+        polled.await.map_or(true, |n| n != 0)
     }
 
     /// Peeks at the socket without consuming or waiting.
@@ -164,6 +188,22 @@ mod tests {
         assert_eq!(probe.state(), PeerState::Quiet);
         drop(client);
         assert_eq!(probe.state(), PeerState::Closed);
+    }
+
+    #[tokio::test]
+    async fn wait_ends_at_a_close_and_times_out_on_silence() {
+        let (client, server) = pair().await;
+        let probe = SocketProbe::attach(&server).unwrap();
+        let started = std::time::Instant::now();
+        assert!(!probe.wait(Duration::from_micros(300)).await);
+        assert!(started.elapsed() < Duration::from_millis(50));
+        let closer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            drop(client);
+        });
+        assert!(probe.wait(Duration::from_secs(10)).await);
+        assert_eq!(probe.state(), PeerState::Closed);
+        closer.await.unwrap();
     }
 
     #[tokio::test]

@@ -39,7 +39,7 @@ struct Supervisor {
     abor: bool,
     /// The server's shutdown grace period ran out.
     stopping: bool,
-    /// S3FTP_COMMIT_WAIT_MS.
+    /// S3FTP_COMMIT_WAIT_US.
     commit_wait: Duration,
 }
 
@@ -104,9 +104,9 @@ impl Supervisor {
     /// sends nothing here: it waits for the 226. A killed client's kernel may
     /// close the data connection before the control connection (seen 0.17 ms
     /// apart under load), so a quiet connection is watched for the commit
-    /// wait (S3FTP_COMMIT_WAIT_MS) first: a close or ABOR ends that at once.
+    /// wait (S3FTP_COMMIT_WAIT_US) first: a close or ABOR ends that at once.
     async fn settle(&mut self, conn: &mut ControlConnection, queue: &mut VecDeque<Frame>) -> bool {
-        let deadline = tokio::time::Instant::now() + self.commit_wait;
+        let mut waited = false;
         // Bounded: each round takes a frame or ends.
         for _ in 0..=MAX_QUEUED {
             if !self.control_open || self.abor || self.stopping {
@@ -120,13 +120,15 @@ impl Supervisor {
                     self.control_gone();
                     return false;
                 }
-                // Nothing yet: wait the rest of the commit wait for a
-                // close (or ABOR) that left the client after its data's end.
+                // Nothing yet: wait the commit wait, once, for a close (or
+                // ABOR) that left the client after its data's end.
                 PeerState::Quiet => {
-                    match tokio::time::timeout_at(deadline, conn.read_frame()).await {
-                        Ok(frame) => frame,
-                        Err(_) => return true,
+                    if waited || self.commit_wait.is_zero() {
+                        return true;
                     }
+                    waited = true;
+                    conn.wait_for_peer(self.commit_wait).await;
+                    continue;
                 }
                 PeerState::Sent => {
                     match tokio::time::timeout(SETTLE_READ, conn.read_frame()).await {
