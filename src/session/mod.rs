@@ -153,6 +153,7 @@ impl Session {
         fresh.tls = self.tls;
         fresh.failed_logins = self.failed_logins;
         *self = fresh;
+        tracing::Span::current().record("user", "-");
     }
 
     /// How names go out to this client (see `protocol::names`).
@@ -171,7 +172,29 @@ impl Session {
     /// Serves the connection until QUIT, disconnect, idle timeout or shutdown.
     /// `implicit`: the connection is implicit FTPS, TLS from the first byte.
     /// `probe` peeks at the control socket for the commit decision.
+    ///
+    /// Everything logged while it runs, storage and transfers included,
+    /// carries one span: `session{id peer user}` (user once logged in).
     pub async fn run(
+        self,
+        stream: BoxedStream,
+        probe: Option<control_socket::SocketProbe>,
+        shutdown: CancellationToken,
+        implicit: bool,
+    ) {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "session",
+            id = self.id,
+            peer = %self.peer,
+            user = tracing::field::Empty
+        );
+        self.run_in_span(stream, probe, shutdown, implicit)
+            .instrument(span)
+            .await
+    }
+
+    async fn run_in_span(
         mut self,
         stream: BoxedStream,
         probe: Option<control_socket::SocketProbe>,
@@ -181,7 +204,7 @@ impl Session {
         let started = Instant::now();
         self.shared.metrics.session_opened();
         let _open = SessionGauge(self.shared.metrics.clone());
-        tracing::info!(session = self.id, peer = %self.peer, implicit_tls = implicit, "session start");
+        tracing::info!(implicit_tls = implicit, "session start");
         let mut conn = ControlConnection::with_probe(stream, probe);
         conn.set_names(self.names_out());
         if implicit {
@@ -193,7 +216,7 @@ impl Session {
                 conn.upgrade(&acceptors.control),
             );
             if !matches!(handshake.await, Ok(Ok(()))) {
-                tracing::info!(session = self.id, peer = %self.peer, "implicit TLS handshake failed");
+                tracing::info!("implicit TLS handshake failed");
                 return;
             }
             // Implicit FTPS protects data connections too unless PROT C says otherwise.
@@ -208,13 +231,7 @@ impl Session {
         // The client left without renaming its last upload: it appears under
         // the name it was sent to.
         self.settle_staged().await;
-        tracing::info!(
-            session = self.id,
-            peer = %self.peer,
-            user = self.user_name(),
-            secs = started.elapsed().as_secs_f64(),
-            "session end"
-        );
+        tracing::info!(secs = started.elapsed().as_secs_f64(), "session end");
     }
 
     async fn serve(&mut self, conn: &mut ControlConnection, shutdown: &CancellationToken) {
@@ -347,7 +364,7 @@ impl Session {
                 true
             }
             _ => {
-                tracing::info!(session = self.id, peer = %self.peer, "TLS handshake failed");
+                tracing::info!("TLS handshake failed");
                 false
             }
         }

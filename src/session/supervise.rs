@@ -183,7 +183,8 @@ impl Session {
             require_reuse: self.shared.config.tls_require_reuse,
             names: self.names_out(),
         };
-        let mut task = tokio::spawn(transfer.run(ctx));
+        // The transfer's own logs (and the store's) carry the session's span.
+        let mut task = tokio::spawn(tracing::Instrument::in_current_span(transfer.run(ctx)));
         let result = loop {
             tokio::select! {
                 biased;

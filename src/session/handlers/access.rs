@@ -38,7 +38,7 @@ pub(super) async fn pass(s: &mut Session, password: String) -> Handled {
         None => s.shared.users.verify(&name, &password).await,
     };
     let Some(user) = verified else {
-        tracing::warn!(session = s.id, peer = %s.peer, user = %name, "login failed");
+        tracing::warn!(user = %name, "login failed");
         s.shared.metrics.login(false);
         s.failed_logins += 1;
         let banned = s.shared.guard.login_failed(s.peer.ip());
@@ -63,15 +63,16 @@ pub(super) async fn pass(s: &mut Session, password: String) -> Handled {
     // Homes are checked at start; should one slip through, refuse the login
     // rather than fall back to `/`, the whole tree.
     let vfs = Vfs::new(s.shared.mounts.clone(), &user.home, perms).map_err(|e| {
-        tracing::error!(session = s.id, user = %name, home = %user.home, error = %e, "unusable home");
+        tracing::error!(user = %name, home = %user.home, error = %e, "unusable home");
         Reply::new(ReplyCode::NotLoggedIn, "Home directory not usable.")
     })?;
     if !perms.read_only {
         if let Err(e) = vfs.ensure_home().await {
-            tracing::warn!(session = s.id, user = %name, error = %e, "cannot create home directory");
+            tracing::warn!(user = %name, error = %e, "cannot create home directory");
         }
     }
-    tracing::info!(session = s.id, peer = %s.peer, user = %name, "login");
+    tracing::Span::current().record("user", tracing::field::display(&name));
+    tracing::info!(user = %name, "login");
     s.shared.metrics.login(true);
     s.vfs = Some(vfs);
     s.user = Some(user);

@@ -51,7 +51,7 @@ impl Session {
             .bind(self.local.ip())
             .await
             .map_err(|e| {
-                tracing::warn!(session = self.id, error = %e, "cannot open a passive port");
+                tracing::warn!(error = %e, "cannot open a passive port");
                 Reply::new(
                     ReplyCode::CantOpenDataConnection,
                     format!("Can't open passive connection: {e}."),
@@ -158,7 +158,7 @@ pub(super) async fn spsv(s: &mut Session) -> Handled {
 pub(super) fn active(s: &mut Session, addr: SocketAddr) -> Handled {
     s.refuse_after_epsv_all()?;
     if !same_host(addr.ip(), s.peer.ip()) {
-        tracing::warn!(session = s.id, peer = %s.peer, target = %addr, "refused an active connection to another host");
+        tracing::warn!(target = %addr, "refused an active connection to another host");
         return reply(
             ReplyCode::SyntaxError,
             "Illegal PORT: data connections go only to the client's own address.",

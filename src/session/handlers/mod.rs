@@ -38,7 +38,7 @@ pub(super) async fn handle_line(s: &mut Session, line: &[u8]) -> (&'static str, 
         Err(e) => return ("invalid", Outcome::Reply(e.reply())),
     };
     let verb = cmd.verb();
-    tracing::debug!(session = s.id, command = verb, "command");
+    tracing::debug!(command = verb, "command");
     if s.user.is_none() && needs_login(&cmd) {
         let reply = Reply::new(
             ReplyCode::NotLoggedIn,

@@ -114,14 +114,14 @@ impl Session {
             return;
         };
         if let Err(e) = vfs.settle_staged(&temp, &target, sink).await {
-            tracing::warn!(session = self.id, temp = %temp, target = %target, error = %e,
+            tracing::warn!(temp = %temp, target = %target, error = %e,
                 "could not store a staged upload under its temporary name");
             return;
         }
         if let Some(time) = modified {
             let times = Times::modified(time);
             if let Err(e) = vfs.set_times(&temp, times).await {
-                tracing::warn!(session = self.id, path = %temp, error = %e,
+                tracing::warn!(path = %temp, error = %e,
                     "could not set the time of a staged upload");
             }
         }
