@@ -8,6 +8,7 @@ pub mod names;
 pub mod parser;
 pub mod reply;
 pub mod telnet;
+pub mod verbs;
 
 pub use command::Command;
 pub use parser::{parse, ParseError};

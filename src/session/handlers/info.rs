@@ -4,104 +4,30 @@
 use super::{reply, Handled};
 use crate::protocol::command::TransferType;
 use crate::protocol::listing::MlstFacts;
+use crate::protocol::verbs::{self, Feat, FEAT_EXTRAS, MLST_FEAT, VERBS};
 use crate::protocol::{Reply, ReplyCode};
 use crate::session::{Outcome, Session};
 
-/// Every verb the server answers, with its syntax, for HELP.
-const HELP: &[(&str, &str)] = &[
-    ("ABOR", "ABOR (abort the running transfer)"),
-    ("ACCT", "ACCT <account> (not needed)"),
-    ("ALLO", "ALLO <bytes> (not needed)"),
-    ("APPE", "APPE <path> (append to a file)"),
-    ("AVBL", "AVBL [<path>] (space available)"),
-    ("CDUP", "CDUP (go to the parent directory)"),
-    ("CLNT", "CLNT <client name>"),
-    ("CSID", "CSID <client info> (server identification)"),
-    ("CWD", "CWD <path>"),
-    ("DELE", "DELE <path>"),
-    ("DSIZ", "DSIZ [<path>] (size of a directory tree)"),
-    ("EPRT", "EPRT |<af>|<address>|<port>|"),
-    ("EPSV", "EPSV [1|2|ALL]"),
-    ("FEAT", "FEAT (list extensions)"),
-    ("HELP", "HELP [<command>]"),
-    ("HOST", "HOST <hostname>"),
-    ("LANG", "LANG [<language>]"),
-    ("LIST", "LIST [-options] [<path>]"),
-    ("LPRT", "LPRT <af>,<hal>,<h1>,...,<pal>,<p1>,<p2>"),
-    ("LPSV", "LPSV"),
-    ("MDTM", "MDTM <path>"),
-    ("MFCT", "MFCT <YYYYMMDDHHMMSS> <path>"),
-    ("MFF", "MFF <fact>=<value>;... <path>"),
-    ("MFMT", "MFMT <YYYYMMDDHHMMSS> <path>"),
-    ("MKD", "MKD <path>"),
-    ("MLSD", "MLSD [<path>]"),
-    ("MLST", "MLST [<path>]"),
-    ("MODE", "MODE S"),
-    ("NLST", "NLST [<path or glob>]"),
-    ("NOOP", "NOOP"),
-    ("OPTS", "OPTS UTF8 ON | OPTS MLST <facts>"),
-    ("PASS", "PASS <password>"),
-    ("PASV", "PASV"),
-    ("PORT", "PORT <h1>,<h2>,<h3>,<h4>,<p1>,<p2>"),
-    ("PWD", "PWD"),
-    ("QUIT", "QUIT"),
-    ("REIN", "REIN (log out, keep the connection)"),
-    ("REST", "REST <offset>"),
-    ("RETR", "RETR <path>"),
-    ("RMD", "RMD <path>"),
-    ("RMDA", "RMDA <path> (remove a directory tree)"),
-    ("RNFR", "RNFR <path>"),
-    ("RNTO", "RNTO <path>"),
-    ("SITE", "SITE HELP"),
-    ("SIZE", "SIZE <path>"),
-    ("SPSV", "SPSV"),
-    ("STAT", "STAT [<path>]"),
-    ("STOR", "STOR <path>"),
-    ("STOU", "STOU [<name>]"),
-    ("STRU", "STRU F"),
-    ("SYST", "SYST"),
-    ("TYPE", "TYPE A | I | L 8"),
-    ("USER", "USER <name>"),
-    ("XCUP", "XCUP (same as CDUP)"),
-    ("XCWD", "XCWD <path> (same as CWD)"),
-    ("XMKD", "XMKD <path> (same as MKD)"),
-    ("XPWD", "XPWD (same as PWD)"),
-    ("XRMD", "XRMD <path> (same as RMD)"),
-];
-
 pub(super) fn feat(s: &Session) -> Handled {
-    let tls: &[&str] = if s.shared.tls.is_some() {
-        &[" AUTH TLS", " PBSZ", " PROT"]
-    } else {
-        &[]
-    };
-    let lines = [
-        "Extensions supported:",
-        " AVBL",
-        " CSID",
-        " DSIZ",
-        " EPRT",
-        " EPSV",
-        " HOST",
-        " LANG EN*",
-        " MDTM",
-        " MFCT",
-        " MFF modify;create;",
-        " MFMT",
-        &format!(" {}", MlstFacts::default().feat_line()),
-        " REST STREAM",
-        " RMDA",
-        " SIZE",
-        " SPSV",
-        " TVFS",
-        " UTF8",
-        "End",
-    ];
-    let (first, rest) = lines.split_at(1);
-    Ok(Outcome::Reply(Reply::multi(
-        ReplyCode::SystemStatus,
-        first.iter().chain(tls).chain(rest).map(|l| l.to_string()),
-    )))
+    let tls = s.shared.tls.is_some();
+    let tls_lines = VERBS.iter().filter_map(|row| match row.feat {
+        Feat::WithTls(line) if tls => Some(line.to_string()),
+        _ => None,
+    });
+    let mut lines: Vec<String> = VERBS
+        .iter()
+        .filter_map(|row| match row.feat {
+            Feat::Line(MLST_FEAT) => Some(MlstFacts::default().feat_line()),
+            Feat::Line(line) => Some(line.to_string()),
+            _ => None,
+        })
+        .chain(FEAT_EXTRAS.iter().map(|l| l.to_string()))
+        .collect();
+    lines.sort();
+    let lines = std::iter::once("Extensions supported:".to_string())
+        .chain(tls_lines.chain(lines).map(|l| format!(" {l}")))
+        .chain(std::iter::once("End".to_string()));
+    Ok(Outcome::Reply(Reply::multi(ReplyCode::SystemStatus, lines)))
 }
 
 pub(super) fn opts(s: &mut Session, option: &str, value: Option<&str>) -> Handled {
@@ -142,15 +68,20 @@ pub(super) fn help(arg: Option<&str>) -> Handled {
     match arg.map(|a| a.trim().to_ascii_uppercase()) {
         None => {
             let mut lines = vec!["Commands recognised (HELP <command> for syntax):".to_string()];
-            for chunk in HELP.chunks(10) {
-                let verbs: Vec<&str> = chunk.iter().map(|(v, _)| *v).collect();
+            let listed: Vec<&str> = VERBS
+                .iter()
+                .filter(|row| row.help.is_some())
+                .map(|row| row.verb)
+                .collect();
+            for chunk in listed.chunks(10) {
+                let verbs: Vec<&str> = chunk.to_vec();
                 lines.push(format!(" {}", verbs.join(" ")));
             }
             lines.push("Help OK.".into());
             Ok(Outcome::Reply(Reply::multi(ReplyCode::HelpMessage, lines)))
         }
-        Some(verb) => match HELP.iter().find(|(v, _)| *v == verb) {
-            Some((_, syntax)) => reply(ReplyCode::HelpMessage, format!("Syntax: {syntax}")),
+        Some(verb) => match verbs::facts(&verb).and_then(|row| row.help) {
+            Some(syntax) => reply(ReplyCode::HelpMessage, format!("Syntax: {syntax}")),
             None => reply(
                 ReplyCode::ParameterSyntaxError,
                 format!(

@@ -39,7 +39,7 @@ pub(super) async fn handle_line(s: &mut Session, line: &[u8]) -> (&'static str, 
     };
     let verb = cmd.verb();
     tracing::debug!(command = verb, "command");
-    if s.user.is_none() && needs_login(&cmd) {
+    if s.user.is_none() && cmd.needs_login() {
         let reply = Reply::new(
             ReplyCode::NotLoggedIn,
             "Please log in with USER and PASS first.",
@@ -58,37 +58,6 @@ pub(super) async fn handle_line(s: &mut Session, line: &[u8]) -> (&'static str, 
         Ok(outcome) => (verb, outcome),
         Err(reply) => (verb, Outcome::Reply(reply)),
     }
-}
-
-fn needs_login(cmd: &Command) -> bool {
-    !matches!(
-        cmd,
-        Command::User(_)
-            | Command::Pass(_)
-            | Command::Acct(_)
-            | Command::Rein
-            | Command::Quit
-            | Command::Noop
-            | Command::Syst
-            | Command::Feat
-            | Command::Opts { .. }
-            | Command::Help(_)
-            | Command::Stat(None)
-            | Command::Host(_)
-            | Command::Lang(_)
-            | Command::Csid(_)
-            | Command::Clnt(_)
-            | Command::Abor
-            | Command::Auth(_)
-            | Command::Pbsz(_)
-            | Command::Prot(_)
-            | Command::Ccc
-            | Command::Adat(_)
-            | Command::Conf(_)
-            | Command::Enc(_)
-            | Command::Mic(_)
-            | Command::NotImplemented(_)
-    )
 }
 
 async fn dispatch(s: &mut Session, cmd: Command, rename_from: Option<String>) -> Handled {

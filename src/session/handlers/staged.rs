@@ -27,30 +27,6 @@ pub(super) fn staged_target(s: &Session, path: &str) -> Option<String> {
         .map(|suffix| path[..path.len() - suffix.len()].to_string())
 }
 
-/// Commands that neither name a path nor move data: they leave a staged
-/// upload waiting for its rename.
-fn harmless(cmd: &Command) -> bool {
-    matches!(
-        cmd,
-        Command::Noop
-            | Command::Type(_)
-            | Command::Mode(_)
-            | Command::Stru(_)
-            | Command::Pwd
-            | Command::Syst
-            | Command::Feat
-            | Command::Opts { .. }
-            | Command::Help(_)
-            | Command::Stat(None)
-            | Command::Clnt(_)
-            | Command::Allo
-            | Command::Pasv
-            | Command::Epsv(_)
-            | Command::Port(_)
-            | Command::Eprt(_)
-    )
-}
-
 /// Handles `cmd` if it concerns the staged upload (its rename, or MFMT on its
 /// temporary name); otherwise settles the upload unless `cmd` is harmless, and
 /// returns None for the normal handler to run.
@@ -79,7 +55,7 @@ pub(super) async fn intercept(
         }
         _ => {}
     }
-    if !harmless(cmd) {
+    if !cmd.keeps_staged() {
         s.settle_staged().await;
     }
     None
