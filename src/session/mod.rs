@@ -76,11 +76,9 @@ pub struct Session {
     pub(crate) id: u64,
     pub(crate) peer: SocketAddr,
     pub(crate) local: SocketAddr,
-    /// Name given by USER, waiting for PASS.
-    pub(crate) pending_user: Option<String>,
-    pub(crate) user: Option<Arc<UserSpec>>,
-    pub(crate) vfs: Option<Vfs>,
-    pub(crate) cwd: String,
+    /// Who is logged in, if anyone: a logged-in session always has its
+    /// file view and working directory, and only a logged-in one has them.
+    pub(crate) login: Login,
     pub(crate) transfer_type: TransferType,
     /// Offset given by REST, used by the next RETR/STOR/APPE.
     pub(crate) rest: Option<u64>,
@@ -101,6 +99,22 @@ pub struct Session {
     /// The client sent OPTS UTF8 ON: names go out as UTF-8 even when
     /// S3FTP_LEGACY_ENCODING is set.
     pub(crate) utf8_on: bool,
+}
+
+/// See [`Session::login`].
+pub(crate) enum Login {
+    /// Nobody yet, or after REIN or a refused password.
+    Nobody,
+    /// USER given, waiting for PASS.
+    Named(String),
+    In(Account),
+}
+
+/// A logged-in user, their view of the tree and where they are in it.
+pub(crate) struct Account {
+    pub user: Arc<UserSpec>,
+    pub vfs: Vfs,
+    pub cwd: String,
 }
 
 /// See [`Session::staged`].
@@ -128,10 +142,7 @@ impl Session {
             id,
             peer,
             local,
-            pending_user: None,
-            user: None,
-            vfs: None,
-            cwd: "/".into(),
+            login: Login::Nobody,
             transfer_type: TransferType::default(),
             rest: None,
             rename_from: None,
@@ -166,7 +177,38 @@ impl Session {
     }
 
     fn user_name(&self) -> &str {
-        self.user.as_ref().map(|u| u.name.as_str()).unwrap_or("-")
+        self.user().map(|u| u.name.as_str()).unwrap_or("-")
+    }
+
+    pub(crate) fn logged_in(&self) -> bool {
+        matches!(self.login, Login::In(_))
+    }
+
+    pub(crate) fn user(&self) -> Option<&Arc<UserSpec>> {
+        match &self.login {
+            Login::In(account) => Some(&account.user),
+            _ => None,
+        }
+    }
+
+    /// The logged-in account, or the 530 reply.
+    pub(crate) fn account(&self) -> Result<&Account, Reply> {
+        match &self.login {
+            Login::In(account) => Ok(account),
+            _ => Err(Reply::new(ReplyCode::NotLoggedIn, "Not logged in.")),
+        }
+    }
+
+    pub(crate) fn account_mut(&mut self) -> Result<&mut Account, Reply> {
+        match &mut self.login {
+            Login::In(account) => Ok(account),
+            _ => Err(Reply::new(ReplyCode::NotLoggedIn, "Not logged in.")),
+        }
+    }
+
+    /// The working directory ("/" before login).
+    pub(crate) fn cwd(&self) -> &str {
+        self.account().map_or("/", |a| a.cwd.as_str())
     }
 
     /// Serves the connection until QUIT, disconnect, idle timeout or shutdown.
@@ -244,7 +286,7 @@ impl Session {
             // A connection that never logs in cannot hold its slot for long,
             // however busy it keeps the line (slowloris).
             let login_left = login_timeout.saturating_sub(connected.elapsed());
-            if self.user.is_none() && login_left.is_zero() {
+            if !self.logged_in() && login_left.is_zero() {
                 let bye = Reply::new(
                     ReplyCode::ServiceNotAvailable,
                     "Login timeout, closing control connection.",
@@ -252,7 +294,7 @@ impl Session {
                 let _ = conn.write_reply(&bye).await;
                 return;
             }
-            let wait = if self.user.is_none() {
+            let wait = if !self.logged_in() {
                 idle.min(login_left)
             } else if self.staged.is_some() {
                 idle.min(STAGED_WAIT)
@@ -277,8 +319,7 @@ impl Session {
                             continue;
                         }
                         Err(_) => {
-                            let why = if self.user.is_none() && connected.elapsed() >= login_timeout
-                            {
+                            let why = if !self.logged_in() && connected.elapsed() >= login_timeout {
                                 "Login timeout, closing control connection."
                             } else {
                                 "Idle timeout, closing control connection."

@@ -3,29 +3,34 @@
 use super::{reply, Handled};
 use crate::auth::UserSpec;
 use crate::protocol::{Reply, ReplyCode};
-use crate::session::{Outcome, Session};
+use crate::session::{Account, Login, Outcome, Session};
 use crate::vfs::{Permissions, Vfs};
 
 /// Longest delay before answering a failed login.
 const MAX_FAIL_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub(super) fn user(s: &mut Session, name: String) -> Handled {
-    if s.user.is_some() {
+    if s.logged_in() {
         // RFC 959 allows changing user: the old login ends here.
         s.reset();
     }
     let text = format!("Password required for {name}.");
-    s.pending_user = Some(name);
+    s.login = Login::Named(name);
     reply(ReplyCode::NeedPassword, text)
 }
 
 pub(super) async fn pass(s: &mut Session, password: String) -> Handled {
-    let Some(name) = s.pending_user.take() else {
-        return if s.user.is_some() {
-            reply(ReplyCode::CommandSuperfluous, "Already logged in.")
-        } else {
-            reply(ReplyCode::BadSequence, "Login with USER first.")
-        };
+    let name = match std::mem::replace(&mut s.login, Login::Nobody) {
+        Login::Named(name) => name,
+        other => {
+            let logged_in = matches!(other, Login::In(_));
+            s.login = other;
+            return if logged_in {
+                reply(ReplyCode::CommandSuperfluous, "Already logged in.")
+            } else {
+                reply(ReplyCode::BadSequence, "Login with USER first.")
+            };
+        }
     };
     let anonymous = match &s.shared.config.anonymous_home {
         Some(home) if matches!(name.to_ascii_lowercase().as_str(), "anonymous" | "ftp") => {
@@ -74,14 +79,16 @@ pub(super) async fn pass(s: &mut Session, password: String) -> Handled {
     tracing::Span::current().record("user", tracing::field::display(&name));
     tracing::info!(user = %name, "login");
     s.shared.metrics.login(true);
-    s.vfs = Some(vfs);
-    s.user = Some(user);
-    s.cwd = "/".into();
+    s.login = Login::In(Account {
+        user,
+        vfs,
+        cwd: "/".into(),
+    });
     reply(ReplyCode::UserLoggedIn, "User logged in, proceed.")
 }
 
 pub(super) fn acct(s: &Session) -> Handled {
-    if s.user.is_some() {
+    if s.logged_in() {
         reply(
             ReplyCode::CommandSuperfluous,
             "ACCT not needed: already logged in.",

@@ -38,7 +38,8 @@ pub(super) async fn rmda(s: &mut Session, arg: &str) -> Handled {
 
 /// The root and the directories the session is in cannot be removed.
 fn refuse_cwd_or_root(s: &Session, path: &str) -> Result<(), crate::protocol::Reply> {
-    let inside = path == "/" || s.cwd == path || s.cwd.starts_with(&format!("{path}/"));
+    let cwd = s.cwd();
+    let inside = path == "/" || cwd == path || cwd.starts_with(&format!("{path}/"));
     if inside {
         return Err(crate::protocol::Reply::new(
             ReplyCode::FileUnavailable,

@@ -95,7 +95,7 @@ pub(super) fn help(arg: Option<&str>) -> Handled {
 
 /// STAT without an argument: the session's status.
 pub(super) fn stat(s: &Session) -> Handled {
-    let user = match &s.user {
+    let user = match s.user() {
         Some(u) => format!("Logged in as {}", u.name),
         None => "Not logged in".to_string(),
     };
@@ -113,7 +113,7 @@ pub(super) fn stat(s: &Session) -> Handled {
         format!(" Connected from {}", s.peer.ip()),
         format!(" {user}"),
         format!(" TYPE: {type_name}, STRUcture: File, MODE: Stream"),
-        format!(" Working directory: {}", s.cwd),
+        format!(" Working directory: {}", s.cwd()),
         format!(" {data}"),
         "End of status.".into(),
     ];
@@ -143,7 +143,7 @@ pub(super) fn site(command: &str, _args: Option<&str>) -> Handled {
 
 /// HOST (RFC 7151): one virtual host, so any name is accepted before login.
 pub(super) fn host(s: &Session, host: &str) -> Handled {
-    if s.user.is_some() || s.pending_user.is_some() {
+    if !matches!(s.login, crate::session::Login::Nobody) {
         return reply(ReplyCode::BadSequence, "HOST must come before USER.");
     }
     if host.trim().is_empty() {

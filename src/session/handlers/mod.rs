@@ -39,7 +39,7 @@ pub(super) async fn handle_line(s: &mut Session, line: &[u8]) -> (&'static str, 
     };
     let verb = cmd.verb();
     tracing::debug!(command = verb, "command");
-    if s.user.is_none() && cmd.needs_login() {
+    if !s.logged_in() && cmd.needs_login() {
         let reply = Reply::new(
             ReplyCode::NotLoggedIn,
             "Please log in with USER and PASS first.",
@@ -147,19 +147,17 @@ async fn dispatch(s: &mut Session, cmd: Command, rename_from: Option<String>) ->
 
 impl Session {
     pub(super) fn vfs(&self) -> Result<&Vfs, Reply> {
-        self.vfs
-            .as_ref()
-            .ok_or_else(|| Reply::new(ReplyCode::NotLoggedIn, "Not logged in."))
+        self.account().map(|a| &a.vfs)
     }
 
     /// The virtual path an argument names.
     pub(super) fn resolve(&self, arg: &str) -> Result<String, Reply> {
-        Ok(path::resolve(&self.cwd, arg)?)
+        Ok(path::resolve(self.cwd(), arg)?)
     }
 
     /// The virtual path of something to create; see [`path::resolve_new`].
     pub(super) fn resolve_new(&self, arg: &str, dir_ok: bool) -> Result<String, Reply> {
-        Ok(path::resolve_new(&self.cwd, arg, dir_ok)?)
+        Ok(path::resolve_new(self.cwd(), arg, dir_ok)?)
     }
 
     pub(super) async fn stat(&self, path: &str) -> Result<Metadata, Reply> {
@@ -167,8 +165,6 @@ impl Session {
     }
 
     pub(super) fn writable(&self) -> bool {
-        self.vfs
-            .as_ref()
-            .is_some_and(|v| !v.permissions().read_only)
+        self.account().is_ok_and(|a| !a.vfs.permissions().read_only)
     }
 }

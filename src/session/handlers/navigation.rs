@@ -8,7 +8,7 @@ use crate::session::Session;
 pub(super) fn pwd(s: &Session) -> Handled {
     reply(
         ReplyCode::PathCreated,
-        format!("{} is the current directory.", quote_path(&s.cwd)),
+        format!("{} is the current directory.", quote_path(s.cwd())),
     )
 }
 
@@ -18,6 +18,6 @@ pub(super) async fn cwd(s: &mut Session, arg: &str) -> Handled {
         return reply(ReplyCode::FileUnavailable, "Not a directory.");
     }
     let text = format!("Directory changed to {path}.");
-    s.cwd = path;
+    s.account_mut()?.cwd = path;
     reply(ReplyCode::FileActionOkay, text)
 }

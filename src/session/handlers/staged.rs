@@ -85,7 +85,7 @@ impl Session {
         let (temp, target, modified) =
             (staged.temp.clone(), staged.target.clone(), staged.modified);
         let sink = staged.into_sink();
-        let Some(vfs) = self.vfs.as_ref() else {
+        let Ok(vfs) = self.account().map(|a| &a.vfs) else {
             let _ = sink.abort().await;
             return;
         };
