@@ -70,6 +70,18 @@ pub enum Outcome {
     UpgradeTls(Reply),
 }
 
+impl Outcome {
+    /// The code of the final reply, when it is known now (a transfer's comes
+    /// at its end).
+    fn final_code(&self) -> Option<ReplyCode> {
+        match self {
+            Outcome::Reply(r) | Outcome::Close(r) | Outcome::UpgradeTls(r) => Some(r.code),
+            Outcome::ControlListing { code, .. } => Some(*code),
+            Outcome::Transfer(_) => None,
+        }
+    }
+}
+
 /// The state of one control connection.
 pub struct Session {
     pub(crate) shared: Arc<Shared>,
@@ -352,32 +364,26 @@ impl Session {
                     handled
                 }
             };
-            let metrics = self.shared.metrics.clone();
+            // Every command is counted once, with its final reply's code; a
+            // transfer's comes when it ends (`supervise`).
+            if let Some(code) = outcome.final_code() {
+                self.shared.metrics.command(verb, code);
+            }
             let keep_going = match outcome {
-                Outcome::Reply(reply) => {
-                    metrics.command(verb, reply.code);
-                    conn.write_reply(&reply).await.is_ok()
-                }
+                Outcome::Reply(reply) => conn.write_reply(&reply).await.is_ok(),
                 Outcome::Close(reply) => {
-                    metrics.command(verb, reply.code);
                     let _ = conn.write_reply(&reply).await;
                     false
                 }
-                Outcome::UpgradeTls(reply) => {
-                    metrics.command(verb, reply.code);
-                    self.upgrade(conn, &reply).await
-                }
+                Outcome::UpgradeTls(reply) => self.upgrade(conn, &reply).await,
                 Outcome::ControlListing {
                     code,
                     header,
                     pages,
                     format,
-                } => {
-                    metrics.command(verb, code);
-                    write_control_listing(conn, code, header, pages, format)
-                        .await
-                        .is_ok()
-                }
+                } => write_control_listing(conn, code, header, pages, format)
+                    .await
+                    .is_ok(),
                 // The transfer records its command with the final reply.
                 Outcome::Transfer(t) => self.supervise(conn, &mut queue, t).await,
             };
