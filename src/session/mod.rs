@@ -289,23 +289,41 @@ impl Session {
     }
 
     async fn serve(&mut self, conn: &mut ControlConnection, shutdown: &CancellationToken) {
-        let config = &self.shared.config;
-        let (idle, login_timeout) = (config.idle_timeout, config.login_timeout);
-        let mut throttle = CommandThrottle::new(config.max_commands_per_second);
+        let mut throttle = CommandThrottle::new(self.shared.config.max_commands_per_second);
         let connected = Instant::now();
         let mut queue: VecDeque<Frame> = VecDeque::new();
+        loop {
+            let frame = match queue.pop_front() {
+                Some(frame) => frame,
+                None => match self.next_frame(conn, shutdown, connected).await {
+                    Some(frame) => frame,
+                    None => return,
+                },
+            };
+            throttle.wait().await;
+            let (verb, outcome) = self.handle_frame(conn, frame).await;
+            if !self.act(conn, &mut queue, verb, outcome).await {
+                return;
+            }
+        }
+    }
+
+    /// The next frame from the client, or None when the session ends here
+    /// (the client left, or a timeout or shutdown, already told with 421).
+    async fn next_frame(
+        &mut self,
+        conn: &mut ControlConnection,
+        shutdown: &CancellationToken,
+        connected: Instant,
+    ) -> Option<Frame> {
+        let (idle, login_timeout) = (
+            self.shared.config.idle_timeout,
+            self.shared.config.login_timeout,
+        );
         loop {
             // A connection that never logs in cannot hold its slot for long,
             // however busy it keeps the line (slowloris).
             let login_left = login_timeout.saturating_sub(connected.elapsed());
-            if !self.logged_in() && login_left.is_zero() {
-                let bye = Reply::new(
-                    ReplyCode::ServiceNotAvailable,
-                    "Login timeout, closing control connection.",
-                );
-                let _ = conn.write_reply(&bye).await;
-                return;
-            }
             let wait = if !self.logged_in() {
                 idle.min(login_left)
             } else if self.staged.is_some() {
@@ -313,83 +331,89 @@ impl Session {
             } else {
                 idle
             };
-            let frame = match queue.pop_front() {
-                Some(f) => f,
-                None => {
-                    let next = tokio::select! {
-                        _ = shutdown.cancelled() => {
-                            let bye = Reply::new(ReplyCode::ServiceNotAvailable, "Server shutting down.");
-                            let _ = conn.write_reply(&bye).await;
-                            return;
-                        }
-                        r = tokio::time::timeout(wait, conn.read_frame()) => r,
-                    };
-                    match next {
-                        Err(_) if self.staged.is_some() => {
-                            // No rename came: the upload takes its temporary name.
-                            self.settle_staged().await;
-                            continue;
-                        }
-                        Err(_) => {
-                            let why = if !self.logged_in() && connected.elapsed() >= login_timeout {
-                                "Login timeout, closing control connection."
-                            } else {
-                                "Idle timeout, closing control connection."
-                            };
-                            let _ = conn
-                                .write_reply(&Reply::new(ReplyCode::ServiceNotAvailable, why))
-                                .await;
-                            return;
-                        }
-                        Ok(Ok(Some(f))) => f,
-                        Ok(Ok(None)) | Ok(Err(_)) => return,
+            let why = if !self.logged_in() && login_left.is_zero() {
+                "Login timeout, closing control connection."
+            } else {
+                let next = tokio::select! {
+                    _ = shutdown.cancelled() => Err(None),
+                    r = tokio::time::timeout(wait, conn.read_frame()) => r.map_err(Some),
+                };
+                match next {
+                    Ok(Ok(Some(frame))) => return Some(frame),
+                    Ok(Ok(None)) | Ok(Err(_)) => return None,
+                    Err(None) => "Server shutting down.",
+                    Err(Some(_)) if self.staged.is_some() => {
+                        // No rename came: the upload takes its temporary name.
+                        self.settle_staged().await;
+                        continue;
                     }
+                    Err(Some(_)) if !self.logged_in() && connected.elapsed() >= login_timeout => {
+                        "Login timeout, closing control connection."
+                    }
+                    Err(Some(_)) => "Idle timeout, closing control connection.",
                 }
             };
-            throttle.wait().await;
-            let (verb, outcome) = match frame {
-                Frame::TooLong => (
-                    "invalid",
-                    Outcome::Reply(Reply::new(ReplyCode::SyntaxError, "Command line too long.")),
-                ),
-                Frame::Line(line) => {
-                    let line = self
-                        .shared
-                        .config
-                        .legacy_encoding
-                        .decode(&line)
-                        .into_owned();
-                    let handled = handlers::handle_line(self, &line).await;
-                    conn.set_names(self.names_out());
-                    handled
-                }
-            };
-            // Every command is counted once, with its final reply's code; a
-            // transfer's comes when it ends (`supervise`).
-            if let Some(code) = outcome.final_code() {
-                self.shared.metrics.command(verb, code);
+            let _ = conn
+                .write_reply(&Reply::new(ReplyCode::ServiceNotAvailable, why))
+                .await;
+            return None;
+        }
+    }
+
+    /// Parses and handles one frame: the verb (for metrics) and what to do.
+    async fn handle_frame(
+        &mut self,
+        conn: &mut ControlConnection,
+        frame: Frame,
+    ) -> (&'static str, Outcome) {
+        match frame {
+            Frame::TooLong => (
+                "invalid",
+                Outcome::Reply(Reply::new(ReplyCode::SyntaxError, "Command line too long.")),
+            ),
+            Frame::Line(line) => {
+                let line = self
+                    .shared
+                    .config
+                    .legacy_encoding
+                    .decode(&line)
+                    .into_owned();
+                let handled = handlers::handle_line(self, &line).await;
+                conn.set_names(self.names_out());
+                handled
             }
-            let keep_going = match outcome {
-                Outcome::Reply(reply) => conn.write_reply(&reply).await.is_ok(),
-                Outcome::Close(reply) => {
-                    let _ = conn.write_reply(&reply).await;
-                    false
-                }
-                Outcome::UpgradeTls(reply) => self.upgrade(conn, &reply).await,
-                Outcome::ControlListing {
-                    code,
-                    header,
-                    pages,
-                    format,
-                } => write_control_listing(conn, code, header, pages, format)
-                    .await
-                    .is_ok(),
-                // The transfer records its command with the final reply.
-                Outcome::Transfer(t) => self.supervise(conn, &mut queue, t).await,
-            };
-            if !keep_going {
-                return;
+        }
+    }
+
+    /// Carries out a handler's outcome; false when the session must end.
+    async fn act(
+        &mut self,
+        conn: &mut ControlConnection,
+        queue: &mut VecDeque<Frame>,
+        verb: &'static str,
+        outcome: Outcome,
+    ) -> bool {
+        // Every command is counted once, with its final reply's code; a
+        // transfer's comes when it ends (`supervise`).
+        if let Some(code) = outcome.final_code() {
+            self.shared.metrics.command(verb, code);
+        }
+        match outcome {
+            Outcome::Reply(reply) => conn.write_reply(&reply).await.is_ok(),
+            Outcome::Close(reply) => {
+                let _ = conn.write_reply(&reply).await;
+                false
             }
+            Outcome::UpgradeTls(reply) => self.upgrade(conn, &reply).await,
+            Outcome::ControlListing {
+                code,
+                header,
+                pages,
+                format,
+            } => write_control_listing(conn, code, header, pages, format)
+                .await
+                .is_ok(),
+            Outcome::Transfer(t) => self.supervise(conn, queue, t).await,
         }
     }
 
