@@ -98,6 +98,65 @@ impl Supervisor {
         }
     }
 
+    async fn on_event(
+        &mut self,
+        conn: &mut ControlConnection,
+        queue: &mut VecDeque<Frame>,
+        event: TransferEvent,
+    ) {
+        match event {
+            TransferEvent::Reply(reply) => {
+                if conn.write_reply(&reply).await.is_err() {
+                    self.control_gone();
+                }
+            }
+            TransferEvent::MayCommit(answer) => {
+                let yes = self.settle(conn, queue).await;
+                let _ = answer.send(yes);
+            }
+        }
+    }
+
+    /// Writes the transfer's final reply and what follows it (ABOR's 226,
+    /// QUIT's 221, shutdown's 421); false when the session must end.
+    async fn answer(&self, conn: &mut ControlConnection, reply: &Reply, aborted: bool) -> bool {
+        if !self.control_open {
+            return false;
+        }
+        if self.stopping && aborted {
+            let aborted = Reply::new(
+                ReplyCode::ConnectionClosedTransferAborted,
+                "Server shutting down; transfer aborted.",
+            );
+            let bye = Reply::new(ReplyCode::ServiceNotAvailable, "Server shutting down.");
+            let _ = conn.write_reply(&aborted).await;
+            let _ = conn.write_reply(&bye).await;
+            return false;
+        }
+        if conn.write_reply(reply).await.is_err() {
+            return false;
+        }
+        if self.abor {
+            // RFC 959: ABOR is answered 226 after the transfer's own reply,
+            // whether it cut the transfer (426 then) or came too late.
+            let text = if aborted {
+                "ABOR command successful."
+            } else {
+                "ABOR: the transfer had already completed."
+            };
+            let done = Reply::new(ReplyCode::ClosingDataConnection, text);
+            if conn.write_reply(&done).await.is_err() {
+                return false;
+            }
+        }
+        if self.quit_after {
+            let bye = Reply::new(ReplyCode::ClosingControlConnection, "Goodbye.");
+            let _ = conn.write_reply(&bye).await;
+            return false;
+        }
+        true
+    }
+
     /// The commit decision. Reads whatever the client has sent (asking the
     /// kernel, not only the event loop, see `control_socket`) and answers true
     /// only if the control connection is open and no ABOR came. A live client
@@ -168,11 +227,32 @@ impl Session {
             stopping: false,
             commit_wait: self.shared.config.commit_wait,
         };
-        let (events_tx, mut events) = mpsc::channel::<TransferEvent>(2);
-        let ctx = TransferContext {
+        let (events_tx, events) = mpsc::channel::<TransferEvent>(2);
+        let ctx = self.transfer_context(&sup, events_tx);
+        // The transfer's own logs (and the store's) carry the session's span.
+        let task = tokio::spawn(tracing::Instrument::in_current_span(transfer.run(ctx)));
+        let result = self.run_beside(&mut sup, conn, queue, task, events).await;
+        self.record_transfer(&sup, &result, upload, started);
+        if let (Some(sink), Some(target)) = (result.deferred, staged_for) {
+            self.staged = Some(StagedUpload {
+                temp: sup.path.clone(),
+                target,
+                sink: std::sync::Mutex::new(sink),
+                modified: None,
+            });
+        }
+        sup.answer(conn, &result.reply, result.aborted).await
+    }
+
+    fn transfer_context(
+        &self,
+        sup: &Supervisor,
+        events: mpsc::Sender<TransferEvent>,
+    ) -> TransferContext {
+        TransferContext {
             cancel: sup.cancel.clone(),
             progress: sup.progress.clone(),
-            events: events_tx,
+            events,
             timeout: self.shared.config.data_timeout,
             tls: self
                 .shared
@@ -182,9 +262,19 @@ impl Session {
                 .map(|t| t.acceptors().data),
             require_reuse: self.shared.config.tls_require_reuse,
             names: self.names_out(),
-        };
-        // The transfer's own logs (and the store's) carry the session's span.
-        let mut task = tokio::spawn(tracing::Instrument::in_current_span(transfer.run(ctx)));
+        }
+    }
+
+    /// Serves the control connection and the transfer's events until the
+    /// transfer's task ends; its result.
+    async fn run_beside(
+        &self,
+        sup: &mut Supervisor,
+        conn: &mut ControlConnection,
+        queue: &mut VecDeque<Frame>,
+        mut task: tokio::task::JoinHandle<TransferResult>,
+        mut events: mpsc::Receiver<TransferEvent>,
+    ) -> TransferResult {
         let result = loop {
             tokio::select! {
                 biased;
@@ -192,17 +282,7 @@ impl Session {
                     sup.stopping = true;
                     sup.cancel.cancel();
                 }
-                Some(event) = events.recv() => match event {
-                    TransferEvent::Reply(reply) => {
-                        if conn.write_reply(&reply).await.is_err() {
-                            sup.control_gone();
-                        }
-                    }
-                    TransferEvent::MayCommit(answer) => {
-                        let yes = sup.settle(conn, queue).await;
-                        let _ = answer.send(yes);
-                    }
-                },
+                Some(event) = events.recv() => sup.on_event(conn, queue, event).await,
                 joined = &mut task => {
                     break joined.unwrap_or_else(|e| TransferResult {
                         reply: Reply::new(ReplyCode::LocalError, format!("Transfer failed: {e}.")),
@@ -227,51 +307,7 @@ impl Session {
                 }
             }
         }
-        self.record_transfer(&sup, &result, upload, started);
-        if let (Some(sink), Some(target)) = (result.deferred, staged_for) {
-            self.staged = Some(StagedUpload {
-                temp: sup.path.clone(),
-                target,
-                sink: std::sync::Mutex::new(sink),
-                modified: None,
-            });
-        }
-        if !sup.control_open {
-            return false;
-        }
-        if sup.stopping && result.aborted {
-            let aborted = Reply::new(
-                ReplyCode::ConnectionClosedTransferAborted,
-                "Server shutting down; transfer aborted.",
-            );
-            let bye = Reply::new(ReplyCode::ServiceNotAvailable, "Server shutting down.");
-            let _ = conn.write_reply(&aborted).await;
-            let _ = conn.write_reply(&bye).await;
-            return false;
-        }
-        if conn.write_reply(&result.reply).await.is_err() {
-            return false;
-        }
-        if sup.abor {
-            // RFC 959: ABOR is answered 226 after the transfer's own reply,
-            // whether it cut the transfer (426 then) or came too late.
-            let text = if result.aborted {
-                "ABOR command successful."
-            } else {
-                "ABOR: the transfer had already completed."
-            };
-            let done = Reply::new(ReplyCode::ClosingDataConnection, text);
-            if conn.write_reply(&done).await.is_err() {
-                return false;
-            }
-        }
-        if sup.quit_after {
-            let _ = conn
-                .write_reply(&Reply::new(ReplyCode::ClosingControlConnection, "Goodbye."))
-                .await;
-            return false;
-        }
-        true
+        result
     }
 
     fn record_transfer(
