@@ -4,13 +4,15 @@
 //! OpenDAL provides the services; this file adds what the storage contract in
 //! `storage/mod.rs` asks for on top of them, the same on both: real
 //! directories (markers on memory, folders on fs), parent checks, atomic
-//! uploads (`sink.rs`) and the key rules. What differs (confinement, renames,
-//! where times are kept) is each service's [`Flavour`]. OpenDAL paths end with
-//! `/` for directories; our keys never do, so every call goes through
-//! [`dir_path`] or the plain key. OpenDAL errors become ours by `?` (`error.rs`).
+//! uploads (`sink.rs`), paged listings (`listing.rs`) and the key rules. What
+//! differs (confinement, renames, where times are kept) is each service's
+//! [`Flavour`]. OpenDAL paths end with `/` for directories; our keys never do,
+//! so every call goes through [`dir_path`] or the plain key. OpenDAL errors
+//! become ours by `?` (`error.rs`).
 
 mod error;
 mod folder;
+mod listing;
 mod memory;
 mod sink;
 
@@ -18,7 +20,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use ::opendal::{EntryMode, Lister, Operator, Writer};
+use ::opendal::{EntryMode, Operator, Writer};
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 
@@ -26,17 +28,14 @@ use self::error::{io_error, is_missing};
 use self::sink::OpendalSink;
 use super::staging::Sweep;
 use super::{
-    Backend, ByteStream, Entry, EntryKind, EntryPages, Metadata, Result, StorageError, Times,
-    UploadSink, WriteOptions,
+    Backend, ByteStream, EntryKind, EntryPages, Metadata, Result, StorageError, Times, UploadSink,
+    WriteOptions,
 };
 
 /// The hidden folder inside an fs root where uploads are written before
 /// commit. Hidden from listings and reserved on both services: no key may
 /// start with it.
 pub const PARTIAL_DIR: &str = ".s3ftp-partial";
-
-/// Entries per listing page.
-const PAGE_SIZE: usize = 1000;
 
 /// A storage back end on an OpenDAL service (the local folder or memory).
 #[derive(Clone, Debug)]
@@ -195,41 +194,6 @@ impl OpendalBackend {
         Ok(false)
     }
 
-    /// Turns one OpenDAL listing entry of directory `dir` into ours.
-    async fn to_entry(&self, dir: &str, entry: ::opendal::Entry) -> Result<Option<Entry>> {
-        let path = entry.path();
-        let rel = path.trim_end_matches('/');
-        if rel.is_empty() || rel == dir {
-            return Ok(None);
-        }
-        let name = rel.rsplit('/').next().unwrap_or(rel);
-        if name.is_empty() || (dir.is_empty() && name == PARTIAL_DIR) {
-            return Ok(None);
-        }
-        let m = entry.metadata();
-        let meta = match m.mode() {
-            EntryMode::DIR => dir_meta(m),
-            EntryMode::FILE => {
-                let meta = self.file_meta(rel, m);
-                if meta.modified.is_none() {
-                    // The lister gave no time (fs; memory files always have
-                    // a kept one): ask for it.
-                    match self.stat_entry(rel).await? {
-                        Some(m) => m,
-                        None => return Ok(None),
-                    }
-                } else {
-                    meta
-                }
-            }
-            EntryMode::Unknown => return Ok(None),
-        };
-        Ok(Some(Entry {
-            name: name.to_string(),
-            meta,
-        }))
-    }
-
     /// Streams the first `len` bytes of `key` into `writer`.
     async fn copy_prefix(&self, key: &str, len: u64, writer: &mut Writer) -> Result<()> {
         let reader = self.op().reader(key).await?;
@@ -296,12 +260,7 @@ impl Backend for OpendalBackend {
             dir_path(dir)
         };
         let lister = self.op().lister(&path).await?;
-        let state = ListState {
-            backend: self.clone(),
-            dir: dir.to_string(),
-            lister,
-        };
-        Ok(futures::stream::unfold(Some(state), next_page).boxed())
+        Ok(listing::pages(self.clone(), dir, lister))
     }
 
     async fn read(&self, key: &str, offset: u64) -> Result<ByteStream> {
@@ -410,36 +369,6 @@ impl Backend for OpendalBackend {
 
     async fn check(&self) -> Result<()> {
         self.flavour().check().await
-    }
-}
-
-struct ListState {
-    backend: OpendalBackend,
-    dir: String,
-    lister: Lister,
-}
-
-/// Produces the next page of a listing; `None` state means the listing ended.
-async fn next_page(state: Option<ListState>) -> Option<(Result<Vec<Entry>>, Option<ListState>)> {
-    let mut st = state?;
-    let mut page = Vec::new();
-    loop {
-        match st.lister.next().await {
-            None => {
-                return (!page.is_empty()).then_some((Ok(page), None));
-            }
-            Some(Err(e)) => return Some((Err(e.into()), None)),
-            Some(Ok(entry)) => match st.backend.to_entry(&st.dir, entry).await {
-                Ok(Some(entry)) => {
-                    page.push(entry);
-                    if page.len() >= PAGE_SIZE {
-                        return Some((Ok(page), Some(st)));
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => return Some((Err(e), None)),
-            },
-        }
     }
 }
 
