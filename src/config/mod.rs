@@ -1,0 +1,429 @@
+//! Configuration from `S3FTP_*` environment variables. `vars.rs` declares
+//! every variable once (name, type, default, help) and generates
+//! [`VARIABLES`], which fills in defaults, prints `--help` and is checked
+//! against the README and .env.example. Each variable is parsed by its own
+//! typed parser, then checked by section (listeners, uploads, users, TLS,
+//! sessions, logging); errors name the variable.
+
+mod listeners;
+mod sessions;
+mod tls;
+mod uploads;
+mod users;
+mod vars;
+mod warnings;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use crate::auth::UserSpec;
+use crate::datachan::proxy::ProxyPolicy;
+use crate::guard::GuardSettings;
+use crate::tls::CertSource;
+use crate::vfs::mount::MountSpec;
+
+pub use vars::{Variable, VARIABLES};
+pub use warnings::{is_loopback, is_private};
+
+use vars::Raw;
+
+pub const PREFIX: &str = "S3FTP_";
+
+/// Why the configuration is refused. The message names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {reason}")]
+pub struct ConfigError {
+    pub var: String,
+    pub reason: String,
+}
+
+fn invalid(var: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var: var.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub pasv_ports: Option<RangeInclusive<u16>>,
+    pub pasv_address: Option<String>,
+    pub mounts: Vec<MountSpec>,
+    pub users: Vec<UserSpec>,
+    pub part_size_mib: usize,
+    pub upload_concurrency: usize,
+    pub upload_memory_mib: usize,
+    /// S3FTP_DIR_CACHE_SECS (zero: off).
+    pub dir_cache: Duration,
+    /// S3FTP_UPLOAD_SWEEP_AGE (zero: no sweeping).
+    pub upload_sweep_age: Duration,
+    pub rename_overwrite: bool,
+    /// Upload-then-rename suffixes (S3FTP_TEMP_SUFFIXES), each non-empty.
+    pub temp_suffixes: Vec<String>,
+    /// S3FTP_LEGACY_ENCODING; the default is UTF-8 only.
+    pub legacy_encoding: crate::protocol::names::NameEncoding,
+    /// Home of anonymous (read-only) logins; None: anonymous login is off.
+    pub anonymous_home: Option<String>,
+    /// Where the TLS certificate comes from; None: no FTPS.
+    pub tls: Option<CertSource>,
+    pub tls_implicit_listen: Option<SocketAddr>,
+    /// The monitoring HTTP listener; None: off.
+    pub metrics_listen: Option<SocketAddr>,
+    /// PROXY protocol headers expected from a load balancer.
+    pub proxy: ProxyPolicy,
+    pub tls_require_reuse: bool,
+    pub require_tls: bool,
+    pub idle_timeout: Duration,
+    pub login_timeout: Duration,
+    /// 0: no limit.
+    pub max_commands_per_second: u32,
+    pub data_timeout: Duration,
+    /// S3FTP_COMMIT_WAIT_US.
+    pub commit_wait: Duration,
+    pub max_sessions: usize,
+    pub guard: GuardSettings,
+    /// Delay before a failed login's reply, times the failures so far.
+    pub login_fail_delay: Duration,
+    /// How long transfers may go on after a shutdown signal.
+    pub shutdown_grace: Duration,
+    pub banner: String,
+    pub log: String,
+    /// One JSON object per log line instead of text.
+    pub log_json: bool,
+    /// Every variable's value as given or defaulted, secrets redacted, in
+    /// [`VARIABLES`] order: what the start-up self-check prints.
+    pub effective: Vec<Setting>,
+}
+
+/// One variable's effective value, for display.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setting {
+    pub name: &'static str,
+    /// Redacted where it holds secrets (user hashes, S3 secret keys).
+    pub value: String,
+    pub is_default: bool,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_vars(std::env::vars())
+    }
+
+    /// Reads the given variables (tests pass their own); unset ones get their
+    /// default, unknown `S3FTP_*` names are refused so a typo cannot go unseen.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let values = with_defaults(vars)?;
+        let mut config = validate(Raw::read(&values)?)?;
+        config.effective = effective(&values);
+        Ok(config)
+    }
+}
+
+/// Every variable's text: the given value, else its default. Other variables
+/// are dropped, except that unknown `S3FTP_*` names (`S3FTP_TEST_*` aside)
+/// are refused.
+fn with_defaults<I, K, V>(vars: I) -> Result<HashMap<String, String>, ConfigError>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: Into<String>,
+    V: Into<String>,
+{
+    let mut values: HashMap<String, String> = VARIABLES
+        .iter()
+        .map(|v| (v.name.to_string(), v.default.to_string()))
+        .collect();
+    for (k, v) in vars {
+        let k = k.into();
+        if !k.starts_with(PREFIX) {
+            continue;
+        }
+        if !values.contains_key(&k) {
+            if k.starts_with("S3FTP_TEST_") {
+                continue;
+            }
+            return Err(invalid(&k, "unknown variable (see s3ftp --help)"));
+        }
+        values.insert(k, v.into());
+    }
+    Ok(values)
+}
+
+/// The configuration, checked section by section.
+fn validate(raw: Raw) -> Result<Config, ConfigError> {
+    let net = listeners::check(&raw)?;
+    let up = uploads::check(&raw)?;
+    let who = users::check(&raw)?;
+    let tls = tls::check(&raw, net.tls_implicit_listen.is_some())?;
+    let s = sessions::check(&raw)?;
+    let log_json = log_json(&raw.log_format)?;
+    Ok(Config {
+        listen: net.listen,
+        pasv_ports: net.pasv_ports,
+        pasv_address: net.pasv_address,
+        mounts: up.mounts,
+        users: who.users,
+        part_size_mib: up.part_size_mib,
+        upload_concurrency: up.upload_concurrency,
+        upload_memory_mib: up.upload_memory_mib,
+        dir_cache: up.dir_cache,
+        upload_sweep_age: up.upload_sweep_age,
+        rename_overwrite: up.rename_overwrite,
+        temp_suffixes: up.temp_suffixes,
+        legacy_encoding: up.legacy_encoding,
+        anonymous_home: who.anonymous_home,
+        tls,
+        tls_implicit_listen: net.tls_implicit_listen,
+        metrics_listen: net.metrics_listen,
+        proxy: net.proxy,
+        tls_require_reuse: raw.tls_require_reuse,
+        require_tls: raw.require_tls,
+        idle_timeout: s.idle_timeout,
+        login_timeout: s.login_timeout,
+        max_commands_per_second: s.max_commands_per_second,
+        data_timeout: s.data_timeout,
+        commit_wait: s.commit_wait,
+        max_sessions: s.max_sessions,
+        guard: who.guard,
+        login_fail_delay: who.login_fail_delay,
+        shutdown_grace: s.shutdown_grace,
+        banner: raw.banner,
+        log: raw.log,
+        log_json,
+        effective: Vec::new(),
+    })
+}
+
+/// S3FTP_LOG_FORMAT: true for one JSON object per line.
+fn log_json(format: &str) -> Result<bool, ConfigError> {
+    match format.trim() {
+        "text" => Ok(false),
+        "json" => Ok(true),
+        other => Err(invalid(
+            "S3FTP_LOG_FORMAT",
+            format!("{other:?}: use text or json"),
+        )),
+    }
+}
+
+/// Every variable's value for display, in [`VARIABLES`] order.
+fn effective(values: &HashMap<String, String>) -> Vec<Setting> {
+    VARIABLES
+        .iter()
+        .map(|v| {
+            let value = values.get(v.name).map_or("", String::as_str);
+            Setting {
+                name: v.name,
+                is_default: value == v.default,
+                value: redact_setting(v.name, value),
+            }
+        })
+        .collect()
+}
+
+/// Hides what must not reach logs: user hashes, S3 secret keys in mount URIs.
+fn redact_setting(name: &str, value: &str) -> String {
+    match name {
+        "S3FTP_USERS" if !value.trim().is_empty() => "(set, not shown)".into(),
+        "S3FTP_MOUNTS" => value
+            .split(',')
+            .map(crate::storage::s3::redact)
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => value.to_string(),
+    }
+}
+
+/// The text of `s3ftp --help`: usage and every variable with its default.
+pub fn help_text() -> String {
+    let mut out = String::from(
+        "s3ftp: an FTP server that stores files in object stores or a local folder.\n\n\
+         Usage:\n  s3ftp                  run the server (configured by the variables below)\n  \
+         s3ftp hash-password    read a password on stdin, print its argon2id hash\n  \
+         s3ftp config           print the effective configuration and exit\n  \
+         s3ftp --help           this text\n\nEnvironment variables (default in brackets):\n",
+    );
+    for v in VARIABLES {
+        out.push_str(&format!("  {} [{}]\n      {}\n", v.name, v.default, v.help));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_vars(Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:2121".parse().unwrap());
+        assert_eq!(c.mounts[0].uri, "fs://./data");
+        assert_eq!(c.pasv_ports, None);
+        assert_eq!(c.idle_timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let e = Config::from_vars([("S3FTP_LISTEN", "nope")]).unwrap_err();
+        assert_eq!(e.var, "S3FTP_LISTEN");
+        let e = Config::from_vars([("S3FTP_PASV_PORTS", "60000-50000")]).unwrap_err();
+        assert_eq!(e.var, "S3FTP_PASV_PORTS");
+        let e = Config::from_vars([("S3FTP_IDLE_TIMEOUT", "soon")]).unwrap_err();
+        assert_eq!(e.var, "S3FTP_IDLE_TIMEOUT");
+        assert!(e.to_string().contains("soon"), "{e}");
+        let e = Config::from_vars([("S3FTP_MOUNTS", "data")]).unwrap_err();
+        assert_eq!(e.var, "S3FTP_MOUNTS");
+        let e = Config::from_vars([("S3FTP_LISTN", "x")]).unwrap_err();
+        assert_eq!(e.var, "S3FTP_LISTN");
+    }
+
+    #[test]
+    fn temp_suffixes() {
+        let c = Config::from_vars(Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(c.temp_suffixes, [".filepart"]);
+        let c = Config::from_vars([("S3FTP_TEMP_SUFFIXES", " .filepart, .tmp ,,")]).unwrap();
+        assert_eq!(c.temp_suffixes, [".filepart", ".tmp"]);
+        let c = Config::from_vars([("S3FTP_TEMP_SUFFIXES", "")]).unwrap();
+        assert!(c.temp_suffixes.is_empty());
+        let e = Config::from_vars([("S3FTP_TEMP_SUFFIXES", ".part/x")]).unwrap_err();
+        assert_eq!(e.var, "S3FTP_TEMP_SUFFIXES");
+    }
+
+    #[test]
+    fn legacy_encoding() {
+        let c = Config::from_vars(Vec::<(String, String)>::new()).unwrap();
+        assert!(!c.legacy_encoding.is_legacy());
+        let c = Config::from_vars([("S3FTP_LEGACY_ENCODING", "gbk")]).unwrap();
+        assert_eq!(c.legacy_encoding.name(), "GBK");
+        for bad in ["utf-8", "ebcdic-nope"] {
+            let e = Config::from_vars([("S3FTP_LEGACY_ENCODING", bad)]).unwrap_err();
+            assert_eq!(e.var, "S3FTP_LEGACY_ENCODING");
+        }
+    }
+
+    #[test]
+    fn tls_settings_are_checked_together() {
+        let e = Config::from_vars([("S3FTP_TLS_CERT", "/c.pem")]).unwrap_err();
+        assert_eq!(e.var, "S3FTP_TLS_KEY");
+        let e = Config::from_vars([("S3FTP_REQUIRE_TLS", "true")]).unwrap_err();
+        assert_eq!(e.var, "S3FTP_REQUIRE_TLS");
+        let e = Config::from_vars([("S3FTP_TLS_IMPLICIT_LISTEN", "127.0.0.1:990")]).unwrap_err();
+        assert_eq!(e.var, "S3FTP_TLS_IMPLICIT_LISTEN");
+        let c = Config::from_vars([("S3FTP_TLS_SELF_SIGNED", "true")]).unwrap();
+        assert_eq!(c.tls, Some(CertSource::SelfSigned));
+    }
+
+    #[test]
+    fn port_range() {
+        let c = Config::from_vars([("S3FTP_PASV_PORTS", "50000-50100")]).unwrap();
+        assert_eq!(c.pasv_ports, Some(50000..=50100));
+        assert!(Config::from_vars([("S3FTP_PASV_PORTS", "21-30")]).is_err());
+    }
+
+    #[test]
+    fn readme_lists_every_variable_with_its_default() {
+        let readme = include_str!("../../README.md");
+        for v in VARIABLES {
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", v.name)))
+                .unwrap_or_else(|| panic!("README has no row for {}", v.name));
+            if !v.default.is_empty() {
+                assert!(
+                    row.contains(&format!("`{}`", v.default)),
+                    "README default of {}",
+                    v.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn help_lists_every_variable() {
+        let text = help_text();
+        for v in VARIABLES {
+            assert!(text.contains(v.name));
+        }
+    }
+
+    #[test]
+    fn effective_settings_hide_secrets_and_mark_defaults() {
+        let c = Config::from_vars([
+            ("S3FTP_LISTEN", "127.0.0.1:2121"),
+            (
+                "S3FTP_MOUNTS",
+                "/=s3://b?access_key=AK&secret_key=SK,/l=fs://./x",
+            ),
+            (
+                "S3FTP_USERS",
+                r#"[{"name":"a","password":"$argon2id$v=19$m=19456,t=2,p=1$sxbcchROu9jpGwz6B4gJCw$esvzLwPKCp0AonM7vy9OyeSbxG/g58kw1tonsLsOzcU"}]"#,
+            ),
+            ("S3FTP_MAX_SESSIONS", "10"),
+        ])
+        .unwrap();
+        assert_eq!(c.effective.len(), VARIABLES.len());
+        let get = |n: &str| c.effective.iter().find(|s| s.name == n).unwrap().clone();
+        assert_eq!(
+            get("S3FTP_MOUNTS").value,
+            "/=s3://b?access_key=AK&secret_key=***,/l=fs://./x"
+        );
+        assert_eq!(get("S3FTP_USERS").value, "(set, not shown)");
+        assert!(get("S3FTP_LISTEN").is_default);
+        assert!(!get("S3FTP_MAX_SESSIONS").is_default);
+        let all = format!("{:?}", c.effective);
+        assert!(!all.contains("SK") && !all.contains("argon2id"), "{all}");
+    }
+
+    #[test]
+    fn risky_settings_are_warned_about() {
+        let quiet = Config::from_vars(Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(quiet.warnings(), Vec::<String>::new(), "loopback default");
+        let public = Config::from_vars([
+            ("S3FTP_LISTEN", "0.0.0.0:21"),
+            ("S3FTP_PROXY_PROTOCOL", "control"),
+            ("S3FTP_METRICS_LISTEN", "0.0.0.0:9090"),
+        ])
+        .unwrap();
+        let w = public.warnings().join("\n");
+        for needle in [
+            "S3FTP_PASV_ADDRESS is unset",
+            "PROXY protocol is on",
+            "S3FTP_PASV_PORTS is unset",
+            "TLS is off on 0.0.0.0",
+            "S3FTP_PROXY_TRUSTED empty",
+            "S3FTP_METRICS_LISTEN 0.0.0.0:9090",
+        ] {
+            assert!(w.contains(needle), "no {needle:?} in\n{w}");
+        }
+        let narrow = Config::from_vars([
+            ("S3FTP_LISTEN", "10.1.2.3:21"),
+            ("S3FTP_PASV_ADDRESS", "ftp.example.com"),
+            ("S3FTP_PASV_PORTS", "50000-50009"),
+            ("S3FTP_MAX_SESSIONS", "100"),
+        ])
+        .unwrap();
+        let w = narrow.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("has 10 ports for up to 100 sessions"),
+            "{w:?}"
+        );
+        let fine = Config::from_vars([
+            ("S3FTP_LISTEN", "10.1.2.3:21"),
+            ("S3FTP_PASV_ADDRESS", "ftp.example.com"),
+            ("S3FTP_PASV_PORTS", "50000-50999"),
+            ("S3FTP_MAX_SESSIONS", "100"),
+        ])
+        .unwrap();
+        assert_eq!(fine.warnings(), Vec::<String>::new());
+    }
+}
