@@ -6,6 +6,10 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use super::vars::names::{
+    S3FTP_LISTEN, S3FTP_METRICS_LISTEN, S3FTP_PASV_PORTS, S3FTP_PROXY_PROTOCOL,
+    S3FTP_PROXY_TRUSTED, S3FTP_TLS_IMPLICIT_LISTEN,
+};
 use super::vars::Raw;
 use super::{invalid, ConfigError};
 use crate::datachan::proxy::{Network, ProxyMode, ProxyPolicy};
@@ -23,7 +27,7 @@ pub(super) struct Listeners {
 pub(super) fn check(raw: &Raw) -> Result<Listeners, ConfigError> {
     let listen = raw.listen.parse().map_err(|_| {
         invalid(
-            "S3FTP_LISTEN",
+            S3FTP_LISTEN,
             format!("{:?} is not an address:port such as 0.0.0.0:21", raw.listen),
         )
     })?;
@@ -32,11 +36,11 @@ pub(super) fn check(raw: &Raw) -> Result<Listeners, ConfigError> {
         pasv_ports: port_range(&raw.pasv_ports)?,
         pasv_address: non_empty(&raw.pasv_address),
         tls_implicit_listen: optional_addr(
-            "S3FTP_TLS_IMPLICIT_LISTEN",
+            S3FTP_TLS_IMPLICIT_LISTEN,
             &raw.tls_implicit_listen,
             "0.0.0.0:990",
         )?,
-        metrics_listen: optional_addr("S3FTP_METRICS_LISTEN", &raw.metrics_listen, "0.0.0.0:9090")?,
+        metrics_listen: optional_addr(S3FTP_METRICS_LISTEN, &raw.metrics_listen, "0.0.0.0:9090")?,
         proxy: proxy(raw)?,
     })
 }
@@ -69,7 +73,7 @@ fn port_range(value: &str) -> Result<Option<RangeInclusive<u16>>, ConfigError> {
     }
     let err = || {
         invalid(
-            "S3FTP_PASV_PORTS",
+            S3FTP_PASV_PORTS,
             format!("{value:?} is not a range such as 50000-50100 (ports 1024-65535)"),
         )
     };
@@ -91,7 +95,7 @@ fn proxy(raw: &Raw) -> Result<ProxyPolicy, ConfigError> {
         "all" => ProxyMode::All,
         other => {
             return Err(invalid(
-                "S3FTP_PROXY_PROTOCOL",
+                S3FTP_PROXY_PROTOCOL,
                 format!("{other:?}: use off, control or all"),
             ))
         }
@@ -103,7 +107,7 @@ fn proxy(raw: &Raw) -> Result<ProxyPolicy, ConfigError> {
         .filter(|t| !t.is_empty())
         .map(Network::parse)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| invalid("S3FTP_PROXY_TRUSTED", e))?;
+        .map_err(|e| invalid(S3FTP_PROXY_TRUSTED, e))?;
     Ok(ProxyPolicy {
         mode,
         trusted,

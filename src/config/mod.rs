@@ -27,7 +27,7 @@ use crate::vfs::mount::MountSpec;
 pub use vars::{Variable, VARIABLES};
 pub use warnings::{is_loopback, is_private};
 
-use vars::Raw;
+use vars::{names, Raw};
 
 pub const PREFIX: &str = "S3FTP_";
 
@@ -209,7 +209,7 @@ fn log_json(format: &str) -> Result<bool, ConfigError> {
         "text" => Ok(false),
         "json" => Ok(true),
         other => Err(invalid(
-            "S3FTP_LOG_FORMAT",
+            names::S3FTP_LOG_FORMAT,
             format!("{other:?}: use text or json"),
         )),
     }
@@ -233,8 +233,8 @@ fn effective(values: &HashMap<String, String>) -> Vec<Setting> {
 /// Hides what must not reach logs: user hashes, S3 secret keys in mount URIs.
 fn redact_setting(name: &str, value: &str) -> String {
     match name {
-        "S3FTP_USERS" if !value.trim().is_empty() => "(set, not shown)".into(),
-        "S3FTP_MOUNTS" => value
+        names::S3FTP_USERS if !value.trim().is_empty() => "(set, not shown)".into(),
+        names::S3FTP_MOUNTS => value
             .split(',')
             .map(crate::storage::s3::redact)
             .collect::<Vec<_>>()

@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use super::vars::names::{
+    S3FTP_DATA_TIMEOUT, S3FTP_IDLE_TIMEOUT, S3FTP_LOGIN_TIMEOUT, S3FTP_MAX_SESSIONS,
+};
 use super::vars::Raw;
 use super::{invalid, ConfigError};
 
@@ -23,11 +26,11 @@ pub(super) fn check(raw: &Raw) -> Result<Sessions, ConfigError> {
         0 => Err(invalid(var, "must be at least 1 second")),
         n => Ok(Duration::from_secs(n)),
     };
-    let idle_timeout = secs("S3FTP_IDLE_TIMEOUT", raw.idle_timeout)?;
-    let login_timeout = secs("S3FTP_LOGIN_TIMEOUT", raw.login_timeout)?;
-    let data_timeout = secs("S3FTP_DATA_TIMEOUT", raw.data_timeout)?;
+    let idle_timeout = secs(S3FTP_IDLE_TIMEOUT, raw.idle_timeout)?;
+    let login_timeout = secs(S3FTP_LOGIN_TIMEOUT, raw.login_timeout)?;
+    let data_timeout = secs(S3FTP_DATA_TIMEOUT, raw.data_timeout)?;
     if raw.max_sessions == 0 {
-        return Err(invalid("S3FTP_MAX_SESSIONS", "must be at least 1"));
+        return Err(invalid(S3FTP_MAX_SESSIONS, "must be at least 1"));
     }
     Ok(Sessions {
         idle_timeout,

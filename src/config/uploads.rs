@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+use super::vars::names::{
+    S3FTP_LEGACY_ENCODING, S3FTP_MOUNTS, S3FTP_PART_SIZE_MIB, S3FTP_TEMP_SUFFIXES,
+    S3FTP_UPLOAD_CONCURRENCY, S3FTP_UPLOAD_MEMORY_MIB,
+};
 use super::vars::Raw;
 use super::{invalid, ConfigError};
 use crate::protocol::names::NameEncoding;
@@ -22,19 +26,19 @@ pub(super) struct Uploads {
 }
 
 pub(super) fn check(raw: &Raw) -> Result<Uploads, ConfigError> {
-    let mounts = parse_mounts(&raw.mounts).map_err(|e| invalid("S3FTP_MOUNTS", e))?;
+    let mounts = parse_mounts(&raw.mounts).map_err(|e| invalid(S3FTP_MOUNTS, e))?;
     if !(5..=5120).contains(&raw.part_size_mib) {
         return Err(invalid(
-            "S3FTP_PART_SIZE_MIB",
+            S3FTP_PART_SIZE_MIB,
             "must be between 5 and 5120 (S3's part size limits)",
         ));
     }
     if raw.upload_concurrency == 0 {
-        return Err(invalid("S3FTP_UPLOAD_CONCURRENCY", "must be at least 1"));
+        return Err(invalid(S3FTP_UPLOAD_CONCURRENCY, "must be at least 1"));
     }
     if raw.upload_memory_mib < raw.part_size_mib {
         return Err(invalid(
-            "S3FTP_UPLOAD_MEMORY_MIB",
+            S3FTP_UPLOAD_MEMORY_MIB,
             "must hold at least one part (S3FTP_PART_SIZE_MIB)",
         ));
     }
@@ -57,7 +61,7 @@ fn temp_suffixes(value: &str) -> Result<Vec<String>, ConfigError> {
     for suffix in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if suffix.contains('/') {
             return Err(invalid(
-                "S3FTP_TEMP_SUFFIXES",
+                S3FTP_TEMP_SUFFIXES,
                 format!("{suffix:?}: a suffix cannot contain '/'"),
             ));
         }
@@ -72,7 +76,7 @@ fn legacy_encoding(value: &str) -> Result<NameEncoding, ConfigError> {
         "" => Ok(NameEncoding::default()),
         label => NameEncoding::legacy(label).ok_or_else(|| {
             invalid(
-                "S3FTP_LEGACY_ENCODING",
+                S3FTP_LEGACY_ENCODING,
                 format!(
                     "{label:?} is not a legacy encoding label (latin1, gbk, shift_jis, \
                      windows-1251, ...); leave it empty for UTF-8"

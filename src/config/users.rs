@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::vars::names::{
+    S3FTP_ANONYMOUS_HOME, S3FTP_MAX_SESSIONS_PER_IP, S3FTP_USERS, S3FTP_USERS_FILE,
+};
 use super::vars::Raw;
 use super::{invalid, ConfigError};
 use crate::auth::{parse_users, parse_users_toml, UserSpec};
@@ -20,7 +23,7 @@ pub(super) struct Users {
 pub(super) fn check(raw: &Raw) -> Result<Users, ConfigError> {
     let mut users = Vec::new();
     if !raw.users.trim().is_empty() {
-        users.extend(parse_users(&raw.users).map_err(|e| invalid("S3FTP_USERS", e))?);
+        users.extend(parse_users(&raw.users).map_err(|e| invalid(S3FTP_USERS, e))?);
     }
     if !raw.users_file.trim().is_empty() {
         users.extend(users_file(raw.users_file.trim())?);
@@ -29,12 +32,12 @@ pub(super) fn check(raw: &Raw) -> Result<Users, ConfigError> {
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
         return Err(invalid(
-            "S3FTP_USERS",
+            S3FTP_USERS,
             format!("user {:?} defined twice", w[0]),
         ));
     }
     if raw.max_sessions_per_ip == 0 {
-        return Err(invalid("S3FTP_MAX_SESSIONS_PER_IP", "must be at least 1"));
+        return Err(invalid(S3FTP_MAX_SESSIONS_PER_IP, "must be at least 1"));
     }
     Ok(Users {
         users,
@@ -53,7 +56,7 @@ fn users_file(path: &str) -> Result<Vec<UserSpec>, ConfigError> {
     let path = PathBuf::from(path);
     let text = std::fs::read_to_string(&path).map_err(|e| {
         invalid(
-            "S3FTP_USERS_FILE",
+            S3FTP_USERS_FILE,
             format!("cannot read {}: {e}", path.display()),
         )
     })?;
@@ -62,7 +65,7 @@ fn users_file(path: &str) -> Result<Vec<UserSpec>, ConfigError> {
     } else {
         parse_users(&text)
     };
-    parsed.map_err(|e| invalid("S3FTP_USERS_FILE", e))
+    parsed.map_err(|e| invalid(S3FTP_USERS_FILE, e))
 }
 
 /// S3FTP_ANONYMOUS_HOME: empty turns anonymous login off. The home must be
@@ -73,7 +76,7 @@ fn anonymous_home(value: &str) -> Result<Option<String>, ConfigError> {
         home => match crate::vfs::path::check_home(home) {
             Ok(_) => Ok(Some(home.to_string())),
             Err(e) => Err(invalid(
-                "S3FTP_ANONYMOUS_HOME",
+                S3FTP_ANONYMOUS_HOME,
                 format!("{home:?}: {e}; it must be a normal absolute path in the virtual tree"),
             )),
         },

@@ -36,7 +36,8 @@ impl FromVar for bool {
     }
 }
 
-/// Unsigned numbers parse as `str::parse` does, which is what `envy` did.
+/// Unsigned numbers parse as `str::parse` does, as the `envy` crate did
+/// before, so no value accepted then is refused now.
 macro_rules! from_var_unsigned {
     ($($ty:ty),*) => {$(
         impl FromVar for $ty {
@@ -53,6 +54,13 @@ from_var_unsigned!(u32, u64, usize);
 /// Declares the variables: `NAME => field: Type = "default", "help";`.
 macro_rules! variables {
     ($($name:ident => $field:ident: $ty:ty = $default:literal, $help:literal;)*) => {
+        /// Each variable's name as a constant, so a misspelt name in a check
+        /// fails to compile instead of blaming a variable that does not exist.
+        #[allow(dead_code)] // not every variable has a check of its own
+        pub(super) mod names {
+            $(pub const $name: &str = stringify!($name);)*
+        }
+
         pub const VARIABLES: &[Variable] = &[
             $(Variable { name: stringify!($name), default: $default, help: $help },)*
         ];
