@@ -7,41 +7,19 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use super::vars::names::{
-    S3FTP_LISTEN, S3FTP_METRICS_LISTEN, S3FTP_PASV_PORTS, S3FTP_PROXY_PROTOCOL,
-    S3FTP_PROXY_TRUSTED, S3FTP_TLS_IMPLICIT_LISTEN,
+    S3FTP_LISTEN, S3FTP_PASV_PORTS, S3FTP_PROXY_PROTOCOL, S3FTP_PROXY_TRUSTED,
 };
 use super::vars::Raw;
 use super::{invalid, ConfigError};
 use crate::datachan::proxy::{Network, ProxyMode, ProxyPolicy};
 
-/// The checked listener settings.
-pub(super) struct Listeners {
-    pub listen: SocketAddr,
-    pub pasv_ports: Option<RangeInclusive<u16>>,
-    pub pasv_address: Option<String>,
-    pub tls_implicit_listen: Option<SocketAddr>,
-    pub metrics_listen: Option<SocketAddr>,
-    pub proxy: ProxyPolicy,
-}
-
-pub(super) fn check(raw: &Raw) -> Result<Listeners, ConfigError> {
-    let listen = raw.listen.parse().map_err(|_| {
+/// S3FTP_LISTEN: the control listener's `address:port`.
+pub(super) fn listen(value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
         invalid(
             S3FTP_LISTEN,
-            format!("{:?} is not an address:port such as 0.0.0.0:21", raw.listen),
+            format!("{value:?} is not an address:port such as 0.0.0.0:21"),
         )
-    })?;
-    Ok(Listeners {
-        listen,
-        pasv_ports: port_range(&raw.pasv_ports)?,
-        pasv_address: non_empty(&raw.pasv_address),
-        tls_implicit_listen: optional_addr(
-            S3FTP_TLS_IMPLICIT_LISTEN,
-            &raw.tls_implicit_listen,
-            "0.0.0.0:990",
-        )?,
-        metrics_listen: optional_addr(S3FTP_METRICS_LISTEN, &raw.metrics_listen, "0.0.0.0:9090")?,
-        proxy: proxy(raw)?,
     })
 }
 
@@ -53,7 +31,11 @@ pub(super) fn non_empty(value: &str) -> Option<String> {
 }
 
 /// An optional `address:port`; `example` shows the expected form.
-fn optional_addr(var: &str, value: &str, example: &str) -> Result<Option<SocketAddr>, ConfigError> {
+pub(super) fn optional_addr(
+    var: &str,
+    value: &str,
+    example: &str,
+) -> Result<Option<SocketAddr>, ConfigError> {
     match value.trim() {
         "" => Ok(None),
         addr => addr.parse().map(Some).map_err(|_| {
@@ -66,7 +48,7 @@ fn optional_addr(var: &str, value: &str, example: &str) -> Result<Option<SocketA
 }
 
 /// S3FTP_PASV_PORTS: `LOW-HIGH`, unprivileged ports only; empty: any port.
-fn port_range(value: &str) -> Result<Option<RangeInclusive<u16>>, ConfigError> {
+pub(super) fn port_range(value: &str) -> Result<Option<RangeInclusive<u16>>, ConfigError> {
     let value = value.trim();
     if value.is_empty() {
         return Ok(None);
@@ -88,7 +70,7 @@ fn port_range(value: &str) -> Result<Option<RangeInclusive<u16>>, ConfigError> {
 
 /// S3FTP_PROXY_PROTOCOL and S3FTP_PROXY_TRUSTED; a header must arrive within
 /// the data timeout.
-fn proxy(raw: &Raw) -> Result<ProxyPolicy, ConfigError> {
+pub(super) fn proxy(raw: &Raw) -> Result<ProxyPolicy, ConfigError> {
     let mode = match raw.proxy_protocol.trim().to_ascii_lowercase().as_str() {
         "off" | "false" | "" => ProxyMode::Off,
         "control" | "on" | "true" => ProxyMode::Control,

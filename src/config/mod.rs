@@ -27,7 +27,12 @@ use crate::vfs::mount::MountSpec;
 pub use vars::{Variable, VARIABLES};
 pub use warnings::{is_loopback, is_private};
 
-use vars::{names, Raw};
+use vars::names::{
+    S3FTP_DATA_TIMEOUT, S3FTP_IDLE_TIMEOUT, S3FTP_LOGIN_TIMEOUT, S3FTP_LOG_FORMAT,
+    S3FTP_MAX_SESSIONS, S3FTP_METRICS_LISTEN, S3FTP_MOUNTS, S3FTP_TLS_IMPLICIT_LISTEN,
+    S3FTP_UPLOAD_CONCURRENCY, S3FTP_USERS,
+};
+use vars::Raw;
 
 pub const PREFIX: &str = "S3FTP_";
 
@@ -158,47 +163,56 @@ where
     Ok(values)
 }
 
-/// The configuration, checked section by section.
+/// The configuration: each field from its variable's parser or check, which
+/// names the variable when it refuses; checks across variables come first.
 fn validate(raw: Raw) -> Result<Config, ConfigError> {
-    let net = listeners::check(&raw)?;
-    let up = uploads::check(&raw)?;
-    let who = users::check(&raw)?;
-    let tls = tls::check(&raw, net.tls_implicit_listen.is_some())?;
-    let s = sessions::check(&raw)?;
-    let log_json = log_json(&raw.log_format)?;
+    uploads::check_sizes(&raw)?;
+    let tls_implicit_listen = listeners::optional_addr(
+        S3FTP_TLS_IMPLICIT_LISTEN,
+        &raw.tls_implicit_listen,
+        "0.0.0.0:990",
+    )?;
+    let tls = tls::cert_source(&raw, tls_implicit_listen.is_some())?;
     Ok(Config {
-        listen: net.listen,
-        pasv_ports: net.pasv_ports,
-        pasv_address: net.pasv_address,
-        mounts: up.mounts,
-        users: who.users,
-        part_size_mib: up.part_size_mib,
-        upload_concurrency: up.upload_concurrency,
-        upload_memory_mib: up.upload_memory_mib,
-        dir_cache: up.dir_cache,
-        upload_sweep_age: up.upload_sweep_age,
-        rename_overwrite: up.rename_overwrite,
-        temp_suffixes: up.temp_suffixes,
-        legacy_encoding: up.legacy_encoding,
-        anonymous_home: who.anonymous_home,
+        listen: listeners::listen(&raw.listen)?,
+        pasv_ports: listeners::port_range(&raw.pasv_ports)?,
+        pasv_address: listeners::non_empty(&raw.pasv_address),
+        mounts: uploads::mounts(&raw.mounts)?,
+        users: users::users(&raw)?,
+        part_size_mib: raw.part_size_mib,
+        upload_concurrency: sessions::at_least_one(
+            S3FTP_UPLOAD_CONCURRENCY,
+            raw.upload_concurrency,
+        )?,
+        upload_memory_mib: raw.upload_memory_mib,
+        dir_cache: Duration::from_secs(raw.dir_cache_secs),
+        upload_sweep_age: Duration::from_secs(raw.upload_sweep_age),
+        rename_overwrite: raw.rename_overwrite,
+        temp_suffixes: uploads::temp_suffixes(&raw.temp_suffixes)?,
+        legacy_encoding: uploads::legacy_encoding(&raw.legacy_encoding)?,
+        anonymous_home: users::anonymous_home(&raw.anonymous_home)?,
         tls,
-        tls_implicit_listen: net.tls_implicit_listen,
-        metrics_listen: net.metrics_listen,
-        proxy: net.proxy,
+        tls_implicit_listen,
+        metrics_listen: listeners::optional_addr(
+            S3FTP_METRICS_LISTEN,
+            &raw.metrics_listen,
+            "0.0.0.0:9090",
+        )?,
+        proxy: listeners::proxy(&raw)?,
         tls_require_reuse: raw.tls_require_reuse,
         require_tls: raw.require_tls,
-        idle_timeout: s.idle_timeout,
-        login_timeout: s.login_timeout,
-        max_commands_per_second: s.max_commands_per_second,
-        data_timeout: s.data_timeout,
-        commit_wait: s.commit_wait,
-        max_sessions: s.max_sessions,
-        guard: who.guard,
-        login_fail_delay: who.login_fail_delay,
-        shutdown_grace: s.shutdown_grace,
+        idle_timeout: sessions::timeout(S3FTP_IDLE_TIMEOUT, raw.idle_timeout)?,
+        login_timeout: sessions::timeout(S3FTP_LOGIN_TIMEOUT, raw.login_timeout)?,
+        max_commands_per_second: raw.max_commands_per_second,
+        data_timeout: sessions::timeout(S3FTP_DATA_TIMEOUT, raw.data_timeout)?,
+        commit_wait: sessions::commit_wait(raw.commit_wait_us),
+        max_sessions: sessions::at_least_one(S3FTP_MAX_SESSIONS, raw.max_sessions)?,
+        guard: users::guard(&raw)?,
+        login_fail_delay: Duration::from_millis(raw.login_fail_delay_ms),
+        shutdown_grace: Duration::from_secs(raw.shutdown_grace),
+        log_json: log_json(&raw.log_format)?,
         banner: raw.banner,
         log: raw.log,
-        log_json,
         effective: Vec::new(),
     })
 }
@@ -209,7 +223,7 @@ fn log_json(format: &str) -> Result<bool, ConfigError> {
         "text" => Ok(false),
         "json" => Ok(true),
         other => Err(invalid(
-            names::S3FTP_LOG_FORMAT,
+            S3FTP_LOG_FORMAT,
             format!("{other:?}: use text or json"),
         )),
     }
@@ -233,8 +247,8 @@ fn effective(values: &HashMap<String, String>) -> Vec<Setting> {
 /// Hides what must not reach logs: user hashes, S3 secret keys in mount URIs.
 fn redact_setting(name: &str, value: &str) -> String {
     match name {
-        names::S3FTP_USERS if !value.trim().is_empty() => "(set, not shown)".into(),
-        names::S3FTP_MOUNTS => value
+        S3FTP_USERS if !value.trim().is_empty() => "(set, not shown)".into(),
+        S3FTP_MOUNTS => value
             .split(',')
             .map(crate::storage::s3::redact)
             .collect::<Vec<_>>()

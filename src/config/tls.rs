@@ -9,7 +9,10 @@ use crate::tls::CertSource;
 
 /// The certificate source (None: no FTPS). Implicit FTPS and S3FTP_REQUIRE_TLS
 /// are refused without one, since they would only refuse every client.
-pub(super) fn check(raw: &Raw, implicit_listener: bool) -> Result<Option<CertSource>, ConfigError> {
+pub(super) fn cert_source(
+    raw: &Raw,
+    implicit_listener: bool,
+) -> Result<Option<CertSource>, ConfigError> {
     let tls = match (raw.tls_cert.trim(), raw.tls_key.trim()) {
         ("", "") if raw.tls_self_signed => Some(CertSource::SelfSigned),
         ("", "") => None,

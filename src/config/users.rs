@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::sessions::at_least_one;
 use super::vars::names::{
     S3FTP_ANONYMOUS_HOME, S3FTP_MAX_SESSIONS_PER_IP, S3FTP_USERS, S3FTP_USERS_FILE,
 };
@@ -12,15 +13,8 @@ use super::{invalid, ConfigError};
 use crate::auth::{parse_users, parse_users_toml, UserSpec};
 use crate::guard::GuardSettings;
 
-/// The checked user and login settings.
-pub(super) struct Users {
-    pub users: Vec<UserSpec>,
-    pub anonymous_home: Option<String>,
-    pub guard: GuardSettings,
-    pub login_fail_delay: Duration,
-}
-
-pub(super) fn check(raw: &Raw) -> Result<Users, ConfigError> {
+/// S3FTP_USERS and S3FTP_USERS_FILE together; a name may appear once.
+pub(super) fn users(raw: &Raw) -> Result<Vec<UserSpec>, ConfigError> {
     let mut users = Vec::new();
     if !raw.users.trim().is_empty() {
         users.extend(parse_users(&raw.users).map_err(|e| invalid(S3FTP_USERS, e))?);
@@ -36,18 +30,15 @@ pub(super) fn check(raw: &Raw) -> Result<Users, ConfigError> {
             format!("user {:?} defined twice", w[0]),
         ));
     }
-    if raw.max_sessions_per_ip == 0 {
-        return Err(invalid(S3FTP_MAX_SESSIONS_PER_IP, "must be at least 1"));
-    }
-    Ok(Users {
-        users,
-        anonymous_home: anonymous_home(&raw.anonymous_home)?,
-        guard: GuardSettings {
-            max_sessions_per_ip: raw.max_sessions_per_ip,
-            failures_before_ban: raw.login_failures_before_ban,
-            ban: Duration::from_secs(raw.ban_seconds),
-        },
-        login_fail_delay: Duration::from_millis(raw.login_fail_delay_ms),
+    Ok(users)
+}
+
+/// Per-address session limit and the ban after failed logins.
+pub(super) fn guard(raw: &Raw) -> Result<GuardSettings, ConfigError> {
+    Ok(GuardSettings {
+        max_sessions_per_ip: at_least_one(S3FTP_MAX_SESSIONS_PER_IP, raw.max_sessions_per_ip)?,
+        failures_before_ban: raw.login_failures_before_ban,
+        ban: Duration::from_secs(raw.ban_seconds),
     })
 }
 
@@ -70,7 +61,7 @@ fn users_file(path: &str) -> Result<Vec<UserSpec>, ConfigError> {
 
 /// S3FTP_ANONYMOUS_HOME: empty turns anonymous login off. The home must be
 /// normal already, since normalising `/x/..` would silently give `/`.
-fn anonymous_home(value: &str) -> Result<Option<String>, ConfigError> {
+pub(super) fn anonymous_home(value: &str) -> Result<Option<String>, ConfigError> {
     match value.trim() {
         "" => Ok(None),
         home => match crate::vfs::path::check_home(home) {
