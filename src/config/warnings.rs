@@ -9,6 +9,13 @@ impl Config {
     /// Settings that work but break clients or expose passwords, each with
     /// what to do; printed as warnings at start-up.
     pub fn warnings(&self) -> Vec<String> {
+        let mut out = self.passive_warnings();
+        out.extend(self.exposure_warnings());
+        out
+    }
+
+    /// Passive mode behind NAT, containers and firewalls.
+    fn passive_warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         let local = is_loopback(self.listen.ip());
         if !local && self.pasv_address.is_none() {
@@ -42,6 +49,13 @@ impl Config {
             }
             None => {}
         }
+        out
+    }
+
+    /// What strangers could read or forge: clear text, PROXY headers, metrics.
+    fn exposure_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let local = is_loopback(self.listen.ip());
         if self.tls.is_none() && !local && !is_private(self.listen.ip()) {
             out.push(format!(
                 "TLS is off on {}, which may be reachable from the internet: passwords \
