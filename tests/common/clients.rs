@@ -157,6 +157,35 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// Runs each listed `name: run(args...)` as two tests, `folder::name` and
+/// `s3::name`, calling `run(args..., Backend::Folder)` and
+/// `run(args..., Backend::S3)`: the process-server twin of `on_every_backend!`.
+#[macro_export]
+macro_rules! on_folder_and_s3 {
+    ($($name:ident: $run:ident($($arg:expr),* $(,)?)),* $(,)?) => {
+        mod folder {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    super::$run($($arg,)* $crate::common::clients::Backend::Folder)
+                }
+            )*
+        }
+        mod s3 {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    super::$run($($arg,)* $crate::common::clients::Backend::S3)
+                }
+            )*
+        }
+    };
+}
+
 /// Runs a future to completion on a runtime shared by the test binary (for
 /// the async S3 helpers and async clients from synchronous tests). Never
 /// call it from inside another `block_on`.
