@@ -83,7 +83,9 @@ async fn start_upload(raw: &mut Raw, name: &str, first: &[u8]) -> TcpStream {
 
 /// Creates a multipart upload directly; returns its upload id.
 async fn create_upload(bucket: &str, key: &str) -> String {
-    S3Server::shared().create_multipart_upload(bucket, key).await
+    S3Server::shared()
+        .create_multipart_upload(bucket, key)
+        .await
 }
 
 async fn abort_directly(bucket: &str, key: &str, id: &str) {

@@ -271,9 +271,19 @@ api_bind_addr = "127.0.0.1:{s3_port}"
                     (status(&e), DisplayErrorContext(e).to_string())
                 }
                 if create {
-                    c.create_bucket().bucket(&bucket).send().await.map(|_| ()).map_err(failed)
+                    c.create_bucket()
+                        .bucket(&bucket)
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(failed)
                 } else {
-                    c.head_bucket().bucket(&bucket).send().await.map(|_| ()).map_err(failed)
+                    c.head_bucket()
+                        .bucket(&bucket)
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(failed)
                 }
             });
             match answer {
@@ -441,9 +451,17 @@ api_bind_addr = "127.0.0.1:{s3_port}"
                 .send();
             while let Some(page) = pages.next().await {
                 let page = page.unwrap_or_else(|e| {
-                    panic!("ListObjectsV2 {bucket} {prefix:?}: {}", DisplayErrorContext(e))
+                    panic!(
+                        "ListObjectsV2 {bucket} {prefix:?}: {}",
+                        DisplayErrorContext(e)
+                    )
                 });
-                keys.extend(page.contents().iter().filter_map(|o| o.key()).map(url_decode));
+                keys.extend(
+                    page.contents()
+                        .iter()
+                        .filter_map(|o| o.key())
+                        .map(url_decode),
+                );
             }
             keys
         })
@@ -483,7 +501,10 @@ api_bind_addr = "127.0.0.1:{s3_port}"
                 .send()
                 .await
                 .unwrap_or_else(|e| {
-                    panic!("CreateMultipartUpload {bucket}/{key}: {}", DisplayErrorContext(e))
+                    panic!(
+                        "CreateMultipartUpload {bucket}/{key}: {}",
+                        DisplayErrorContext(e)
+                    )
                 })
                 .upload_id()
                 .expect("an upload id")
