@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark (examples/bench.rs): builds the server and the benchmark in
+# The benchmark (examples/bench/): builds the server and the benchmark in
 # release mode, makes sure Garage is installed (scripts/s3-servers.sh), and
 # runs every workload against a Garage of its own on loopback (or the server
 # named by S3FTP_TEST_S3_ENDPOINT and its key variables). Arguments go to the

@@ -20,7 +20,7 @@ missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v lftp >/dev/null 2>&1 || missing+=(lftp)
-# Legacy clients of tests/real_clients.rs: busybox ftpput/ftpget, ncftp, and
+# Legacy clients of tests/client_matrix.rs and tests/real_clients.rs: busybox, ncftp, and
 # tnftp in active mode (as Windows ftp.exe works).
 command -v busybox >/dev/null 2>&1 || missing+=(busybox)
 command -v ncftpput >/dev/null 2>&1 || missing+=(ncftp)

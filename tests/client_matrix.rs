@@ -567,46 +567,6 @@ fn curl_matrix(mode: &CurlMode, backend: Backend) {
     m.finish(&[]);
 }
 
-#[test]
-fn curl_epsv_on_folder() {
-    curl_matrix(&EPSV, Backend::Folder);
-}
-
-#[test]
-fn curl_epsv_on_s3() {
-    curl_matrix(&EPSV, Backend::S3);
-}
-
-#[test]
-fn curl_pasv_on_folder() {
-    curl_matrix(&PASV, Backend::Folder);
-}
-
-#[test]
-fn curl_pasv_on_s3() {
-    curl_matrix(&PASV, Backend::S3);
-}
-
-#[test]
-fn curl_active_on_folder() {
-    curl_matrix(&ACTIVE, Backend::Folder);
-}
-
-#[test]
-fn curl_active_on_s3() {
-    curl_matrix(&ACTIVE, Backend::S3);
-}
-
-#[test]
-fn curl_ftps_on_folder() {
-    curl_matrix(&FTPS, Backend::Folder);
-}
-
-#[test]
-fn curl_ftps_on_s3() {
-    curl_matrix(&FTPS, Backend::S3);
-}
-
 // ---------------------------------------------------------------------------
 // lftp
 // ---------------------------------------------------------------------------
@@ -819,26 +779,6 @@ fn local_files(dir: &Path, rel: &str, out: &mut BTreeSet<String>) {
     }
 }
 
-#[test]
-fn lftp_on_folder() {
-    lftp_matrix(&LFTP, false, Backend::Folder);
-}
-
-#[test]
-fn lftp_on_s3() {
-    lftp_matrix(&LFTP, false, Backend::S3);
-}
-
-#[test]
-fn lftp_ftps_on_folder() {
-    lftp_matrix(&LFTP_FTPS, true, Backend::Folder);
-}
-
-#[test]
-fn lftp_ftps_on_s3() {
-    lftp_matrix(&LFTP_FTPS, true, Backend::S3);
-}
-
 // ---------------------------------------------------------------------------
 // ncftp
 // ---------------------------------------------------------------------------
@@ -1032,16 +972,6 @@ fn ncftp_matrix(backend: Backend) {
     m.finish(&[]);
 }
 
-#[test]
-fn ncftp_on_folder() {
-    ncftp_matrix(Backend::Folder);
-}
-
-#[test]
-fn ncftp_on_s3() {
-    ncftp_matrix(Backend::S3);
-}
-
 // ---------------------------------------------------------------------------
 // busybox
 // ---------------------------------------------------------------------------
@@ -1085,16 +1015,6 @@ fn busybox_matrix(backend: Backend) {
         assert_same("resumed download", &work.read("partial.pdf"), &data);
     });
     m.finish(&["scan.pdf"]);
-}
-
-#[test]
-fn busybox_on_folder() {
-    busybox_matrix(Backend::Folder);
-}
-
-#[test]
-fn busybox_on_s3() {
-    busybox_matrix(Backend::S3);
 }
 
 // ---------------------------------------------------------------------------
@@ -1250,16 +1170,6 @@ fn tnftp_matrix(backend: Backend) {
         server.assert_absent("tnftp");
     });
     m.finish(&[]);
-}
-
-#[test]
-fn tnftp_active_on_folder() {
-    tnftp_matrix(Backend::Folder);
-}
-
-#[test]
-fn tnftp_active_on_s3() {
-    tnftp_matrix(Backend::S3);
 }
 
 // ---------------------------------------------------------------------------
@@ -1479,26 +1389,6 @@ fn ftplib_matrix(row: &'static Row, tls: bool, backend: Backend) {
     m.finish(&[]);
 }
 
-#[test]
-fn ftplib_on_folder() {
-    ftplib_matrix(&FTPLIB, false, Backend::Folder);
-}
-
-#[test]
-fn ftplib_on_s3() {
-    ftplib_matrix(&FTPLIB, false, Backend::S3);
-}
-
-#[test]
-fn ftplib_tls_on_folder() {
-    ftplib_matrix(&FTPLIB_TLS, true, Backend::Folder);
-}
-
-#[test]
-fn ftplib_tls_on_s3() {
-    ftplib_matrix(&FTPLIB_TLS, true, Backend::S3);
-}
-
 // ---------------------------------------------------------------------------
 // suppaftp, the Rust client the integration tests use
 // ---------------------------------------------------------------------------
@@ -1664,12 +1554,18 @@ fn suppaftp_matrix(backend: Backend) {
     m.finish(&[]);
 }
 
-#[test]
-fn suppaftp_on_folder() {
-    suppaftp_matrix(Backend::Folder);
-}
-
-#[test]
-fn suppaftp_on_s3() {
-    suppaftp_matrix(Backend::S3);
+// Every row above, on the local folder and on S3.
+on_folder_and_s3! {
+    curl_epsv: curl_matrix(&EPSV),
+    curl_pasv: curl_matrix(&PASV),
+    curl_active: curl_matrix(&ACTIVE),
+    curl_ftps: curl_matrix(&FTPS),
+    lftp: lftp_matrix(&LFTP, false),
+    lftp_ftps: lftp_matrix(&LFTP_FTPS, true),
+    ncftp: ncftp_matrix(),
+    busybox: busybox_matrix(),
+    tnftp_active: tnftp_matrix(),
+    ftplib: ftplib_matrix(&FTPLIB, false),
+    ftplib_tls: ftplib_matrix(&FTPLIB_TLS, true),
+    suppaftp: suppaftp_matrix(),
 }

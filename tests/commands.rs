@@ -894,8 +894,7 @@ async fn legacy_filename_encoding(store: common::Store) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_filename_encoding_on_a_folder() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    legacy_filename_encoding(common::Store::Folder(dir)).await;
+    legacy_filename_encoding(common::Store::folder()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -136,22 +136,7 @@ fn killed_client_leaves_the_previous_file(backend: Backend) {
     }
 }
 
-#[test]
-fn ftplib_abort_keeps_the_previous_file_on_folder() {
-    ftplib_abort_keeps_the_previous_file(Backend::Folder)
-}
-
-#[test]
-fn ftplib_abort_keeps_the_previous_file_on_s3() {
-    ftplib_abort_keeps_the_previous_file(Backend::S3)
-}
-
-#[test]
-fn killed_client_leaves_the_previous_file_on_folder() {
-    killed_client_leaves_the_previous_file(Backend::Folder)
-}
-
-#[test]
-fn killed_client_leaves_the_previous_file_on_s3() {
-    killed_client_leaves_the_previous_file(Backend::S3)
+on_folder_and_s3! {
+    ftplib_abort_keeps_the_previous_file: ftplib_abort_keeps_the_previous_file(),
+    killed_client_leaves_the_previous_file: killed_client_leaves_the_previous_file(),
 }

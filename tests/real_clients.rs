@@ -1,8 +1,9 @@
 //! Real FTP client programs (curl, Python's ftplib, lftp, busybox, ncftp,
 //! tnftp) against the built `s3ftp` binary, on loopback only, with a
 //! local-folder mount so every upload can also be checked on disk. The
-//! harness is tests/common/clients.rs; tests/client_matrix.rs runs the same
-//! clients through every operation on both back ends.
+//! harness is tests/common/clients.rs. The round trips (login, upload,
+//! listing, download, resume, rename, delete) are tests/client_matrix.rs's,
+//! on both back ends; this file keeps what the matrix does not check.
 //!
 //! The clients must be installed: run the suite through `scripts/test.sh`,
 //! which installs them when they are missing. A missing client makes these
@@ -37,22 +38,11 @@ struct Mode {
     not: &'static [&'static str],
 }
 
-const EPRT: Mode = Mode {
-    args: &["--ftp-port", "127.0.0.1"],
-    used: "EPRT",
-    not: &["PORT", "EPSV", "PASV"],
-};
 const PORT: Mode = Mode {
     args: &["-P", "-", "--disable-eprt"],
     used: "PORT",
     not: &["EPRT", "EPSV", "PASV"],
 };
-const PASV: Mode = Mode {
-    args: &["--disable-epsv"],
-    used: "PASV",
-    not: &["EPSV", "EPRT", "PORT"],
-};
-
 /// Upload into a nested path, download, list (LIST and NLST) through one
 /// curl data mode.
 fn curl_round_trip(server: &Server, work: &Work, mode: &Mode, dir: &str, seed: u64) {
@@ -98,10 +88,11 @@ fn curl_round_trip(server: &Server, work: &Work, mode: &Mode, dir: &str, seed: u
 // curl
 // ---------------------------------------------------------------------------
 
-/// Passive mode as curl does it by default (EPSV): nested upload, download,
-/// LIST/NLST, resumed download and upload, RNFR/RNTO and DELE via -Q.
+/// What the round trips in tests/client_matrix.rs do not check: the local
+/// folder's staging folder is never listed (after an upload created it), and
+/// downloading a deleted file is an error, not an empty download.
 #[test]
-fn curl_epsv_full_cycle() {
+fn curl_hides_the_staging_folder_and_fails_missing_downloads() {
     let server = Server::with_alice();
     let work = Work::new();
     let data = content(3 * MIB + 123, 1);
@@ -113,19 +104,6 @@ fn curl_epsv_full_cycle() {
     server.assert_file("a/b/c/file.bin", &data);
     server.assert_no_partials();
 
-    let down = path_str(&work.path("down.bin"));
-    server.curl(&["-o", &down, &url]);
-    assert_same("EPSV download", &work.read("down.bin"), &data);
-
-    // LIST and NLST of the folder.
-    let listing = text(&server.curl(&[&server.url("a/b/c/")]));
-    assert!(
-        lists(&listing, "file.bin") && listing.contains(&data.len().to_string()),
-        "LIST a/b/c/ lacks file.bin with size {}:\n{listing}",
-        data.len()
-    );
-    let names = text(&server.curl(&["--list-only", &server.url("a/b/c/")]));
-    assert!(lists(&names, "file.bin"), "NLST a/b/c/:\n{names}");
     // The staging folder is never listed.
     let top = text(&server.curl(&[&server.url("")]));
     assert!(lists(&top, "a"), "LIST / lacks a:\n{top}");
@@ -139,53 +117,11 @@ fn curl_epsv_full_cycle() {
         "NLST / shows the staging folder:\n{top}"
     );
 
-    // Resumed download: a partial local copy is completed with REST + RETR.
-    let cut = MIB + 7;
-    let partial = work.write("partial.bin", &data[..cut]);
-    server.curl(&["-C", "-", "-o", &partial, &url]);
-    assert_same("resumed download", &work.read("partial.bin"), &data);
-
-    // Resumed upload: SIZE, then APPE of the rest.
-    let half = work.write("half.bin", &data[..data.len() / 2]);
-    let resumed_url = server.url("a/b/c/resumed.bin");
-    server.curl(&["-T", &half, &resumed_url]);
-    server.assert_file("a/b/c/resumed.bin", &data[..data.len() / 2]);
-    server.curl(&["-C", "-", "-T", &local, &resumed_url]);
-    server.assert_file("a/b/c/resumed.bin", &data);
-    server.assert_no_partials();
-
-    // Rename (quote commands run before the LIST of the URL).
-    let listing = text(&server.curl(&[
-        "-Q",
-        "RNFR /a/b/c/file.bin",
-        "-Q",
-        "RNTO /a/b/c/renamed.bin",
-        &server.url("a/b/c/"),
-    ]));
-    assert!(
-        lists(&listing, "renamed.bin") && !lists(&listing, "file.bin"),
-        "LIST after the rename:\n{listing}"
-    );
+    // Delete, then a download of the missing file is an error.
+    server.curl(&["-Q", "DELE a/b/c/file.bin", &server.url("a/b/c/")]);
     server.assert_absent("a/b/c/file.bin");
-    server.assert_file("a/b/c/renamed.bin", &data);
-
-    // Delete, relative to the login folder, then check the disk.
-    let listing = text(&server.curl(&[
-        "-Q",
-        "DELE a/b/c/renamed.bin",
-        "-Q",
-        "DELE a/b/c/resumed.bin",
-        &server.url("a/b/c/"),
-    ]));
-    assert!(
-        !lists(&listing, "renamed.bin") && !lists(&listing, "resumed.bin"),
-        "LIST after DELE:\n{listing}"
-    );
-    server.assert_absent("a/b/c/renamed.bin");
-    server.assert_absent("a/b/c/resumed.bin");
     assert!(server.root().join("a/b/c").is_dir(), "a/b/c should remain");
-
-    // A missing file is an error, not an empty download.
+    let down = path_str(&work.path("down.bin"));
     let r = server.curl_as(USER, PASSWORD, &["-o", &down, &url]);
     assert!(
         !r.status.success(),
@@ -195,22 +131,13 @@ fn curl_epsv_full_cycle() {
     server.assert_no_partials();
 }
 
-/// Active mode: EPRT (curl's first choice) and PORT (--disable-eprt).
+/// Active mode with PORT (--disable-eprt); curl's EPRT, EPSV and PASV round
+/// trips are in tests/client_matrix.rs.
 #[test]
-fn curl_active_eprt_and_port() {
+fn curl_active_port() {
     let server = Server::with_alice();
     let work = Work::new();
-    curl_round_trip(&server, &work, &EPRT, "act/eprt", 2);
     curl_round_trip(&server, &work, &PORT, "act/port", 3);
-    server.assert_no_partials();
-}
-
-/// Passive mode with PASV instead of EPSV.
-#[test]
-fn curl_pasv() {
-    let server = Server::with_alice();
-    let work = Work::new();
-    curl_round_trip(&server, &work, &PASV, "pasv/x/y", 4);
     server.assert_no_partials();
 }
 
@@ -426,45 +353,6 @@ fn python_ftplib_session() {
 }
 
 // ---------------------------------------------------------------- FTPS
-
-#[test]
-fn curl_explicit_ftps_protects_control_and_data() {
-    let server = Server::with_alice_and(&tls_env(&[]));
-    let work = Work::new();
-    let body = content(700_000, 11);
-    let local = work.write("up.bin", &body);
-    let tls = ["--ssl-reqd", "--insecure"];
-    let up = server.curl_run(
-        USER,
-        PASSWORD,
-        &[
-            &tls[..],
-            &[
-                "-T",
-                &local,
-                &server.url("/tls/up.bin"),
-                "--ftp-create-dirs",
-            ],
-        ]
-        .concat(),
-    );
-    // curl 7.88 asks AUTH SSL first; newer versions AUTH TLS.
-    assert!(
-        up.stderr.contains("> AUTH TLS") || up.stderr.contains("> AUTH SSL"),
-        "curl negotiated TLS:\n{}",
-        up.stderr
-    );
-    assert!(
-        up.stderr.contains("PROT P"),
-        "curl protected the data:\n{}",
-        up.stderr
-    );
-    server.assert_file("tls/up.bin", &body);
-    let down = server.curl(&[&tls[..], &[&server.url("/tls/up.bin")]].concat());
-    assert_eq!(sha256(&down), sha256(&body));
-    let list = server.curl(&[&tls[..], &[&server.url("/tls/")]].concat());
-    assert!(String::from_utf8_lossy(&list).contains("up.bin"));
-}
 
 #[test]
 fn curl_implicit_ftps() {
@@ -810,16 +698,6 @@ impl StdControl {
     }
 }
 
-#[test]
-fn sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest_on_folder() {
-    sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest(Backend::Folder)
-}
-
-#[test]
-fn sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest_on_s3() {
-    sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest(Backend::S3)
-}
-
 /// SIGTERM with a grace period that is long for one upload and short for
 /// another: the first completes, the second is aborted (nothing partial).
 fn sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest(backend: Backend) {
@@ -922,43 +800,22 @@ fn json_logs_carry_one_audit_record_per_transfer_and_no_password() {
 }
 
 // ---------------------------------------------------------------------------
-// Legacy clients: busybox (embedded devices, old scanners), ncftp, and an
+// Legacy clients: busybox (embedded devices, old scanners) and an
 // active-mode-only client driven like Windows ftp.exe (tnftp with passive off)
 // ---------------------------------------------------------------------------
 
+/// busybox's round trip is in tests/client_matrix.rs; here, an upload into a
+/// folder that does not exist: busybox reports the failure, and nothing is
+/// stored.
 #[test]
-fn busybox_ftpput_and_ftpget_round_trip() {
+fn busybox_ftpput_into_a_missing_folder_fails() {
     require_on_path("busybox");
     let server = Server::with_alice();
     let work = Work::new();
     let body = content(2 * MIB + 77, 21);
     let local = work.write("scan.pdf", &body);
-    fs::create_dir(server.root().join("inbox")).expect("mkdir inbox");
     let port = server.port.to_string();
     let login = ["-u", USER, "-p", PASSWORD, "-P", port.as_str(), "127.0.0.1"];
-    let mut put = Command::new("busybox");
-    put.arg("ftpput")
-        .args(login)
-        .args(["inbox/scan.pdf", &local]);
-    assert_ran(
-        "busybox ftpput",
-        &run(put, Duration::from_secs(30)),
-        &server,
-    );
-    server.assert_file("inbox/scan.pdf", &body);
-    let back = path_str(&work.path("back.pdf"));
-    let mut get = Command::new("busybox");
-    get.arg("ftpget")
-        .args(login)
-        .args([back.as_str(), "inbox/scan.pdf"]);
-    assert_ran(
-        "busybox ftpget",
-        &run(get, Duration::from_secs(30)),
-        &server,
-    );
-    assert_eq!(sha256(&work.read("back.pdf")), sha256(&body));
-    // Into a folder that does not exist: busybox reports the failure, and
-    // nothing is stored.
     let mut put = Command::new("busybox");
     put.arg("ftpput")
         .args(login)
@@ -969,43 +826,6 @@ fn busybox_ftpput_and_ftpget_round_trip() {
         "upload into a missing folder succeeded"
     );
     assert!(!server.root().join("missing").exists());
-}
-
-#[test]
-fn ncftp_put_ls_get_and_delete() {
-    require_on_path("ncftpput");
-    let server = Server::with_alice();
-    let work = Work::new();
-    let body = content(1_500_000, 22);
-    let local = work.write("report.csv", &body);
-    let port = server.port.to_string();
-    let login = ["-u", USER, "-p", PASSWORD, "-P", port.as_str(), "-t", "20"];
-    // -m: create the remote folders (nested) first.
-    let mut put = Command::new("ncftpput");
-    put.args(login)
-        .args(["-m", "127.0.0.1", "/exports/2026/11", &local]);
-    assert_ran("ncftpput", &run(put, Duration::from_secs(40)), &server);
-    server.assert_file("exports/2026/11/report.csv", &body);
-    let mut ls = Command::new("ncftpls");
-    ls.args(login)
-        .args(["-l", "ftp://127.0.0.1/exports/2026/11/"]);
-    let r = run(ls, Duration::from_secs(40));
-    assert_ran("ncftpls", &r, &server);
-    let listing = r.stdout_text();
-    assert!(
-        listing.contains("report.csv") && listing.contains("1500000"),
-        "{listing}"
-    );
-    // -DD: download, then delete the remote file.
-    let into = path_str(&work.path(""));
-    let mut get = Command::new("ncftpget");
-    get.args(login)
-        .args(["-DD", "127.0.0.1", &into, "/exports/2026/11/report.csv"]);
-    let r = run(get, Duration::from_secs(40));
-    assert_ran("ncftpget", &r, &server);
-    assert_eq!(sha256(&work.read("report.csv")), sha256(&body));
-    assert!(!server.root().join("exports/2026/11/report.csv").exists());
-    assert!(server.root().join("exports/2026/11").is_dir());
 }
 
 #[test]
@@ -1043,4 +863,9 @@ fn active_mode_only_client_like_windows_ftp_exe() {
         !server.root().join("out").exists(),
         "RMD removed the folder"
     );
+}
+
+on_folder_and_s3! {
+    sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest:
+        sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest(),
 }

@@ -50,14 +50,8 @@ async fn two_buckets_round_trip(server: &S3Server) {
         .contains(&key.to_string()));
 
     assert!(server.list_multipart_uploads(&a).await.is_empty());
-    let created = server
-        .request(
-            "POST",
-            &format!("{}?uploads", s3::object_path(&a, "big")),
-            Some(b""),
-        )
-        .await;
-    assert_eq!(created.status, 200, "{}", created.text());
+    let created = server.create_multipart_upload(&a, "big").await;
+    assert!(!created.is_empty());
     assert_eq!(
         server.list_multipart_uploads(&a).await,
         vec!["big".to_string()]
@@ -122,7 +116,7 @@ async fn moto_gives_isolated_buckets() {
 
 /// Garage checks signatures (moto does not): curl's own `--aws-sigv4` with
 /// the server's key reads a bucket the harness filled, and a wrong secret is
-/// refused, so the harness's own signing above was checked for real.
+/// refused, so the harness's keys above were checked for real.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garage_checks_signatures() {
     let server = S3Server::shared();
@@ -160,12 +154,7 @@ fn dedicated_garage_stops_on_drop() {
     let addr = server.endpoint.trim_start_matches("http://").to_string();
     let dir = server.server_dir().expect("started here").to_path_buf();
     assert!(dir.join("server.log").exists());
-    assert_eq!(
-        server
-            .request_blocking("HEAD", &format!("/{}", server.bucket), None)
-            .status,
-        200
-    );
+    assert!(server.bucket_exists_blocking(&server.bucket));
     drop(server);
     let connect = std::net::TcpStream::connect(&addr);
     assert!(

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::clients::{s3_key, Backend, Server};
 use common::faultproxy::{classify, Fault, FaultProxy, Op};
-use common::s3::{encode_mount_value, object_path, xml_values, S3Server};
+use common::s3::{encode_mount_value, S3Server};
 use common::{content, sha256, Raw, Store, TestServer, S3_PREFIX};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -83,18 +83,15 @@ async fn start_upload(raw: &mut Raw, name: &str, first: &[u8]) -> TcpStream {
 
 /// Creates a multipart upload directly; returns its upload id.
 async fn create_upload(bucket: &str, key: &str) -> String {
-    let path = format!("{}?uploads", object_path(bucket, key));
-    let response = S3Server::shared().request("POST", &path, None).await;
-    assert_eq!(response.status, 200, "{}", response.text());
-    xml_values(&response.text(), "UploadId")
-        .into_iter()
-        .next()
-        .expect("an upload id")
+    S3Server::shared()
+        .create_multipart_upload(bucket, key)
+        .await
 }
 
 async fn abort_directly(bucket: &str, key: &str, id: &str) {
-    let path = format!("{}?uploadId={id}", object_path(bucket, key));
-    S3Server::shared().request("DELETE", &path, None).await;
+    S3Server::shared()
+        .abort_multipart_upload(bucket, key, id)
+        .await;
 }
 
 /// The sum of every `s3ftp_backend_requests_total` series.

@@ -10,7 +10,6 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::future::Future;
 use std::io::{BufRead, BufReader, Read};
@@ -22,15 +21,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::s3::S3Server;
-use super::{cheap_hash, sha256, staging_files, PASSWORD, S3_PREFIX, USER};
+#[allow(unused_imports)]
+pub use super::store::{s3_key, Store, STAGING};
+use super::{cheap_hash, sha256, PASSWORD, USER};
 
 pub const MIB: usize = 1024 * 1024;
 /// How long the binary may take to accept connections.
 pub const START_WAIT: Duration = Duration::from_secs(10);
 /// How long the store may take to drop a staged upload once idle.
 pub const PARTIAL_WAIT: Duration = Duration::from_secs(2);
-/// Where the local folder stages uploads (hidden from clients).
-pub const STAGING: &str = ".s3ftp-partial";
 
 // ---------------------------------------------------------------------------
 // Client programs
@@ -157,6 +156,35 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// Runs each listed `name: run(args...)` as two tests, `folder::name` and
+/// `s3::name`, calling `run(args..., Backend::Folder)` and
+/// `run(args..., Backend::S3)`: the process-server twin of `on_every_backend!`.
+#[macro_export]
+macro_rules! on_folder_and_s3 {
+    ($($name:ident: $run:ident($($arg:expr),* $(,)?)),* $(,)?) => {
+        mod folder {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    super::$run($($arg,)* $crate::common::clients::Backend::Folder)
+                }
+            )*
+        }
+        mod s3 {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    super::$run($($arg,)* $crate::common::clients::Backend::S3)
+                }
+            )*
+        }
+    };
+}
+
 /// Runs a future to completion on a runtime shared by the test binary (for
 /// the async S3 helpers and async clients from synchronous tests). Never
 /// call it from inside another `block_on`.
@@ -194,29 +222,6 @@ impl Backend {
             Backend::S3 => "S3",
         }
     }
-}
-
-/// Where the server's files are, for checks that bypass the server.
-#[derive(Clone)]
-pub enum Store {
-    Folder(PathBuf),
-    S3 { bucket: String },
-}
-
-impl Store {
-    fn mount(&self) -> String {
-        match self {
-            Store::Folder(root) => format!("/=fs://{}", root.display()),
-            Store::S3 { bucket } => {
-                format!("/={}", S3Server::shared().mount_uri(bucket, S3_PREFIX))
-            }
-        }
-    }
-}
-
-/// The object key of a path of the FTP tree (`a/b.txt` or `/a/b.txt`).
-pub fn s3_key(path: &str) -> String {
-    format!("{S3_PREFIX}/{}", path.trim_start_matches('/'))
 }
 
 /// The `s3ftp` binary running as a child process.
@@ -283,8 +288,7 @@ impl Server {
 
     /// Kills the process with SIGKILL (it cleans up nothing) and starts a
     /// new one, with alice and `extra` variables, on the same bucket. Only
-    /// for S3 servers: a local folder lives in the old server's temporary
-    /// directory.
+    /// for S3 servers ([`Server::restart`] works on any store).
     pub fn kill_and_restart(&mut self, extra: &[(&str, String)]) {
         assert!(
             matches!(self.store, Store::S3 { .. }),
@@ -316,11 +320,7 @@ impl Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let store = match (store, backend) {
             (Some(store), _) => store,
-            (None, Backend::Folder) => {
-                let root = tmp.path().join("root");
-                fs::create_dir(&root).expect("create root");
-                Store::Folder(root)
-            }
+            (None, Backend::Folder) => Store::folder(),
             (None, Backend::S3) => Store::S3 {
                 bucket: S3Server::shared().fresh_bucket_blocking(),
             },
@@ -438,10 +438,9 @@ impl Server {
 
     /// The mounted folder (`/` of the FTP tree) of a local-folder server.
     pub fn root(&self) -> &Path {
-        match &self.store {
-            Store::Folder(root) => root,
-            Store::S3 { bucket } => panic!("the server stores in bucket {bucket}, not a folder"),
-        }
+        self.store
+            .folder_path()
+            .unwrap_or_else(|| panic!("the server stores in {}, not a folder", self.describe()))
     }
 
     // -- What the store holds ------------------------------------------------
@@ -449,32 +448,13 @@ impl Server {
     /// The bytes of the file at `path` of the FTP tree, read from the folder
     /// or the bucket; None when there is no such file.
     pub fn read(&self, path: &str) -> Option<Vec<u8>> {
-        match &self.store {
-            Store::Folder(root) => {
-                let on_disk = root.join(path.trim_start_matches('/'));
-                if on_disk.is_dir() {
-                    return None;
-                }
-                match fs::read(&on_disk) {
-                    Ok(data) => Some(data),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                    Err(e) => panic!("{} not readable: {e}", on_disk.display()),
-                }
-            }
-            Store::S3 { bucket } => block_on(S3Server::shared().get_object(bucket, &s3_key(path))),
-        }
+        block_on(self.store.read(path))
     }
 
     /// Whether `path` is a directory in the store (S3: a marker or any key
     /// under its prefix).
     pub fn is_dir(&self, path: &str) -> bool {
-        match &self.store {
-            Store::Folder(root) => root.join(path.trim_start_matches('/')).is_dir(),
-            Store::S3 { bucket } => {
-                let prefix = format!("{}/", s3_key(path).trim_end_matches('/'));
-                !block_on(S3Server::shared().list_keys(bucket, &prefix)).is_empty()
-            }
-        }
+        block_on(self.store.is_dir(path))
     }
 
     /// Asserts the file at `path` holds exactly `expected`.
@@ -512,34 +492,10 @@ impl Server {
         );
     }
 
-    /// Every file (`a/b.txt`) and directory (`a/`) of the store, sorted. On
-    /// S3 directories are markers and the parents of keys; every key must lie
-    /// under the mount's prefix. The local folder's staging area is left out
-    /// (see [`Server::assert_no_partials`]).
+    /// Every file (`a/b.txt`) and directory (`a/`) of the store, sorted (see
+    /// [`Store::tree`]).
     pub fn tree(&self) -> Vec<String> {
-        let mut out = BTreeSet::new();
-        match &self.store {
-            Store::Folder(root) => walk(root, "", &mut out),
-            Store::S3 { bucket } => {
-                let prefix = format!("{S3_PREFIX}/");
-                for key in block_on(S3Server::shared().list_keys(bucket, "")) {
-                    let rel = key.strip_prefix(&prefix).unwrap_or_else(|| {
-                        panic!("key {key:?} in bucket {bucket} lies outside the mount prefix")
-                    });
-                    let mut parent = String::new();
-                    let parts: Vec<&str> = rel.split('/').collect();
-                    for part in &parts[..parts.len() - 1] {
-                        parent.push_str(part);
-                        parent.push('/');
-                        out.insert(parent.clone());
-                    }
-                    if !rel.is_empty() {
-                        out.insert(rel.to_string());
-                    }
-                }
-            }
-        }
-        out.into_iter().collect()
+        block_on(self.store.tree())
     }
 
     /// Asserts the store holds exactly `expected` (see [`Server::tree`]):
@@ -556,15 +512,12 @@ impl Server {
     }
 
     /// Nothing half-written is left: the local folder's staging area holds no
-    /// staging file ([`staging_files`]), the bucket has no multipart upload in progress. Waits a
+    /// staging file ([`super::staging_files`]), the bucket has no multipart upload in progress. Waits a
     /// little for the clean-up of an aborted upload.
     pub fn assert_no_partials(&self) {
         let deadline = Instant::now() + PARTIAL_WAIT;
         loop {
-            let left: Vec<String> = match &self.store {
-                Store::Folder(root) => staging_files(root),
-                Store::S3 { bucket } => block_on(S3Server::shared().list_multipart_uploads(bucket)),
-            };
+            let left = block_on(self.store.partials());
             if left.is_empty() {
                 return;
             }
@@ -579,10 +532,7 @@ impl Server {
 
     /// Names the store in messages.
     pub fn describe(&self) -> String {
-        match &self.store {
-            Store::Folder(root) => format!("the folder {}", root.display()),
-            Store::S3 { bucket } => format!("bucket {bucket} (prefix {S3_PREFIX}/)"),
-        }
+        self.store.describe()
     }
 
     // -- curl ------------------------------------------------------------------
@@ -667,24 +617,6 @@ fn spawn(
         cmd.env(key, value);
     }
     cmd.spawn().expect("start the s3ftp binary")
-}
-
-fn walk(dir: &Path, rel: &str, out: &mut BTreeSet<String>) {
-    let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
-    for entry in entries {
-        let entry = entry.expect("dir entry");
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if rel.is_empty() && name == STAGING {
-            continue;
-        }
-        let path = format!("{rel}{name}");
-        if entry.file_type().expect("file type").is_dir() {
-            out.insert(format!("{path}/"));
-            walk(&entry.path(), &format!("{path}/"), out);
-        } else {
-            out.insert(path);
-        }
-    }
 }
 
 /// Variables for a server with a self-signed certificate (FTPS).

@@ -7,6 +7,10 @@
 pub mod clients;
 pub mod faultproxy;
 pub mod s3;
+pub mod store;
+
+#[allow(unused_imports)]
+pub use store::{staging_files, Store};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -43,17 +47,6 @@ pub fn cheap_hash(password: &str) -> String {
         .to_string()
 }
 
-/// Where a test server keeps its files.
-pub enum Store {
-    Memory,
-    Folder(tempfile::TempDir),
-    /// A fresh bucket on the shared S3 server, mounted under the key prefix
-    /// [`S3_PREFIX`] (so the prefix handling is exercised too).
-    S3 {
-        bucket: String,
-    },
-}
-
 /// Key prefix the S3 test mounts use.
 pub const S3_PREFIX: &str = "mnt/root";
 
@@ -74,25 +67,17 @@ impl TestServer {
 
     /// A server on a fresh local folder.
     pub async fn folder() -> TestServer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        TestServer::start(Store::Folder(dir), &[]).await
+        TestServer::start(Store::folder(), &[]).await
     }
 
     /// A server on a fresh bucket of the shared S3 server (Garage, or the
     /// external one named by S3FTP_TEST_S3_ENDPOINT).
     pub async fn s3() -> TestServer {
-        let bucket = s3::S3Server::shared().fresh_bucket().await;
-        TestServer::start(Store::S3 { bucket }, &[]).await
+        TestServer::start(Store::s3().await, &[]).await
     }
 
     pub async fn start(store: Store, extra: &[(&str, &str)]) -> TestServer {
-        let mount = match &store {
-            Store::Memory => "/=memory://".to_string(),
-            Store::Folder(dir) => format!("/=fs://{}", dir.path().display()),
-            Store::S3 { bucket } => {
-                format!("/={}", s3::S3Server::shared().mount_uri(bucket, S3_PREFIX))
-            }
-        };
+        let mount = store.mount();
         let users = format!(
             r#"[{{"name":"{USER}","password":"{h}"}},{{"name":"{READER}","password":"{h}","read_only":true}},{{"name":"{JAILED}","password":"{h}","home":"/bob"}},{{"name":"{DROP_BOX}","password":"{h}","drop_box":true}},{{"name":"{NO_DELETE}","password":"{h}","no_delete":true}},{{"name":"{NO_OVERWRITE}","password":"{h}","no_overwrite":true}}]"#,
             h = cheap_hash(PASSWORD),
@@ -125,18 +110,12 @@ impl TestServer {
 
     /// The folder behind a local-folder server.
     pub fn folder_path(&self) -> Option<&std::path::Path> {
-        match &self.store {
-            Store::Folder(dir) => Some(dir.path()),
-            Store::Memory | Store::S3 { .. } => None,
-        }
+        self.store.folder_path()
     }
 
     /// The bucket behind an S3 server.
     pub fn bucket(&self) -> Option<&str> {
-        match &self.store {
-            Store::S3 { bucket } => Some(bucket),
-            _ => None,
-        }
+        self.store.bucket()
     }
 
     /// Nothing half-written is left in the store: no staged file in the local
@@ -144,15 +123,7 @@ impl TestServer {
     /// for the background clean-up a dropped upload may still be doing.
     pub async fn assert_nothing_partial(&self) {
         for _ in 0..50 {
-            let leftover = match &self.store {
-                Store::Memory => 0,
-                Store::Folder(dir) => staging_files(dir.path()).len(),
-                Store::S3 { bucket } => s3::S3Server::shared()
-                    .list_multipart_uploads(bucket)
-                    .await
-                    .len(),
-            };
-            if leftover == 0 {
+            if self.store.partials().await.is_empty() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -172,12 +143,7 @@ impl TestServer {
                     _ => None,
                 }
             }
-            Store::Folder(dir) => std::fs::read(dir.path().join(name)).ok(),
-            Store::S3 { bucket } => {
-                s3::S3Server::shared()
-                    .get_object(bucket, &format!("{S3_PREFIX}/{name}"))
-                    .await
-            }
+            _ => self.store.read(name).await,
         }
     }
 
@@ -189,21 +155,7 @@ impl TestServer {
                 let mut c = self.login().await;
                 lines(&c.fetch("NLST").await)
             }
-            Store::Folder(dir) => std::fs::read_dir(dir.path())
-                .expect("read the folder")
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n != ".s3ftp-partial")
-                .collect(),
-            Store::S3 { bucket } => {
-                let prefix = format!("{S3_PREFIX}/");
-                s3::S3Server::shared()
-                    .list_keys(bucket, &prefix)
-                    .await
-                    .into_iter()
-                    .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))
-                    .collect()
-            }
+            _ => self.store.root_names().await,
         };
         names.sort();
         names
@@ -525,31 +477,6 @@ pub fn sorted_lines(data: &[u8]) -> Vec<String> {
     let mut v = lines(data);
     v.sort();
     v
-}
-
-/// The staging files under a local folder's staging area (`.s3ftp-partial`),
-/// at any depth, as paths relative to it: uploads in flight or left behind.
-/// Each server process's lock file and its own directory are how it holds its
-/// place there, not uploads, so they are not counted.
-pub fn staging_files(root: &std::path::Path) -> Vec<String> {
-    fn walk(dir: &std::path::Path, rel: &str, top: bool, out: &mut Vec<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if is_dir {
-                walk(&entry.path(), &format!("{rel}{name}/"), false, out);
-            } else if !(top && name.ends_with(".lock")) {
-                out.push(format!("{rel}{name}"));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&root.join(".s3ftp-partial"), "", true, &mut out);
-    out.sort();
-    out
 }
 
 pub fn sha256(data: &[u8]) -> String {

@@ -17,9 +17,10 @@
 //!
 //! Starting is synchronous (it blocks the calling thread for about a second;
 //! call it from `#[tokio::test]` bodies freely). Object helpers are async and
-//! run curl (requests signed with SigV4 here) on the blocking pool,
-//! independently of the back end under test; `*_blocking` twins exist for
-//! non-async code.
+//! send their requests with an aws-sdk-s3 client of the harness's own,
+//! configured explicitly (not from the environment) and run on a runtime of
+//! the harness's own, independently of the back end under test; `*_blocking`
+//! twins exist for non-async code.
 //!
 //! Binaries: `S3FTP_TEST_GARAGE_BIN` (else `garage` on PATH, else
 //! `~/.cargo/bin/garage`) and `S3FTP_TEST_MOTO_BIN` (else
@@ -35,13 +36,24 @@
 
 #![allow(dead_code)]
 
-use std::io::Write;
+use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    StalledStreamProtectionConfig,
+};
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration, EncodingType};
+use aws_sdk_s3::Client;
 
 /// How long a server may take to answer after it was started. Generous: the
 /// test machines have two shared cores and the suite compiles in parallel.
@@ -83,29 +95,8 @@ pub struct S3Server {
     pub bucket: String,
     bucket_prefix: String,
     process: Option<ServerProcess>,
-}
-
-/// One HTTP answer from the server.
-#[derive(Debug, Clone)]
-pub struct S3Response {
-    pub status: u16,
-    /// Header names in lower case, in the order received.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl S3Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
+    /// The harness's own client, made on first use.
+    sdk: OnceLock<Client>,
 }
 
 static SHARED: OnceLock<Result<S3Server, String>> = OnceLock::new();
@@ -145,6 +136,7 @@ impl S3Server {
             bucket_prefix: env_nonempty("S3FTP_TEST_S3_BUCKET_PREFIX")
                 .unwrap_or_else(|| "s3ftp-test-".into()),
             process: None,
+            sdk: OnceLock::new(),
         };
         server.bucket = server.fresh_bucket_blocking();
         Some(server)
@@ -202,6 +194,7 @@ api_bind_addr = "127.0.0.1:{s3_port}"
                 bucket: bucket.clone(),
                 bucket_prefix: "s3ftp-test-".into(),
                 process: Some(process),
+                sdk: OnceLock::new(),
             };
             match server.wait_ready(s3_port) {
                 Ok(()) => return server,
@@ -238,6 +231,7 @@ api_bind_addr = "127.0.0.1:{s3_port}"
                 bucket: "s3ftp-default".into(),
                 bucket_prefix: "s3ftp-test-".into(),
                 process: Some(process),
+                sdk: OnceLock::new(),
             };
             match server.wait_ready(port) {
                 Ok(()) => return server,
@@ -270,31 +264,44 @@ api_bind_addr = "127.0.0.1:{s3_port}"
             std::thread::sleep(Duration::from_millis(20));
         }
         loop {
-            let path = format!("/{}", self.bucket);
-            let response = if self.kind == S3Kind::Moto {
-                self.request_blocking("PUT", &path, Some(b""))
-            } else {
-                self.request_blocking("HEAD", &path, None)
-            };
-            match response.status {
-                200 => return Ok(()),
-                400 | 401 | 403 => panic!(
-                    "S3 server at {addr} refused the harness: {} {}",
-                    response.status,
-                    response.text()
-                ),
-                _ => {}
-            }
-            if let Some(status) = process.exited() {
-                return Err(format!("exited with {status}: {}", process.log_tail()));
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "S3 server at {addr} answered {} {:?} for its bucket: {}",
-                    response.status,
-                    response.text(),
-                    process.log_tail()
-                );
+            let bucket = self.bucket.clone();
+            let create = self.kind == S3Kind::Moto;
+            let answer = block_on_harness(self.sdk().clone(), move |c| async move {
+                fn failed<E: std::error::Error + 'static>(e: SdkError<E>) -> (Option<u16>, String) {
+                    (status(&e), DisplayErrorContext(e).to_string())
+                }
+                if create {
+                    c.create_bucket()
+                        .bucket(&bucket)
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(failed)
+                } else {
+                    c.head_bucket()
+                        .bucket(&bucket)
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(failed)
+                }
+            });
+            match answer {
+                Ok(()) => return Ok(()),
+                Err((Some(code @ (400 | 401 | 403)), text)) => {
+                    panic!("S3 server at {addr} refused the harness: {code} {text}")
+                }
+                Err((_, text)) => {
+                    if let Some(status) = process.exited() {
+                        return Err(format!("exited with {status}: {}", process.log_tail()));
+                    }
+                    if Instant::now() > deadline {
+                        panic!(
+                            "S3 server at {addr} answered {text:?} for its bucket: {}",
+                            process.log_tail()
+                        );
+                    }
+                }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -302,16 +309,17 @@ api_bind_addr = "127.0.0.1:{s3_port}"
 
     /// Creates a bucket no other test uses and returns its name.
     pub async fn fresh_bucket(&self) -> String {
-        let this = self.client();
-        let prefix = self.bucket_prefix.clone();
-        tokio::task::spawn_blocking(move || create_fresh_bucket(&this, &prefix))
+        let (region, prefix) = (self.region.clone(), self.bucket_prefix.clone());
+        self.run(move |c| create_fresh_bucket(c, region, prefix))
             .await
-            .expect("fresh_bucket task")
     }
 
     /// [`S3Server::fresh_bucket`] for non-async code.
     pub fn fresh_bucket_blocking(&self) -> String {
-        create_fresh_bucket(&self.client(), &self.bucket_prefix)
+        let (region, prefix) = (self.region.clone(), self.bucket_prefix.clone());
+        block_on_harness(self.sdk().clone(), move |c| {
+            create_fresh_bucket(c, region, prefix)
+        })
     }
 
     /// The mount URI for `S3FTP_MOUNTS`, credentials included as the
@@ -364,114 +372,169 @@ api_bind_addr = "127.0.0.1:{s3_port}"
         .collect()
     }
 
-    /// A signed request. `path_and_query` has its path already encoded, e.g.
-    /// `/bucket/key%20name?uploads` (see [`object_path`]); the query may be
-    /// in any order and encoded or not (`&`, `=` and `%` excepted).
-    pub async fn request(
-        &self,
-        method: &str,
-        path_and_query: &str,
-        body: Option<&[u8]>,
-    ) -> S3Response {
-        let client = self.client();
-        let method = method.to_string();
-        let path = path_and_query.to_string();
-        let body = body.map(<[u8]>::to_vec);
-        tokio::task::spawn_blocking(move || client.request(&method, &path, body.as_deref()))
-            .await
-            .expect("request task")
-    }
-
-    /// [`S3Server::request`] for non-async code.
-    pub fn request_blocking(
-        &self,
-        method: &str,
-        path_and_query: &str,
-        body: Option<&[u8]>,
-    ) -> S3Response {
-        self.client().request(method, path_and_query, body)
-    }
-
-    /// PutObject; panics unless the server answers 200.
+    /// PutObject; panics unless the server accepts it.
     pub async fn put_object(&self, bucket: &str, key: &str, data: &[u8]) {
-        let path = object_path(bucket, key);
-        let response = self.request("PUT", &path, Some(data)).await;
-        assert_eq!(response.status, 200, "PUT {path}: {}", response.text());
+        let (bucket, key, data) = (bucket.to_string(), key.to_string(), data.to_vec());
+        self.run(move |c| async move {
+            if let Err(e) = c
+                .put_object()
+                .bucket(&bucket)
+                .key(&key)
+                .content_type("application/octet-stream")
+                .body(ByteStream::from(data))
+                .send()
+                .await
+            {
+                panic!("PutObject {bucket}/{key}: {}", DisplayErrorContext(e));
+            }
+        })
+        .await
     }
 
     /// GetObject: the content, or None when the object does not exist.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
-        let path = object_path(bucket, key);
-        let response = self.request("GET", &path, None).await;
-        match response.status {
-            200 => Some(response.body),
-            404 => None,
-            other => panic!("GET {path}: {other} {}", response.text()),
-        }
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.run(move |c| async move {
+            match c.get_object().bucket(&bucket).key(&key).send().await {
+                Ok(out) => Some(
+                    out.body
+                        .collect()
+                        .await
+                        .unwrap_or_else(|e| panic!("GetObject {bucket}/{key} body: {e}"))
+                        .to_vec(),
+                ),
+                Err(e) if status(&e) == Some(404) => None,
+                Err(e) => panic!("GetObject {bucket}/{key}: {}", DisplayErrorContext(e)),
+            }
+        })
+        .await
     }
 
-    /// HeadObject: the response (headers: ETag, Content-Length,
-    /// x-amz-meta-*...), or None when the object does not exist.
-    pub async fn head_object(&self, bucket: &str, key: &str) -> Option<S3Response> {
-        let path = object_path(bucket, key);
-        let response = self.request("HEAD", &path, None).await;
-        match response.status {
-            200 => Some(response),
-            404 => None,
-            other => panic!("HEAD {path}: {other}"),
-        }
+    /// HeadObject: what the callers check (ETag, Content-Length,
+    /// x-amz-meta-*), or None when the object does not exist.
+    pub async fn head_object(&self, bucket: &str, key: &str) -> Option<ObjectHead> {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.run(move |c| async move {
+            match c.head_object().bucket(&bucket).key(&key).send().await {
+                Ok(out) => Some(ObjectHead::from(out)),
+                Err(e) if status(&e) == Some(404) => None,
+                Err(e) => panic!("HeadObject {bucket}/{key}: {}", DisplayErrorContext(e)),
+            }
+        })
+        .await
     }
 
     /// DeleteObject (succeeds whether or not the object existed).
     pub async fn delete_object(&self, bucket: &str, key: &str) {
-        let path = object_path(bucket, key);
-        let response = self.request("DELETE", &path, None).await;
-        assert!(
-            response.status == 204 || response.status == 200,
-            "DELETE {path}: {} {}",
-            response.status,
-            response.text()
-        );
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.run(move |c| async move {
+            if let Err(e) = c.delete_object().bucket(&bucket).key(&key).send().await {
+                panic!("DeleteObject {bucket}/{key}: {}", DisplayErrorContext(e));
+            }
+        })
+        .await
     }
 
     /// Every key under `prefix` (ListObjectsV2, all pages), in S3 order.
+    /// Keys are asked for URL-encoded, so keys with control characters (which
+    /// XML cannot carry) are listed too.
     pub async fn list_keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
-        let mut keys = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut query = String::new();
-            if let Some(t) = &token {
-                query.push_str(&format!("continuation-token={}&", encode_query_value(t)));
+        let (bucket, prefix) = (bucket.to_string(), prefix.to_string());
+        self.run(move |c| async move {
+            let mut keys = Vec::new();
+            let mut pages = c
+                .list_objects_v2()
+                .bucket(&bucket)
+                .prefix(&prefix)
+                .encoding_type(EncodingType::Url)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.unwrap_or_else(|e| {
+                    panic!(
+                        "ListObjectsV2 {bucket} {prefix:?}: {}",
+                        DisplayErrorContext(e)
+                    )
+                });
+                keys.extend(
+                    page.contents()
+                        .iter()
+                        .filter_map(|o| o.key())
+                        .map(url_decode),
+                );
             }
-            query.push_str(&format!(
-                "list-type=2&prefix={}",
-                encode_query_value(prefix)
-            ));
-            let path = format!("/{bucket}?{query}");
-            let response = self.request("GET", &path, None).await;
-            assert_eq!(response.status, 200, "GET {path}: {}", response.text());
-            let text = response.text();
-            keys.extend(xml_values(&text, "Key"));
-            token = xml_values(&text, "NextContinuationToken")
-                .into_iter()
-                .next();
-            if token.is_none() || !xml_values(&text, "IsTruncated").contains(&"true".into()) {
-                return keys;
-            }
-        }
+            keys
+        })
+        .await
     }
 
     /// Keys of the multipart uploads in progress in `bucket` (one entry per
     /// upload): empty when no upload was left behind.
     pub async fn list_multipart_uploads(&self, bucket: &str) -> Vec<String> {
-        let path = format!("/{bucket}?uploads");
-        let response = self.request("GET", &path, None).await;
-        assert_eq!(response.status, 200, "GET {path}: {}", response.text());
-        let text = response.text();
-        text.split("<Upload>")
-            .skip(1)
-            .flat_map(|upload| xml_values(upload, "Key").into_iter().take(1))
-            .collect()
+        let bucket = bucket.to_string();
+        self.run(move |c| async move {
+            let out = c
+                .list_multipart_uploads()
+                .bucket(&bucket)
+                .encoding_type(EncodingType::Url)
+                .send()
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("ListMultipartUploads {bucket}: {}", DisplayErrorContext(e))
+                });
+            out.uploads()
+                .iter()
+                .filter_map(|u| u.key())
+                .map(url_decode)
+                .collect()
+        })
+        .await
+    }
+
+    /// CreateMultipartUpload; returns the upload id.
+    pub async fn create_multipart_upload(&self, bucket: &str, key: &str) -> String {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.run(move |c| async move {
+            c.create_multipart_upload()
+                .bucket(&bucket)
+                .key(&key)
+                .send()
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "CreateMultipartUpload {bucket}/{key}: {}",
+                        DisplayErrorContext(e)
+                    )
+                })
+                .upload_id()
+                .expect("an upload id")
+                .to_string()
+        })
+        .await
+    }
+
+    /// AbortMultipartUpload; the answer is not checked (the upload may be
+    /// gone already).
+    pub async fn abort_multipart_upload(&self, bucket: &str, key: &str, upload_id: &str) {
+        let (bucket, key, id) = (bucket.to_string(), key.to_string(), upload_id.to_string());
+        self.run(move |c| async move {
+            let _ = c
+                .abort_multipart_upload()
+                .bucket(&bucket)
+                .key(&key)
+                .upload_id(&id)
+                .send()
+                .await;
+        })
+        .await
+    }
+
+    /// Whether HeadBucket answers 200 for `bucket`, for non-async code.
+    pub fn bucket_exists_blocking(&self, bucket: &str) -> bool {
+        let bucket = bucket.to_string();
+        block_on_harness(self.sdk().clone(), move |c| async move {
+            c.head_bucket().bucket(&bucket).send().await.is_ok()
+        })
     }
 
     /// The directory of a server this harness started (removed when it stops).
@@ -479,13 +542,150 @@ api_bind_addr = "127.0.0.1:{s3_port}"
         self.process.as_ref().map(|p| p.dir.as_path())
     }
 
-    fn client(&self) -> Client {
-        Client {
-            endpoint: self.endpoint.clone(),
-            access_key: self.access_key.clone(),
-            secret_key: self.secret_key.clone(),
-            region: self.region.clone(),
+    /// The harness's own SDK client for this server, configured explicitly
+    /// (endpoint, static keys, region, path style; no environment, profile or
+    /// instance metadata), independently of the back end under test.
+    fn sdk(&self) -> &Client {
+        self.sdk.get_or_init(|| {
+            let config = aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .endpoint_url(&self.endpoint)
+                .region(Region::new(self.region.clone()))
+                .credentials_provider(Credentials::new(
+                    self.access_key.clone(),
+                    self.secret_key.clone(),
+                    None,
+                    None,
+                    "s3ftp-test-harness",
+                ))
+                .force_path_style(true)
+                .retry_config(RetryConfig::disabled())
+                .timeout_config(
+                    TimeoutConfig::builder()
+                        .connect_timeout(Duration::from_secs(10))
+                        .operation_timeout(Duration::from_secs(120))
+                        .build(),
+                )
+                .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+                .build();
+            Client::from_conf(config)
+        })
+    }
+
+    /// Runs `f` with the client on the harness's runtime and waits for it.
+    async fn run<T, F, Fut>(&self, f: F) -> T
+    where
+        F: FnOnce(Client) -> Fut,
+        Fut: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        join(harness_runtime().spawn(f(self.sdk().clone()))).await
+    }
+}
+
+/// The runtime every harness request runs on. The shared servers (and so
+/// their clients' connection pools) outlive each test's runtime; a pooled
+/// connection bound to a finished runtime would fail the next test's request.
+fn harness_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("s3-harness")
+            .enable_all()
+            .build()
+            .expect("the S3 harness's runtime")
+    })
+}
+
+/// A harness task's result; its panic is the caller's.
+async fn join<T>(handle: tokio::task::JoinHandle<T>) -> T {
+    match handle.await {
+        Ok(value) => value,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// [`S3Server::run`] for non-async code (inside a runtime or not).
+fn block_on_harness<T, F, Fut>(client: Client, f: F) -> T
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    futures::executor::block_on(join(harness_runtime().spawn(f(client))))
+}
+
+/// The HTTP status of a failed request, when the server answered.
+fn status<E>(error: &SdkError<E>) -> Option<u16> {
+    error.raw_response().map(|r| r.status().as_u16())
+}
+
+/// Decodes a key listed with `encoding-type=url`: `%XX` escapes, and `+` as a
+/// space (a literal `+` arrives as `%2B`).
+fn url_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
         }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| panic!("listed key {value:?} is not UTF-8"))
+}
+
+/// What HeadObject said that the tests check.
+#[derive(Debug, Clone)]
+pub struct ObjectHead {
+    /// Header names in lower case: `etag` (quoted, as sent),
+    /// `content-length`, and `x-amz-meta-NAME` for each metadata entry.
+    pub headers: Vec<(String, String)>,
+}
+
+impl ObjectHead {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl From<aws_sdk_s3::operation::head_object::HeadObjectOutput> for ObjectHead {
+    fn from(out: aws_sdk_s3::operation::head_object::HeadObjectOutput) -> ObjectHead {
+        let mut headers = Vec::new();
+        if let Some(etag) = out.e_tag() {
+            headers.push(("etag".to_string(), etag.to_string()));
+        }
+        if let Some(len) = out.content_length() {
+            headers.push(("content-length".to_string(), len.to_string()));
+        }
+        for (name, value) in out.metadata().into_iter().flatten() {
+            headers.push((
+                format!("x-amz-meta-{}", name.to_ascii_lowercase()),
+                value.clone(),
+            ));
+        }
+        ObjectHead { headers }
     }
 }
 
@@ -518,29 +718,9 @@ impl Drop for S3Server {
     }
 }
 
-/// `/bucket/key` with the key encoded for a URL path.
-pub fn object_path(bucket: &str, key: &str) -> String {
-    format!("/{bucket}/{}", encode_key(key))
-}
-
-/// Percent-encodes an object key for a URL path: everything but unreserved
-/// characters and `/`, as SigV4 canonical URIs for S3 require.
-pub fn encode_key(key: &str) -> String {
-    encode(key, true)
-}
-
-/// Percent-encodes a query value: everything but unreserved characters.
-pub fn encode_query_value(value: &str) -> String {
-    encode(value, false)
-}
-
 /// Percent-encodes a mount URI query value, keeping `:` and `/` readable.
 pub fn encode_mount_value(value: &str) -> String {
     encode_keeping(value, b"/:")
-}
-
-fn encode(text: &str, keep_slash: bool) -> String {
-    encode_keeping(text, if keep_slash { b"/" } else { b"" })
 }
 
 fn encode_keeping(text: &str, keep: &[u8]) -> String {
@@ -555,265 +735,7 @@ fn encode_keeping(text: &str, keep: &[u8]) -> String {
     out
 }
 
-/// The text of every `<tag>...</tag>` in `xml`, entities decoded.
-pub fn xml_values(xml: &str, tag: &str) -> Vec<String> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(start) = rest.find(&open) {
-        rest = &rest[start + open.len()..];
-        let Some(end) = rest.find(&close) else { break };
-        out.push(xml_unescape(&rest[..end]));
-        rest = &rest[end + close.len()..];
-    }
-    out
-}
-
-fn xml_unescape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        rest = &rest[amp..];
-        let Some(semi) = rest.find(';') else { break };
-        let entity = &rest[1..semi];
-        let decoded = match entity {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            _ => entity
-                .strip_prefix("#x")
-                .or_else(|| entity.strip_prefix("#X"))
-                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
-                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
-                .and_then(char::from_u32),
-        };
-        match decoded {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[semi + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// What a request needs, cheap to move to the blocking pool.
-#[derive(Clone)]
-struct Client {
-    endpoint: String,
-    access_key: String,
-    secret_key: String,
-    region: String,
-}
-
-impl Client {
-    /// Signs with AWS SigV4 here (curl's own `--aws-sigv4` differs between
-    /// versions in how it canonicalises queries) and sends with curl.
-    fn request(&self, method: &str, path_and_query: &str, body: Option<&[u8]>) -> S3Response {
-        let (path, query) = match path_and_query.split_once('?') {
-            Some((p, q)) => (p, canonical_query(q)),
-            None => (path_and_query, String::new()),
-        };
-        let host = self
-            .endpoint
-            .split_once("://")
-            .map_or(self.endpoint.as_str(), |(_, rest)| rest)
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let payload_hash = sha256_hex(body.unwrap_or_default());
-        let now = chrono::Utc::now();
-        let amz_date = now.format("%Y%m%dT%H%M%SZ").to_string();
-        let day = now.format("%Y%m%d").to_string();
-        let canonical_request = format!(
-            "{method}\n{path}\n{query}\nhost:{host}\nx-amz-content-sha256:{payload_hash}\n\
-             x-amz-date:{amz_date}\n\nhost;x-amz-content-sha256;x-amz-date\n{payload_hash}"
-        );
-        let scope = format!("{day}/{}/s3/aws4_request", self.region);
-        let string_to_sign = format!(
-            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-            sha256_hex(canonical_request.as_bytes())
-        );
-        let mut key = hmac_sha256(
-            format!("AWS4{}", self.secret_key).as_bytes(),
-            day.as_bytes(),
-        );
-        for part in [self.region.as_str(), "s3", "aws4_request"] {
-            key = hmac_sha256(&key, part.as_bytes());
-        }
-        let signature: String = hmac_sha256(&key, string_to_sign.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let authorization = format!(
-            "Authorization: AWS4-HMAC-SHA256 Credential={}/{scope}, \
-             SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={signature}",
-            self.access_key
-        );
-
-        let body_file = body.map(|data| {
-            let mut file = tempfile::NamedTempFile::new().expect("temp file for a request body");
-            file.write_all(data).expect("write request body");
-            file.flush().expect("flush request body");
-            file
-        });
-        let mut command = Command::new("curl");
-        command
-            .args(["--silent", "--show-error", "--globoff", "--path-as-is"])
-            .args(["--max-time", "120", "--include", "--output", "-"])
-            .args(["--write-out", "%{http_code}"])
-            .arg("--header")
-            .arg(format!("Host: {host}"))
-            .arg("--header")
-            .arg(format!("x-amz-date: {amz_date}"))
-            .arg("--header")
-            .arg(format!("x-amz-content-sha256: {payload_hash}"))
-            .arg("--header")
-            .arg(authorization);
-        match method {
-            "HEAD" => {
-                command.arg("--head");
-            }
-            other => {
-                command.args(["--request", other]);
-            }
-        }
-        if let Some(file) = &body_file {
-            command
-                .args(["--header", "Content-Type: application/octet-stream"])
-                .arg("--data-binary")
-                .arg(format!("@{}", file.path().display()));
-        }
-        let url = if query.is_empty() {
-            format!("{}{path}", self.endpoint)
-        } else {
-            format!("{}{path}?{query}", self.endpoint)
-        };
-        command.arg(&url);
-        let output = command
-            .stdin(Stdio::null())
-            .output()
-            .expect("run curl (needed by the S3 tests; scripts/test.sh installs it)");
-        let out = output.stdout;
-        assert!(
-            out.len() >= 3,
-            "curl {method} {url} printed nothing: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let (response, code) = out.split_at(out.len() - 3);
-        let status: u16 = std::str::from_utf8(code)
-            .ok()
-            .and_then(|c| c.parse().ok())
-            .expect("curl --write-out status");
-        assert!(
-            status != 0,
-            "curl {method} {url} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let (headers, body) = split_head(response);
-        S3Response {
-            status,
-            headers,
-            body: if method == "HEAD" { Vec::new() } else { body },
-        }
-    }
-}
-
-/// The SigV4 canonical form of a query string: each name and value decoded
-/// and re-encoded strictly, `name=` for a bare name, sorted.
-fn canonical_query(query: &str) -> String {
-    let mut pairs: Vec<(String, String)> = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (name, value) = p.split_once('=').unwrap_or((p, ""));
-            (
-                encode_query_value(&percent_decode(name)),
-                encode_query_value(&percent_decode(value)),
-            )
-        })
-        .collect();
-    pairs.sort();
-    pairs
-        .iter()
-        .map(|(n, v)| format!("{n}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(data);
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
-}
-
-/// Splits curl `--include` output into the final response's headers and the
-/// body (interim `100 Continue` heads are skipped).
-fn split_head(mut data: &[u8]) -> (Vec<(String, String)>, Vec<u8>) {
-    loop {
-        let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
-            return (Vec::new(), data.to_vec());
-        };
-        let head = String::from_utf8_lossy(&data[..end]).into_owned();
-        data = &data[end + 4..];
-        if head.starts_with("HTTP/") && head.split(' ').nth(1) == Some("100") {
-            continue;
-        }
-        let headers = head
-            .lines()
-            .skip(1)
-            .filter_map(|line| line.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        return (headers, data.to_vec());
-    }
-}
-
-fn create_fresh_bucket(client: &Client, prefix: &str) -> String {
+async fn create_fresh_bucket(client: Client, region: String, prefix: String) -> String {
     // Unique across test binaries (pid) and runs (start time: an external
     // server keeps its buckets, and pids are reused).
     static RUN: OnceLock<u64> = OnceLock::new();
@@ -823,14 +745,11 @@ fn create_fresh_bucket(client: &Client, prefix: &str) -> String {
             .map(|d| d.as_millis() as u64 % (1 << 40))
             .unwrap_or_default()
     });
-    let body = if client.region == "us-east-1" {
-        None
-    } else {
-        Some(format!(
-            "<CreateBucketConfiguration><LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>",
-            client.region
-        ))
-    };
+    let location = (region != "us-east-1").then(|| {
+        CreateBucketConfiguration::builder()
+            .location_constraint(BucketLocationConstraint::from(region.as_str()))
+            .build()
+    });
     for _ in 0..10 {
         let n = BUCKET_COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("{prefix}{:x}-{run:x}-{n}", std::process::id());
@@ -838,15 +757,16 @@ fn create_fresh_bucket(client: &Client, prefix: &str) -> String {
             name.len() <= 63,
             "bucket name {name:?} too long: shorten S3FTP_TEST_S3_BUCKET_PREFIX"
         );
-        let response = client.request(
-            "PUT",
-            &format!("/{name}"),
-            body.as_deref().map(str::as_bytes),
-        );
-        match response.status {
-            200 => return name,
-            409 => continue,
-            other => panic!("CreateBucket {name}: {other} {}", response.text()),
+        let result = client
+            .create_bucket()
+            .bucket(&name)
+            .set_create_bucket_configuration(location.clone())
+            .send()
+            .await;
+        match result {
+            Ok(_) => return name,
+            Err(e) if status(&e) == Some(409) => continue,
+            Err(e) => panic!("CreateBucket {name}: {}", DisplayErrorContext(e)),
         }
     }
     panic!("could not find a free bucket name");
@@ -954,11 +874,6 @@ fn random_hex(bytes: usize) -> String {
     (0..bytes)
         .map(|_| format!("{:02x}", rand::random::<u8>()))
         .collect()
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    format!("{:x}", Sha256::digest(data))
 }
 
 fn env_nonempty(name: &str) -> Option<String> {

@@ -1,0 +1,245 @@
+//! The benchmark (issue 7): the built server (`target/release/s3ftp`, a child
+//! process) in front of a loopback S3 server (Garage, or the one named by
+//! S3FTP_TEST_S3_ENDPOINT), each workload measured through FTP and, where
+//! there is one, on the direct path with aws-sdk-s3 in the same run:
+//!
+//! - W1 upload of one large file: STOR vs a multipart upload (same part size
+//!   and concurrency);
+//! - W2 download of it: RETR vs GetObject;
+//!   (W1 and W2 run 3 rounds, direct then FTP in each, and compare medians:
+//!   on two shared cores single runs vary by 10-20%);
+//! - W3 1,000 files of 4 KiB over one control connection: files per second
+//!   (3 rounds too, after a direct warm-up pass);
+//! - W4 LIST, MLSD and NLST of 10,000 objects vs a ListObjectsV2 walk (9
+//!   rounds, medians);
+//! - W5 50 sessions uploading 20 MiB each at once, every object verified
+//!   (logged in once, then 3 rounds; the median is reported);
+//! - the server's peak resident memory (VmHWM, reset before each workload)
+//!   and CPU time (utime + stime from /proc) per workload, and its memory
+//!   with 200 idle logged-in sessions.
+//!
+//! It prints a table, then the same figures as `name=value` lines to compare
+//! runs. Run it with `scripts/bench.sh` (release build); `--help` for options.
+//! Loopback only; every loop is bounded.
+
+#[path = "../../tests/common/s3.rs"]
+#[allow(dead_code, clippy::all)]
+mod s3;
+
+mod data;
+mod direct;
+mod ftp;
+mod large;
+mod listing;
+mod report;
+mod server;
+mod sessions;
+mod small;
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+use data::*;
+use direct::*;
+use ftp::*;
+use large::*;
+use listing::*;
+use report::*;
+use server::*;
+use sessions::*;
+use small::*;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+type Result<T> = std::result::Result<T, Error>;
+
+const MIB: u64 = 1024 * 1024;
+const USER: &str = "bench";
+const PASSWORD: &str = "bench-password";
+/// The server's defaults, used on the direct path too.
+const PART_SIZE: u64 = 8 * MIB;
+const CONCURRENCY: usize = 4;
+/// Longest any single FTP reply may take.
+const REPLY_WAIT: Duration = Duration::from_secs(300);
+
+struct Options {
+    size_mib: u64,
+    big_mib: Option<u64>,
+    small_files: usize,
+    list_entries: usize,
+    sessions: usize,
+    session_mib: u64,
+    idle_sessions: usize,
+    /// W1/W2/W3 rounds (direct and FTP interleaved) and W5 rounds; medians
+    /// are reported.
+    rounds: usize,
+    only: Option<Vec<String>>,
+    /// Extra server variables (`--set S3FTP_PART_SIZE_MIB=16`).
+    server_env: Vec<(String, String)>,
+}
+
+impl Options {
+    fn parse() -> Result<Options> {
+        let mut o = Options {
+            size_mib: 1024,
+            big_mib: None,
+            small_files: 1000,
+            list_entries: 10_000,
+            sessions: 50,
+            session_mib: 20,
+            idle_sessions: 200,
+            rounds: 3,
+            only: None,
+            server_env: Vec::new(),
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--size-mib" => o.size_mib = value()?.parse()?,
+                "--big-mib" => o.big_mib = Some(value()?.parse()?),
+                "--small-files" => o.small_files = value()?.parse()?,
+                "--list-entries" => o.list_entries = value()?.parse()?,
+                "--sessions" => o.sessions = value()?.parse()?,
+                "--session-mib" => o.session_mib = value()?.parse()?,
+                "--idle-sessions" => o.idle_sessions = value()?.parse()?,
+                "--rounds" => o.rounds = value()?.parse::<usize>()?.max(1),
+                "--only" => {
+                    o.only = Some(
+                        value()?
+                            .split(',')
+                            .map(|s| s.trim().to_uppercase())
+                            .collect(),
+                    )
+                }
+                "--set" => {
+                    let pair = value()?;
+                    let (k, v) = pair.split_once('=').ok_or("--set needs NAME=VALUE")?;
+                    o.server_env.push((k.to_string(), v.to_string()));
+                }
+                "--quick" => {
+                    o.size_mib = 128;
+                    o.small_files = 200;
+                    o.list_entries = 2000;
+                    o.sessions = 10;
+                    o.session_mib = 10;
+                    o.idle_sessions = 50;
+                    o.rounds = 1;
+                }
+                "-h" | "--help" => {
+                    println!(
+                        "bench [--size-mib 1024] [--big-mib 4096] [--small-files 1000] \
+                         [--list-entries 10000] [--sessions 50] [--session-mib 20] \
+                         [--idle-sessions 200] [--rounds 3] [--only W1,W2,W3,W4,W5,IDLE] [--quick] \
+                         [--set S3FTP_NAME=VALUE ...]\n\
+                         Server binary: S3FTP_BENCH_BIN (default: target/release/s3ftp)."
+                    );
+                    std::process::exit(0);
+                }
+                other => return Err(format!("unknown argument {other:?} (see --help)").into()),
+            }
+        }
+        Ok(o)
+    }
+
+    fn runs(&self, name: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|n| n == name))
+    }
+}
+
+// ---------------------------------------------------------------- main
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let opts = Options::parse()?;
+    let s3 = s3::S3Server::external_from_env().unwrap_or_else(s3::S3Server::garage);
+    let bucket = s3.fresh_bucket().await;
+    let server = ServerProcess::start(&s3.mount_uri(&bucket, ""), &opts.server_env)?;
+    let direct = Direct::new(&s3, &bucket);
+    let pattern = Arc::new(Pattern::new());
+    println!(
+        "s3ftp bench: server {} (pid {}), S3 {:?} at {}, bucket {bucket}",
+        server.addr,
+        server.child.id(),
+        s3.kind,
+        s3.endpoint
+    );
+    println!("server at start: {:.1} MiB resident\n", server.rss_mib());
+    println!("{:<34} {:<34} notes", "workload", "figure");
+    let mut r = Report::default();
+    r.value("server_start_rss_mib", server.rss_mib());
+    if opts.runs("IDLE") {
+        idle(&mut r, &server, opts.idle_sessions).await?;
+    }
+    if opts.runs("W1") || opts.runs("W2") {
+        w1_w2(
+            &mut r,
+            &server,
+            &direct,
+            &pattern,
+            opts.size_mib,
+            "W1",
+            opts.runs("W2"),
+            opts.rounds,
+        )
+        .await?;
+    }
+    if let Some(big) = opts.big_mib {
+        // One round: 4 GiB shows that memory does not grow with size.
+        w1_w2(&mut r, &server, &direct, &pattern, big, "W1big", false, 1).await?;
+    }
+    if opts.runs("W3") {
+        w3(
+            &mut r,
+            &server,
+            &direct,
+            &pattern,
+            opts.small_files,
+            opts.rounds,
+        )
+        .await?;
+    }
+    if opts.runs("W4") {
+        w4(&mut r, &server, &direct, opts.list_entries, opts.rounds).await?;
+    }
+    if opts.runs("W5") {
+        w5(
+            &mut r,
+            &server,
+            &direct,
+            &pattern,
+            opts.sessions,
+            opts.session_mib,
+            opts.rounds,
+        )
+        .await?;
+    }
+    println!();
+    for (name, value) in &r.values {
+        println!("{name}={value}");
+    }
+    if r.failures.is_empty() {
+        println!("\nall targets met");
+    } else {
+        println!("\ntargets missed:");
+        for f in &r.failures {
+            println!("  {f}");
+        }
+    }
+    Ok(())
+}
