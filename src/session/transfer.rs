@@ -137,70 +137,13 @@ impl Transfer {
             opening,
             ..
         } = self;
-        let opened = tokio::select! {
-            _ = ctx.cancel.cancelled() => Err(None),
-            r = setup.open(ctx.timeout) => r.map_err(Some),
-        };
-        let stream = match opened {
-            Ok(s) => s,
-            Err(err) => {
+        let mut data = match open(&ctx, setup, opening).await {
+            Ok(data) => data,
+            Err(failed) => {
                 if let TransferKind::Receive { sink, .. } = kind {
                     let _ = sink.abort().await;
                 }
-                return match err {
-                    None => TransferResult {
-                        reply: Stop::Aborted.reply(),
-                        bytes: 0,
-                        aborted: true,
-                        deferred: None,
-                    },
-                    Some(e) => TransferResult {
-                        reply: open_failure(e),
-                        bytes: 0,
-                        aborted: false,
-                        deferred: None,
-                    },
-                };
-            }
-        };
-        // 150 goes out once the connection is open and before any TLS
-        // handshake on it: some clients (Python's ftplib) start TLS only after
-        // reading it. The session may already be gone; the transfer then fails.
-        let _ = ctx.events.send(TransferEvent::Reply(opening)).await;
-        let mut data: BoxedStream = match &ctx.tls {
-            None => Box::new(stream),
-            Some(acceptor) => {
-                let handshake = tokio::select! {
-                    _ = ctx.cancel.cancelled() => None,
-                    r = tokio::time::timeout(ctx.timeout, acceptor.accept(stream)) => Some(r),
-                };
-                match handshake {
-                    Some(Ok(Ok(tls))) if !ctx.require_reuse || resumed(&tls) => Box::new(tls),
-                    other => {
-                        if let TransferKind::Receive { sink, .. } = kind {
-                            let _ = sink.abort().await;
-                        }
-                        let aborted = other.is_none();
-                        let reply = match other {
-                            None => Stop::Aborted.reply(),
-                            Some(Ok(Ok(_))) => Reply::new(
-                                ReplyCode::CantOpenDataConnection,
-                                "TLS session reuse required: the data connection must resume \
-                                 the control connection's TLS session.",
-                            ),
-                            Some(_) => Reply::new(
-                                ReplyCode::CantOpenDataConnection,
-                                "TLS negotiation on the data connection failed.",
-                            ),
-                        };
-                        return TransferResult {
-                            reply,
-                            bytes: 0,
-                            aborted,
-                            deferred: None,
-                        };
-                    }
-                }
+                return failed;
             }
         };
         let complete = "Transfer complete.".to_string();
@@ -230,15 +173,64 @@ impl Transfer {
             },
             Err(stop) => {
                 let aborted = matches!(stop, Stop::Aborted);
-                TransferResult {
-                    reply: stop.reply(),
-                    bytes,
-                    aborted,
-                    deferred: None,
-                }
+                TransferResult::failed(stop.reply(), aborted, bytes)
             }
         }
     }
+}
+
+impl TransferResult {
+    fn failed(reply: Reply, aborted: bool, bytes: u64) -> Self {
+        TransferResult {
+            reply,
+            bytes,
+            aborted,
+            deferred: None,
+        }
+    }
+}
+
+/// Opens the data connection, sends 150, and does the TLS handshake under
+/// PROT P; the stream, or the transfer's result when that failed.
+async fn open(
+    ctx: &TransferContext,
+    setup: DataSetup,
+    opening: Reply,
+) -> Result<BoxedStream, TransferResult> {
+    let opened = tokio::select! {
+        _ = ctx.cancel.cancelled() => Err(None),
+        r = setup.open(ctx.timeout) => r.map_err(Some),
+    };
+    let stream = match opened {
+        Ok(s) => s,
+        Err(None) => return Err(TransferResult::failed(Stop::Aborted.reply(), true, 0)),
+        Err(Some(e)) => return Err(TransferResult::failed(open_failure(e), false, 0)),
+    };
+    // 150 goes out once the connection is open and before any TLS
+    // handshake on it: some clients (Python's ftplib) start TLS only after
+    // reading it. The session may already be gone; the transfer then fails.
+    let _ = ctx.events.send(TransferEvent::Reply(opening)).await;
+    let Some(acceptor) = &ctx.tls else {
+        return Ok(Box::new(stream));
+    };
+    let handshake = tokio::select! {
+        _ = ctx.cancel.cancelled() => None,
+        r = tokio::time::timeout(ctx.timeout, acceptor.accept(stream)) => Some(r),
+    };
+    let reply = match handshake {
+        Some(Ok(Ok(tls))) if !ctx.require_reuse || resumed(&tls) => return Ok(Box::new(tls)),
+        None => return Err(TransferResult::failed(Stop::Aborted.reply(), true, 0)),
+        Some(Ok(Ok(_))) => Reply::new(
+            ReplyCode::CantOpenDataConnection,
+            "TLS session reuse required: the data connection must resume \
+             the control connection's TLS session.",
+        ),
+        Some(_) => Reply::new(
+            ReplyCode::CantOpenDataConnection,
+            "TLS negotiation on the data connection failed.",
+        ),
+    };
+    Err(TransferResult::failed(reply, false, 0))
 }
 
 fn open_failure(err: DataError) -> Reply {
