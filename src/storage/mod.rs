@@ -213,25 +213,19 @@ pub trait Backend: Send + Sync + Debug {
 /// Settings shared by every back end a server opens.
 #[derive(Clone, Debug)]
 pub struct StorageSettings {
-    pub upload: s3::upload::UploadSettings,
     /// Told about every request to the store (metrics).
     pub observer: Arc<dyn StorageObserver>,
-    /// How long S3 mounts trust what they saw of directories (S3FTP_DIR_CACHE_SECS).
-    pub dir_cache: std::time::Duration,
-    /// Age after which another process's multipart upload under an S3
-    /// mount's prefix counts as abandoned and is aborted
-    /// (S3FTP_UPLOAD_SWEEP_AGE); zero: no sweeping.
-    pub upload_sweep_age: std::time::Duration,
+    /// What only S3 mounts use: uploads, the directory cache, sweeping.
+    pub s3: s3::S3Settings,
 }
 
 impl StorageSettings {
-    /// Settings that report to nobody, with the default directory cache.
-    pub fn new(upload: s3::upload::UploadSettings) -> Self {
+    /// Settings that report to nobody, with S3's defaults around `s3`
+    /// (e.g. just its [`s3::upload::UploadSettings`]).
+    pub fn new(s3: impl Into<s3::S3Settings>) -> Self {
         StorageSettings {
-            upload,
             observer: Arc::new(NoObserver),
-            dir_cache: std::time::Duration::from_secs(10),
-            upload_sweep_age: std::time::Duration::ZERO,
+            s3: s3.into(),
         }
     }
 }

@@ -50,6 +50,30 @@ const LEARNED_SUBDIRS: usize = 10_000;
 /// Most keys per DeleteObjects request (S3's limit).
 const DELETE_BATCH: usize = 1000;
 
+/// What only S3 mounts use; the generic [`StorageSettings`] carries it.
+#[derive(Clone, Debug)]
+pub struct S3Settings {
+    /// Part sizes, concurrency and the global memory budget of uploads.
+    pub upload: UploadSettings,
+    /// How long what was seen of directories is trusted (S3FTP_DIR_CACHE_SECS).
+    pub dir_cache: Duration,
+    /// Age after which another process's multipart upload under the mount's
+    /// prefix counts as abandoned and is aborted (S3FTP_UPLOAD_SWEEP_AGE);
+    /// zero: no sweeping.
+    pub upload_sweep_age: Duration,
+}
+
+impl From<UploadSettings> for S3Settings {
+    /// These uploads, the default directory cache and no sweeping.
+    fn from(upload: UploadSettings) -> Self {
+        S3Settings {
+            upload,
+            dir_cache: Duration::from_secs(10),
+            upload_sweep_age: Duration::ZERO,
+        }
+    }
+}
+
 /// What operations and uploads share: the client, the bucket, the tuning.
 pub(crate) struct S3Target {
     client: Client,
@@ -167,18 +191,18 @@ impl S3Backend {
         let target = Arc::new(S3Target {
             client,
             bucket: uri.bucket.clone(),
-            upload: settings.upload.clone(),
+            upload: settings.s3.upload.clone(),
             observer: settings.observer.clone(),
             sha256: uri.sha256,
             content_md5: checksum == Checksum::Md5,
         });
         S3Backend {
-            _sweeper: sweep::spawn(target.clone(), &uri.prefix, settings.upload_sweep_age),
+            _sweeper: sweep::spawn(target.clone(), &uri.prefix, settings.s3.upload_sweep_age),
             target,
             prefix: uri.prefix.clone(),
             page_size: uri.page_size,
             times: Arc::new(KnownTimes::default()),
-            dirs: Arc::new(DirCache::new(settings.dir_cache)),
+            dirs: Arc::new(DirCache::new(settings.s3.dir_cache)),
             description: format!(
                 "S3Backend(s3://{}/{} at {})",
                 uri.bucket,
