@@ -293,95 +293,9 @@ impl MultipartSink {
     async fn finish(&mut self) -> Result<u64> {
         let sha256 = self.sha256.take().map(|h| hex(&h.finalize()));
         if self.upload_id.is_none() {
-            let body = std::mem::take(&mut self.buf).freeze();
-            let mut metadata = self.metadata.clone();
-            if let Some(sum) = &sha256 {
-                metadata.insert("sha256".into(), sum.clone());
-            }
-            let sent = self
-                .target
-                .client
-                .put_object()
-                .bucket(&self.target.bucket)
-                .key(&self.key)
-                .set_content_md5(self.target.content_md5.then(|| content_md5(&body)))
-                .set_metadata(Some(metadata))
-                .body(ByteStream::from(body.clone()))
-                .customize()
-                .disable_payload_signing()
-                .send()
-                .await;
-            match sent {
-                Ok(_) => {}
-                Err(e) if outcome_unknown(&e) => {
-                    // The object may be stored though the answer was lost:
-                    // its ETag (the body's MD5) says.
-                    let failure = settle::failure(&e);
-                    let _ = map(e, "PutObject");
-                    let expected = Expected {
-                        token: None,
-                        etag: Some(settle::simple_etag(&body)),
-                    };
-                    settle::settle_commit(&self.target, &self.key, "PutObject", expected, failure)
-                        .await?;
-                }
-                Err(e) => return Err(map(e, "PutObject")),
-            }
+            self.put_whole(sha256.as_deref()).await?;
         } else {
-            if !self.buf.is_empty() {
-                let last = std::mem::take(&mut self.buf).freeze();
-                self.start_part(last).await?;
-            }
-            while let Some(joined) = self.tasks.join_next().await {
-                self.done
-                    .push(joined.map_err(|e| StorageError::Other(e.to_string()))??);
-            }
-            let mut parts = std::mem::take(&mut self.done);
-            parts.sort_by_key(|p| p.part_number());
-            let count = parts.len();
-            let upload_id = self.upload_id.clone().unwrap_or_default();
-            let etag = settle::multipart_etag(&parts);
-            let sent = self
-                .target
-                .client
-                .complete_multipart_upload()
-                .bucket(&self.target.bucket)
-                .key(&self.key)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .send()
-                .await;
-            match sent {
-                Ok(_) => {}
-                // NoSuchUpload: typically the SDK's retry after a first
-                // attempt that committed but whose answer was lost.
-                Err(e) if is_no_such_upload(&e) || outcome_unknown(&e) => {
-                    let failure = settle::failure(&e);
-                    let _ = map(e, "CompleteMultipartUpload");
-                    let expected = Expected {
-                        token: Some(&self.token),
-                        etag,
-                    };
-                    settle::settle_commit(
-                        &self.target,
-                        &self.key,
-                        "CompleteMultipartUpload",
-                        expected,
-                        failure,
-                    )
-                    .await?;
-                }
-                Err(e) => return Err(map(e, "CompleteMultipartUpload")),
-            }
-            // Completed: nothing left to abort or sweep.
-            self.upload_id = None;
-            self.live = None;
-            self.target.observer.multipart(MultipartEvent::Completed);
-            tracing::debug!(key = %self.key, parts = count, "multipart upload completed");
+            self.complete().await?;
         }
         tracing::info!(
             key = %self.key,
@@ -391,6 +305,106 @@ impl MultipartSink {
         );
         self.finished = true;
         Ok(self.total)
+    }
+
+    /// A file that ended within its first part: one PutObject, settled by
+    /// reading the key when the answer is unclear.
+    async fn put_whole(&mut self, sha256: Option<&str>) -> Result<()> {
+        let body = std::mem::take(&mut self.buf).freeze();
+        let mut metadata = self.metadata.clone();
+        if let Some(sum) = sha256 {
+            metadata.insert("sha256".into(), sum.to_string());
+        }
+        let sent = self
+            .target
+            .client
+            .put_object()
+            .bucket(&self.target.bucket)
+            .key(&self.key)
+            .set_content_md5(self.target.content_md5.then(|| content_md5(&body)))
+            .set_metadata(Some(metadata))
+            .body(ByteStream::from(body.clone()))
+            .customize()
+            .disable_payload_signing()
+            .send()
+            .await;
+        match sent {
+            Ok(_) => {}
+            Err(e) if outcome_unknown(&e) => {
+                // The object may be stored though the answer was lost:
+                // its ETag (the body's MD5) says.
+                let failure = settle::failure(&e);
+                let _ = map(e, "PutObject");
+                let expected = Expected {
+                    token: None,
+                    etag: Some(settle::simple_etag(&body)),
+                };
+                settle::settle_commit(&self.target, &self.key, "PutObject", expected, failure)
+                    .await?;
+            }
+            Err(e) => return Err(map(e, "PutObject")),
+        }
+        Ok(())
+    }
+
+    /// The last part sent, every part awaited, then CompleteMultipartUpload,
+    /// settled by reading the key when the answer is unclear.
+    async fn complete(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            let last = std::mem::take(&mut self.buf).freeze();
+            self.start_part(last).await?;
+        }
+        while let Some(joined) = self.tasks.join_next().await {
+            self.done
+                .push(joined.map_err(|e| StorageError::Other(e.to_string()))??);
+        }
+        let mut parts = std::mem::take(&mut self.done);
+        parts.sort_by_key(|p| p.part_number());
+        let count = parts.len();
+        let upload_id = self.upload_id.clone().unwrap_or_default();
+        let etag = settle::multipart_etag(&parts);
+        let sent = self
+            .target
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.target.bucket)
+            .key(&self.key)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await;
+        match sent {
+            Ok(_) => {}
+            // NoSuchUpload: typically the SDK's retry after a first
+            // attempt that committed but whose answer was lost.
+            Err(e) if is_no_such_upload(&e) || outcome_unknown(&e) => {
+                let failure = settle::failure(&e);
+                let _ = map(e, "CompleteMultipartUpload");
+                let expected = Expected {
+                    token: Some(&self.token),
+                    etag,
+                };
+                settle::settle_commit(
+                    &self.target,
+                    &self.key,
+                    "CompleteMultipartUpload",
+                    expected,
+                    failure,
+                )
+                .await?;
+            }
+            Err(e) => return Err(map(e, "CompleteMultipartUpload")),
+        }
+        // Completed: nothing left to abort or sweep.
+        self.upload_id = None;
+        self.live = None;
+        self.target.observer.multipart(MultipartEvent::Completed);
+        tracing::debug!(key = %self.key, parts = count, "multipart upload completed");
+        Ok(())
     }
 
     async fn abort_now(&mut self) -> Result<()> {
