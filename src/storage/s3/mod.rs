@@ -8,7 +8,7 @@
 //! One file per operation family: `uri` (mount URIs), `client` (the SDK
 //! client and bucket), `backend` (the trait, a list of short methods),
 //! `probe` (file, directory or nothing), `lister`, `reader`, `writer` and
-//! `upload`, `tree` (walks, copies, batch deletes), `times`; around them
+//! `upload` (with `parts`), `tree` (walks, copies, batch deletes), `times`; around them
 //! `error`, `observe`, `dirs`, `settle`, `sweep` and `urlkeys`.
 
 mod backend;
@@ -17,6 +17,7 @@ mod dirs;
 mod error;
 mod lister;
 mod observe;
+mod parts;
 mod probe;
 mod reader;
 mod settle;
