@@ -10,6 +10,7 @@ pub mod guard;
 pub mod logfmt;
 pub mod metrics;
 pub mod protocol;
+pub mod secrets;
 pub mod server;
 pub mod session;
 pub mod storage;

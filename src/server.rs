@@ -18,9 +18,9 @@ use crate::datachan::PassivePortPool;
 use crate::guard::SessionSlot;
 use crate::metrics::http::Probe;
 use crate::metrics::Metrics;
+use crate::secrets::redact;
 use crate::session::{Session, Shared};
-use crate::storage::s3::redact;
-use crate::storage::s3::upload::UploadSettings;
+use crate::storage::s3::{upload::UploadSettings, S3Settings};
 use crate::storage::StorageSettings;
 use crate::vfs::mount::MountTable;
 
@@ -57,14 +57,16 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
         let metrics = Arc::new(Metrics::new());
         let settings = StorageSettings {
-            upload: UploadSettings::new(
-                config.part_size_mib * MIB,
-                config.upload_concurrency,
-                config.upload_memory_mib,
-            ),
             observer: metrics.clone(),
-            dir_cache: config.dir_cache,
-            upload_sweep_age: config.upload_sweep_age,
+            s3: S3Settings {
+                upload: UploadSettings::new(
+                    config.part_size_mib * MIB,
+                    config.upload_concurrency,
+                    config.upload_memory_mib,
+                ),
+                dir_cache: config.dir_cache,
+                upload_sweep_age: config.upload_sweep_age,
+            },
         };
         let mounts = MountTable::open(&config.mounts, &settings)
             .await

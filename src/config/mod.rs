@@ -250,7 +250,7 @@ fn redact_setting(name: &str, value: &str) -> String {
         S3FTP_USERS if !value.trim().is_empty() => "(set, not shown)".into(),
         S3FTP_MOUNTS => value
             .split(',')
-            .map(crate::storage::s3::redact)
+            .map(crate::secrets::redact)
             .collect::<Vec<_>>()
             .join(","),
         _ => value.to_string(),

@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::Metrics;
-use crate::storage::s3::redact;
+use crate::secrets::redact;
 use crate::vfs::mount::MountTable;
 
 /// Longest a mount's check may take before /readyz calls it unreachable.

@@ -213,25 +213,19 @@ pub trait Backend: Send + Sync + Debug {
 /// Settings shared by every back end a server opens.
 #[derive(Clone, Debug)]
 pub struct StorageSettings {
-    pub upload: s3::upload::UploadSettings,
     /// Told about every request to the store (metrics).
     pub observer: Arc<dyn StorageObserver>,
-    /// How long S3 mounts trust what they saw of directories (S3FTP_DIR_CACHE_SECS).
-    pub dir_cache: std::time::Duration,
-    /// Age after which another process's multipart upload under an S3
-    /// mount's prefix counts as abandoned and is aborted
-    /// (S3FTP_UPLOAD_SWEEP_AGE); zero: no sweeping.
-    pub upload_sweep_age: std::time::Duration,
+    /// What only S3 mounts use: uploads, the directory cache, sweeping.
+    pub s3: s3::S3Settings,
 }
 
 impl StorageSettings {
-    /// Settings that report to nobody, with the default directory cache.
-    pub fn new(upload: s3::upload::UploadSettings) -> Self {
+    /// Settings that report to nobody, with S3's defaults around `s3`
+    /// (e.g. just its [`s3::upload::UploadSettings`]).
+    pub fn new(s3: impl Into<s3::S3Settings>) -> Self {
         StorageSettings {
-            upload,
             observer: Arc::new(NoObserver),
-            dir_cache: std::time::Duration::from_secs(10),
-            upload_sweep_age: std::time::Duration::ZERO,
+            s3: s3.into(),
         }
     }
 }
@@ -291,26 +285,40 @@ impl StorageObserver for NoObserver {
     fn multipart(&self, _: MultipartEvent) {}
 }
 
+/// Why a mount could not be opened. A bad URI is the operator's mistake in
+/// `S3FTP_MOUNTS`, not a file name a client sent, so it is no
+/// [`StorageError::InvalidName`]; the store's own refusals stay storage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}: fs:// needs a folder, e.g. fs://./data")]
+    NoFolder(String),
+    /// The URI is shown redacted.
+    #[error("{0}: unknown scheme (use fs://PATH, memory:// or s3://BUCKET)")]
+    UnknownScheme(String),
+    #[error(transparent)]
+    S3Uri(#[from] s3::UriError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
 /// Opens the back end a mount URI names: `fs://PATH` (a local folder, relative
 /// like `fs://./data` or absolute like `fs:///data`), `memory://`, or
 /// `s3://BUCKET/PREFIX?endpoint=...&region=...&path_style=true`.
-pub async fn open(uri: &str, settings: &StorageSettings) -> Result<Arc<dyn Backend>> {
+pub async fn open(
+    uri: &str,
+    settings: &StorageSettings,
+) -> std::result::Result<Arc<dyn Backend>, OpenError> {
     if let Some(path) = uri.strip_prefix("fs://") {
         if path.is_empty() {
-            return Err(StorageError::InvalidName(format!(
-                "{uri}: fs:// needs a folder, e.g. fs://./data"
-            )));
+            return Err(OpenError::NoFolder(uri.to_string()));
         }
         Ok(Arc::new(opendal::OpendalBackend::local(Path::new(path))?))
     } else if uri == "memory://" {
         Ok(Arc::new(opendal::OpendalBackend::memory()))
     } else if uri.starts_with("s3://") {
-        let parsed = s3::S3Uri::parse(uri).map_err(StorageError::InvalidName)?;
+        let parsed = s3::S3Uri::parse(uri)?;
         Ok(Arc::new(s3::S3Backend::open(&parsed, settings).await))
     } else {
-        Err(StorageError::InvalidName(format!(
-            "{}: unknown scheme (use fs://PATH, memory:// or s3://BUCKET)",
-            s3::redact(uri)
-        )))
+        Err(OpenError::UnknownScheme(crate::secrets::redact(uri)))
     }
 }

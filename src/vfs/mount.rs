@@ -16,7 +16,7 @@ pub struct MountSpec {
 
 impl std::fmt::Debug for MountSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}={}", self.point, storage::s3::redact(&self.uri))
+        write!(f, "{}={}", self.point, crate::secrets::redact(&self.uri))
     }
 }
 

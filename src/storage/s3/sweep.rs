@@ -17,7 +17,8 @@ use aws_sdk_s3::types::EncodingType;
 
 use super::error::{is_no_such_upload, map};
 use super::settle::is_live;
-use super::{to_system_time, urlkeys, S3Target};
+use super::times::to_system_time;
+use super::{urlkeys, S3Target};
 use crate::storage::{MultipartEvent, Result};
 
 /// Most ListMultipartUploads pages (of up to 1,000 uploads) read per sweep,

@@ -29,119 +29,8 @@ use super::settle::{self, Expected, LiveUpload};
 use super::S3Target;
 use crate::storage::{MultipartEvent, Result, StorageError, UploadSink};
 
-/// S3's smallest part (except the last) and largest part.
-pub const MIN_PART: usize = 5 * 1024 * 1024;
-pub const MAX_PART: usize = 5 * 1024 * 1024 * 1024;
-/// S3's most parts per upload.
-pub const MAX_PARTS: i32 = 10_000;
-const MIB: usize = 1024 * 1024;
-
-/// Upload tuning shared by every S3 mount.
-#[derive(Debug, Clone)]
-pub struct UploadSettings {
-    /// Size of the first 900 parts (at least 5 MiB).
-    pub part_size: usize,
-    /// Parts of one upload in flight at once.
-    pub concurrency: usize,
-    /// Global budget of part bytes in flight, in MiB permits.
-    pub budget: Arc<Semaphore>,
-    /// The budget's size, so one part never waits for more than exists.
-    pub budget_mib: usize,
-    /// Part buffers kept for reuse after their part was sent.
-    pub pool: Arc<PartPool>,
-}
-
-impl UploadSettings {
-    pub fn new(part_size: usize, concurrency: usize, budget_mib: usize) -> Self {
-        let part_size = part_size.clamp(MIN_PART, MAX_PART);
-        let concurrency = concurrency.max(1);
-        UploadSettings {
-            part_size,
-            concurrency,
-            budget: Arc::new(Semaphore::new(budget_mib.max(1))),
-            budget_mib: budget_mib.max(1),
-            pool: Arc::new(PartPool {
-                size: part_size,
-                keep: concurrency + 1,
-                free: std::sync::Mutex::new(Vec::new()),
-            }),
-        }
-    }
-}
-
-/// Reuses part buffers: a new buffer is mapped fresh from the system, and
-/// faulting its pages in cost about a third of an upload's CPU. Keeps
-/// enough for one upload at full speed (`concurrency + 1` buffers), so an
-/// idle server holds at most that much.
-#[derive(Debug)]
-pub struct PartPool {
-    size: usize,
-    keep: usize,
-    free: std::sync::Mutex<Vec<BytesMut>>,
-}
-
-impl PartPool {
-    /// An empty buffer for a part of `size` bytes.
-    fn take(&self, size: usize) -> BytesMut {
-        if size == self.size {
-            if let Some(buf) = self.free.lock().ok().and_then(|mut f| f.pop()) {
-                return buf;
-            }
-        }
-        let buf = BytesMut::with_capacity(size);
-        advise_huge_pages(&buf);
-        buf
-    }
-
-    /// Takes back a sent part's buffer, when nothing else still holds it.
-    fn give(&self, part: Bytes) {
-        let Ok(mut buf) = part.try_into_mut() else {
-            return;
-        };
-        if buf.capacity() < self.size || buf.capacity() > 2 * self.size {
-            return;
-        }
-        buf.clear();
-        if let Ok(mut free) = self.free.lock() {
-            if free.len() < self.keep {
-                free.push(buf);
-            }
-        }
-    }
-}
-
-/// Asks the kernel to back a fresh part buffer with transparent huge pages
-/// where it can (THP in `madvise` mode, as Debian ships it): filling a part
-/// then faults in 2 MiB at a time instead of 4 KiB, which took a third of the
-/// CPU of concurrent uploads whose buffers could not be reused.
-#[cfg(target_os = "linux")]
-fn advise_huge_pages(buf: &BytesMut) {
-    const HUGE: usize = 2 << 20;
-    let start = buf.as_ptr() as usize;
-    let end = start + buf.capacity();
-    let (from, to) = (start.div_ceil(HUGE) * HUGE, end / HUGE * HUGE);
-    if to > from {
-        // SAFETY: the range lies inside the buffer's own allocation, and
-        // MADV_HUGEPAGE changes only how its pages are backed, never their
-        // contents; a refusal (no THP) is harmless and ignored.
-        unsafe {
-            libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE);
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge_pages(_: &BytesMut) {}
-
-/// Parts between two doublings of the part size.
-const PARTS_PER_DOUBLING: i32 = 900;
-
-/// Size of part `n` (1-based): the base size, doubled every 900 parts,
-/// capped at 5 GiB. With 5 MiB parts, 10,000 parts hold about 9.5 TiB.
-pub fn part_size_for(base: usize, n: i32) -> usize {
-    let doublings = ((n.max(1) - 1) / PARTS_PER_DOUBLING).min(20) as u32;
-    base.saturating_mul(1usize << doublings).min(MAX_PART)
-}
+use super::parts::MIB;
+pub use super::parts::{part_size_for, PartPool, UploadSettings, MAX_PART, MAX_PARTS, MIN_PART};
 
 pub(super) struct MultipartSink {
     target: Arc<S3Target>,
@@ -293,95 +182,9 @@ impl MultipartSink {
     async fn finish(&mut self) -> Result<u64> {
         let sha256 = self.sha256.take().map(|h| hex(&h.finalize()));
         if self.upload_id.is_none() {
-            let body = std::mem::take(&mut self.buf).freeze();
-            let mut metadata = self.metadata.clone();
-            if let Some(sum) = &sha256 {
-                metadata.insert("sha256".into(), sum.clone());
-            }
-            let sent = self
-                .target
-                .client
-                .put_object()
-                .bucket(&self.target.bucket)
-                .key(&self.key)
-                .set_content_md5(self.target.content_md5.then(|| content_md5(&body)))
-                .set_metadata(Some(metadata))
-                .body(ByteStream::from(body.clone()))
-                .customize()
-                .disable_payload_signing()
-                .send()
-                .await;
-            match sent {
-                Ok(_) => {}
-                Err(e) if outcome_unknown(&e) => {
-                    // The object may be stored though the answer was lost:
-                    // its ETag (the body's MD5) says.
-                    let failure = settle::failure(&e);
-                    let _ = map(e, "PutObject");
-                    let expected = Expected {
-                        token: None,
-                        etag: Some(settle::simple_etag(&body)),
-                    };
-                    settle::settle_commit(&self.target, &self.key, "PutObject", expected, failure)
-                        .await?;
-                }
-                Err(e) => return Err(map(e, "PutObject")),
-            }
+            self.put_whole(sha256.as_deref()).await?;
         } else {
-            if !self.buf.is_empty() {
-                let last = std::mem::take(&mut self.buf).freeze();
-                self.start_part(last).await?;
-            }
-            while let Some(joined) = self.tasks.join_next().await {
-                self.done
-                    .push(joined.map_err(|e| StorageError::Other(e.to_string()))??);
-            }
-            let mut parts = std::mem::take(&mut self.done);
-            parts.sort_by_key(|p| p.part_number());
-            let count = parts.len();
-            let upload_id = self.upload_id.clone().unwrap_or_default();
-            let etag = settle::multipart_etag(&parts);
-            let sent = self
-                .target
-                .client
-                .complete_multipart_upload()
-                .bucket(&self.target.bucket)
-                .key(&self.key)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .send()
-                .await;
-            match sent {
-                Ok(_) => {}
-                // NoSuchUpload: typically the SDK's retry after a first
-                // attempt that committed but whose answer was lost.
-                Err(e) if is_no_such_upload(&e) || outcome_unknown(&e) => {
-                    let failure = settle::failure(&e);
-                    let _ = map(e, "CompleteMultipartUpload");
-                    let expected = Expected {
-                        token: Some(&self.token),
-                        etag,
-                    };
-                    settle::settle_commit(
-                        &self.target,
-                        &self.key,
-                        "CompleteMultipartUpload",
-                        expected,
-                        failure,
-                    )
-                    .await?;
-                }
-                Err(e) => return Err(map(e, "CompleteMultipartUpload")),
-            }
-            // Completed: nothing left to abort or sweep.
-            self.upload_id = None;
-            self.live = None;
-            self.target.observer.multipart(MultipartEvent::Completed);
-            tracing::debug!(key = %self.key, parts = count, "multipart upload completed");
+            self.complete().await?;
         }
         tracing::info!(
             key = %self.key,
@@ -391,6 +194,106 @@ impl MultipartSink {
         );
         self.finished = true;
         Ok(self.total)
+    }
+
+    /// A file that ended within its first part: one PutObject, settled by
+    /// reading the key when the answer is unclear.
+    async fn put_whole(&mut self, sha256: Option<&str>) -> Result<()> {
+        let body = std::mem::take(&mut self.buf).freeze();
+        let mut metadata = self.metadata.clone();
+        if let Some(sum) = sha256 {
+            metadata.insert("sha256".into(), sum.to_string());
+        }
+        let sent = self
+            .target
+            .client
+            .put_object()
+            .bucket(&self.target.bucket)
+            .key(&self.key)
+            .set_content_md5(self.target.content_md5.then(|| content_md5(&body)))
+            .set_metadata(Some(metadata))
+            .body(ByteStream::from(body.clone()))
+            .customize()
+            .disable_payload_signing()
+            .send()
+            .await;
+        match sent {
+            Ok(_) => {}
+            Err(e) if outcome_unknown(&e) => {
+                // The object may be stored though the answer was lost:
+                // its ETag (the body's MD5) says.
+                let failure = settle::failure(&e);
+                let _ = map(e, "PutObject");
+                let expected = Expected {
+                    token: None,
+                    etag: Some(settle::simple_etag(&body)),
+                };
+                settle::settle_commit(&self.target, &self.key, "PutObject", expected, failure)
+                    .await?;
+            }
+            Err(e) => return Err(map(e, "PutObject")),
+        }
+        Ok(())
+    }
+
+    /// The last part sent, every part awaited, then CompleteMultipartUpload,
+    /// settled by reading the key when the answer is unclear.
+    async fn complete(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            let last = std::mem::take(&mut self.buf).freeze();
+            self.start_part(last).await?;
+        }
+        while let Some(joined) = self.tasks.join_next().await {
+            self.done
+                .push(joined.map_err(|e| StorageError::Other(e.to_string()))??);
+        }
+        let mut parts = std::mem::take(&mut self.done);
+        parts.sort_by_key(|p| p.part_number());
+        let count = parts.len();
+        let upload_id = self.upload_id.clone().unwrap_or_default();
+        let etag = settle::multipart_etag(&parts);
+        let sent = self
+            .target
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.target.bucket)
+            .key(&self.key)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await;
+        match sent {
+            Ok(_) => {}
+            // NoSuchUpload: typically the SDK's retry after a first
+            // attempt that committed but whose answer was lost.
+            Err(e) if is_no_such_upload(&e) || outcome_unknown(&e) => {
+                let failure = settle::failure(&e);
+                let _ = map(e, "CompleteMultipartUpload");
+                let expected = Expected {
+                    token: Some(&self.token),
+                    etag,
+                };
+                settle::settle_commit(
+                    &self.target,
+                    &self.key,
+                    "CompleteMultipartUpload",
+                    expected,
+                    failure,
+                )
+                .await?;
+            }
+            Err(e) => return Err(map(e, "CompleteMultipartUpload")),
+        }
+        // Completed: nothing left to abort or sweep.
+        self.upload_id = None;
+        self.live = None;
+        self.target.observer.multipart(MultipartEvent::Completed);
+        tracing::debug!(key = %self.key, parts = count, "multipart upload completed");
+        Ok(())
     }
 
     async fn abort_now(&mut self) -> Result<()> {
@@ -620,54 +523,6 @@ fn closed(_: tokio::sync::AcquireError) -> StorageError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn part_sizes_reach_five_tib_within_ten_thousand_parts() {
-        for base in [MIN_PART, 8 * MIB, 16 * MIB] {
-            let total: u64 = (1..=MAX_PARTS).map(|n| part_size_for(base, n) as u64).sum();
-            assert!(
-                total >= 5 * 1024 * 1024 * 1024 * 1024,
-                "base {base}: {total}"
-            );
-            assert!((1..=MAX_PARTS).all(|n| part_size_for(base, n) >= MIN_PART));
-            assert!((1..=MAX_PARTS).all(|n| part_size_for(base, n) <= MAX_PART));
-        }
-        assert_eq!(part_size_for(8 * MIB, 1), 8 * MIB);
-        assert_eq!(part_size_for(8 * MIB, 900), 8 * MIB);
-        assert_eq!(part_size_for(8 * MIB, 901), 16 * MIB);
-    }
-
-    #[test]
-    fn sent_part_buffers_are_reused_only_when_nothing_else_holds_them() {
-        let settings = UploadSettings::new(MIN_PART, 2, 64);
-        let pool = &settings.pool;
-        let mut buf = pool.take(MIN_PART);
-        buf.extend_from_slice(&[7u8; 1000]);
-        let first = buf.as_ptr();
-        let part = buf.freeze();
-        let still_held = part.clone();
-        pool.give(part);
-        // A clone is alive (the request could still be reading it): not reused.
-        let other = pool.take(MIN_PART);
-        assert_ne!(other.as_ptr(), first);
-        pool.give(still_held);
-        let again = pool.take(MIN_PART);
-        assert_eq!(again.as_ptr(), first, "the same memory comes back");
-        assert!(again.is_empty() && again.capacity() >= MIN_PART);
-        // Other sizes (a doubled part) are never served from the pool, and the
-        // pool keeps at most concurrency + 1 buffers.
-        assert!(pool.take(2 * MIN_PART).capacity() >= 2 * MIN_PART);
-        for _ in 0..5 {
-            pool.give(BytesMut::with_capacity(MIN_PART).freeze());
-        }
-        assert_eq!(pool.free.lock().map(|f| f.len()).unwrap_or(0), 3);
-    }
-
-    #[test]
-    fn settings_never_allow_parts_under_five_mib() {
-        assert_eq!(UploadSettings::new(1, 0, 0).part_size, MIN_PART);
-        assert_eq!(UploadSettings::new(1, 0, 0).concurrency, 1);
-    }
 
     #[test]
     fn copy_ranges_cover_the_prefix_in_valid_parts() {

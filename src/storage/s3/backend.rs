@@ -1,0 +1,144 @@
+//! The [`Backend`] trait for S3: each operation checks its key, probes what
+//! it must, and hands the work to the file that owns it (`probe`, `lister`,
+//! `reader`, `writer`, `tree`, `times`).
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::error::map;
+use super::probe::Probe;
+use super::times::metadata_of;
+use super::S3Backend;
+use crate::storage::{
+    Backend, ByteStream, EntryPages, Metadata, Result, StorageError, Times, UploadSink,
+    WriteOptions,
+};
+
+#[async_trait]
+impl Backend for S3Backend {
+    async fn stat(&self, key: &str) -> Result<Metadata> {
+        self.check_len(key)?;
+        match self.probe(key).await? {
+            Probe::File(head) => {
+                self.times.remember_head(&self.full(key), &head);
+                Ok(metadata_of(&head))
+            }
+            Probe::Dir => Ok(Metadata::dir()),
+            Probe::Missing => Err(StorageError::NotFound),
+        }
+    }
+
+    async fn list(&self, dir: &str) -> Result<EntryPages> {
+        self.check_len(dir)?;
+        self.list_pages(dir).await
+    }
+
+    async fn read(&self, key: &str, offset: u64) -> Result<ByteStream> {
+        self.check_named(key, StorageError::IsDirectory)?;
+        self.get(key, offset).await
+    }
+
+    async fn write(&self, key: &str, options: WriteOptions) -> Result<Box<dyn UploadSink>> {
+        self.check_named(key, StorageError::IsDirectory)?;
+        Ok(Box::new(self.start_upload(key, options).await?))
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.check_named(key, StorageError::IsDirectory)?;
+        match self.probe(key).await? {
+            Probe::Missing => return Err(StorageError::NotFound),
+            Probe::Dir => return Err(StorageError::IsDirectory),
+            Probe::File(_) => {}
+        }
+        self.target.delete(&self.full(key)).await?;
+        self.dirs.file_gone(key);
+        Ok(())
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.check_len(from)?;
+        self.check_len(to)?;
+        if from.is_empty() || to.is_empty() {
+            return Err(StorageError::PermissionDenied);
+        }
+        if from == to {
+            return Ok(());
+        }
+        if to.starts_with(&format!("{from}/")) {
+            return Err(StorageError::InvalidName(
+                "cannot move a directory into itself".into(),
+            ));
+        }
+        let (source, target, parent) =
+            tokio::join!(self.probe(from), self.probe(to), self.check_parent(to));
+        parent?;
+        let target = target?;
+        match source? {
+            Probe::Missing => Err(StorageError::NotFound),
+            Probe::File(head) => self.rename_file(from, to, &head, &target).await,
+            Probe::Dir => self.rename_dir(from, to, &target).await,
+        }
+    }
+
+    async fn mkdir(&self, key: &str) -> Result<()> {
+        self.check_named(key, StorageError::AlreadyExists)?;
+        let (parent, existing) = tokio::join!(self.check_parent(key), self.probe(key));
+        parent?;
+        if !matches!(existing?, Probe::Missing) {
+            return Err(StorageError::AlreadyExists);
+        }
+        self.target
+            .client
+            .put_object()
+            .bucket(&self.target.bucket)
+            .key(self.dir_prefix(key))
+            .body(aws_sdk_s3::primitives::ByteStream::from(Bytes::new()))
+            .send()
+            .await
+            .map_err(|e| map(e, "PutObject"))?;
+        self.dirs.created(key, true);
+        Ok(())
+    }
+
+    async fn rmdir(&self, key: &str) -> Result<()> {
+        self.check_named(key, StorageError::PermissionDenied)?;
+        let marker = self.dir_prefix(key);
+        match self.first_keys(key).await?.as_slice() {
+            [] => Err(self.not_a_dir(key).await?),
+            [only] if *only == marker => {
+                self.target.delete(&marker).await?;
+                self.dirs.dir_gone(key);
+                Ok(())
+            }
+            _ => Err(StorageError::NotEmpty),
+        }
+    }
+
+    async fn remove_all(&self, key: &str) -> Result<()> {
+        self.check_named(key, StorageError::PermissionDenied)?;
+        match self.probe(key).await? {
+            Probe::Missing => return Err(StorageError::NotFound),
+            Probe::File(_) => return Err(StorageError::NotDirectory),
+            Probe::Dir => {}
+        }
+        let removed = self.delete_tree(key).await;
+        self.dirs.dir_gone(key);
+        removed
+    }
+
+    async fn set_times(&self, key: &str, times: Times) -> Result<()> {
+        self.check_len(key)?;
+        let head = match self.probe(key).await? {
+            Probe::Missing => return Err(StorageError::NotFound),
+            Probe::Dir => return Err(StorageError::IsDirectory),
+            Probe::File(head) => head,
+        };
+        self.store_times(key, &head, times).await?;
+        // Learn the new version's ETag so listings can show the time.
+        self.stat(key).await.map(|_| ())
+    }
+
+    async fn check(&self) -> Result<()> {
+        self.target.check().await
+    }
+}

@@ -1,0 +1,170 @@
+//! The SDK client of one mount and what every request needs with it: the
+//! bucket, the upload tuning, the observer. Shared (in an `Arc`) by the
+//! operations, the uploads, settling and the sweeper.
+
+use std::sync::Arc;
+
+use aws_sdk_s3::config::{
+    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use aws_sdk_s3::operation::list_objects_v2::builders::ListObjectsV2FluentBuilder;
+use aws_sdk_s3::types::EncodingType;
+use aws_sdk_s3::Client;
+
+use super::error::map;
+use super::observe;
+use super::upload::UploadSettings;
+use super::uri::{Checksum, S3Uri};
+use crate::storage::{Result, StorageError, StorageObserver};
+
+/// What operations and uploads share: the client, the bucket, the tuning.
+pub(crate) struct S3Target {
+    pub(super) client: Client,
+    pub(super) bucket: String,
+    pub(super) upload: UploadSettings,
+    pub(super) observer: Arc<dyn StorageObserver>,
+    /// Hash whole objects (the mount's `sha256=true`).
+    pub(super) sha256: bool,
+    /// Send Content-MD5 with every upload body.
+    pub(super) content_md5: bool,
+}
+
+impl S3Target {
+    /// A client for the URI's endpoint, region and credentials, reporting
+    /// every request to `observer`.
+    pub(super) async fn connect(
+        uri: &S3Uri,
+        upload: UploadSettings,
+        observer: Arc<dyn StorageObserver>,
+    ) -> S3Target {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = &uri.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let (Some(key), Some(secret)) = (&uri.access_key, &uri.secret_key) {
+            loader = loader.credentials_provider(Credentials::new(
+                key.clone(),
+                secret.clone(),
+                None,
+                None,
+                "s3ftp-mount-uri",
+            ));
+        }
+        let shared = loader.load().await;
+        let checksum = uri.checksum.resolve(uri.endpoint.as_deref());
+        let mut config = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(uri.path_style)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .request_checksum_calculation(if checksum == Checksum::Crc32 {
+                RequestChecksumCalculation::WhenSupported
+            } else {
+                RequestChecksumCalculation::WhenRequired
+            });
+        if shared.region().is_none() {
+            config = config.region(Region::new("us-east-1"));
+        }
+        if let Some(endpoint) = &uri.endpoint {
+            config = config.endpoint_url(endpoint);
+        }
+        config = config.interceptor(observe::Observe(observer.clone()));
+        S3Target {
+            client: Client::from_conf(config.build()),
+            bucket: uri.bucket.clone(),
+            upload,
+            observer,
+            sha256: uri.sha256,
+            content_md5: checksum == Checksum::Md5,
+        }
+    }
+
+    /// `CopySource` for a key of this bucket, URL-encoded as S3 requires.
+    pub(super) fn copy_source(&self, key: &str) -> String {
+        let mut out = String::with_capacity(self.bucket.len() + key.len() + 1);
+        out.push_str(&self.bucket);
+        out.push('/');
+        for b in key.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                    out.push(b as char)
+                }
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    }
+
+    /// A ListObjectsV2 of the keys under `prefix`, asking for URL-encoded
+    /// keys (see `urlkeys`): every listing goes through here.
+    pub(super) fn list(&self, prefix: impl Into<String>) -> ListObjectsV2FluentBuilder {
+        self.client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .encoding_type(EncodingType::Url)
+    }
+
+    /// HeadObject of an object key; None when nothing is there.
+    pub(super) async fn head(&self, full: &str) -> Result<Option<HeadObjectOutput>> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(full)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out)),
+            Err(e) => match map(e, "HeadObject") {
+                StorageError::NotFound => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// DeleteObject of one object key.
+    pub(super) async fn delete(&self, full: &str) -> Result<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(full)
+            .send()
+            .await
+            .map_err(|e| map(e, "DeleteObject"))?;
+        Ok(())
+    }
+
+    /// HeadBucket: is the bucket there and may we use it?
+    pub(super) async fn check(&self) -> Result<()> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| map(e, "HeadBucket"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::s3::upload::MIN_PART;
+
+    #[test]
+    fn copy_source_is_url_encoded() {
+        let t = S3Target {
+            client: Client::from_conf(
+                aws_sdk_s3::config::Builder::new()
+                    .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                    .build(),
+            ),
+            bucket: "b".into(),
+            upload: UploadSettings::new(MIN_PART, 1, 1),
+            observer: Arc::new(crate::storage::NoObserver),
+            sha256: false,
+            content_md5: true,
+        };
+        assert_eq!(t.copy_source("dir/a b+c é"), "b/dir/a%20b%2Bc%20%C3%A9");
+    }
+}
