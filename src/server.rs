@@ -143,7 +143,6 @@ impl Server {
             implicit,
             monitor,
         } = self;
-        let grace = shared.config.shutdown_grace;
         // The monitoring listener outlives the FTP one: /readyz says 503
         // while transfers drain, and /metrics shows them finishing.
         let monitor_stop = CancellationToken::new();
@@ -165,7 +164,7 @@ impl Server {
                 a = listener.accept() => (a, false),
                 a = accept_on(&implicit) => (a, true),
             };
-            let (mut stream, peer) = match accepted {
+            let (stream, peer) = match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     // Out of file descriptors and the like: pause instead of spinning.
@@ -175,56 +174,90 @@ impl Server {
                 }
             };
             let Ok(permit) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, "too many sessions, refusing connection");
-                shared.metrics.connection_refused("max_sessions");
-                if implicit {
-                    // No TLS yet, so no reply can be read: just close.
-                    continue;
-                }
-                tracker.spawn(async move {
-                    let _ = stream
-                        .write_all(b"421 Too many connections, try again later.\r\n")
-                        .await;
-                    let _ = stream.shutdown().await;
-                });
+                refuse_busy(&shared, &tracker, stream, peer, implicit);
                 continue;
             };
             next_id += 1;
             let (id, shared, token) = (next_id, shared.clone(), shutdown.clone());
             tracker.spawn(async move {
-                let Some((peer, address_slot)) = admit(&shared, &mut stream, peer, implicit).await
-                else {
-                    return;
-                };
-                let _ = stream.set_nodelay(true);
-                let Ok(local) = stream.local_addr() else {
-                    return;
-                };
-                let probe = crate::session::control_socket::SocketProbe::attach(&stream)
-                    .map_err(|e| tracing::warn!(error = %e, "control socket options"))
-                    .ok();
-                let session = Session::new(shared, id, peer, local);
-                let stream = crate::session::control_socket::ControlSocket(stream);
-                session.run(Box::new(stream), probe, token, implicit).await;
-                drop((permit, address_slot));
+                serve_connection(shared, id, stream, peer, implicit, token).await;
+                drop(permit);
             });
         }
         // Stop accepting: new clients get "connection refused" at once
         // instead of waiting in the backlog for a server that is leaving.
         drop((listener, implicit));
-        tracker.close();
-        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-            tracing::warn!(
-                "transfers still running after the shutdown grace period: aborting them"
-            );
-            shared.stop_transfers.cancel();
-            if tokio::time::timeout(ABORT_WAIT, tracker.wait())
-                .await
-                .is_err()
-            {
-                tracing::warn!("sessions still open after aborting their transfers");
-            }
-        }
+        drain(&shared, tracker).await;
+    }
+}
+
+/// Answers a connection over the session limit with 421 (or just closes an
+/// implicit-TLS one, which could not read a plain reply).
+fn refuse_busy(
+    shared: &Shared,
+    tracker: &TaskTracker,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    implicit: bool,
+) {
+    tracing::warn!(%peer, "too many sessions, refusing connection");
+    shared.metrics.connection_refused("max_sessions");
+    if implicit {
+        return;
+    }
+    tracker.spawn(async move {
+        let _ = stream
+            .write_all(b"421 Too many connections, try again later.\r\n")
+            .await;
+        let _ = stream.shutdown().await;
+    });
+}
+
+/// One accepted control connection: admission (PROXY header, per-address
+/// limits), socket options, then the session.
+async fn serve_connection(
+    shared: Arc<Shared>,
+    id: u64,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    implicit: bool,
+    shutdown: CancellationToken,
+) {
+    let Some((peer, address_slot)) = admit(&shared, &mut stream, peer, implicit).await else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let probe = crate::session::control_socket::SocketProbe::attach(&stream)
+        .map_err(|e| tracing::warn!(error = %e, "control socket options"))
+        .ok();
+    let session = Session::new(shared, id, peer, local);
+    let stream = crate::session::control_socket::ControlSocket(stream);
+    session
+        .run(Box::new(stream), probe, shutdown, implicit)
+        .await;
+    drop(address_slot);
+}
+
+/// Waits for the sessions to end for the grace period, then aborts their
+/// transfers and waits a little more.
+async fn drain(shared: &Shared, tracker: TaskTracker) {
+    tracker.close();
+    if tokio::time::timeout(shared.config.shutdown_grace, tracker.wait())
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    tracing::warn!("transfers still running after the shutdown grace period: aborting them");
+    shared.stop_transfers.cancel();
+    if tokio::time::timeout(ABORT_WAIT, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("sessions still open after aborting their transfers");
     }
 }
 
