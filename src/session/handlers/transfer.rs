@@ -73,27 +73,7 @@ async fn upload(
     opening: String,
     done: String,
 ) -> Handled {
-    let rest = match start {
-        Start::Append => None,
-        Start::Replace => Some(s.rest.take().unwrap_or(0)),
-    };
-    // Only APPE and REST n + STOR need the existing size; a plain STOR leaves
-    // the checks to the back end's write (one round trip less on S3).
-    let existing = if rest == Some(0) {
-        0
-    } else {
-        match s.vfs()?.stat(&path).await {
-            Ok(meta) if meta.is_dir() => return Err(StorageError::IsDirectory.into()),
-            Ok(meta) => meta.size,
-            Err(StorageError::NotFound) => 0,
-            Err(e) => return Err(e.into()),
-        }
-    };
-    let keep_prefix = match rest {
-        None => existing,
-        Some(n) if n <= existing => n,
-        Some(n) => return Err(invalid_rest(n, existing)),
-    };
+    let keep_prefix = kept_bytes(s, &path, start).await?;
     let options = WriteOptions {
         keep_prefix,
         modified: None,
@@ -136,6 +116,32 @@ async fn upload(
         path,
         staged_for,
     }))
+}
+
+/// How many bytes of the existing file the upload keeps: all of them for
+/// APPE, the REST offset for STOR (554 beyond the end).
+async fn kept_bytes(s: &mut Session, path: &str, start: Start) -> Result<u64, Reply> {
+    let rest = match start {
+        Start::Append => None,
+        Start::Replace => Some(s.rest.take().unwrap_or(0)),
+    };
+    // Only APPE and REST n + STOR need the existing size; a plain STOR leaves
+    // the checks to the back end's write (one round trip less on S3).
+    let existing = if rest == Some(0) {
+        0
+    } else {
+        match s.vfs()?.stat(path).await {
+            Ok(meta) if meta.is_dir() => return Err(StorageError::IsDirectory.into()),
+            Ok(meta) => meta.size,
+            Err(StorageError::NotFound) => 0,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    match rest {
+        None => Ok(existing),
+        Some(n) if n <= existing => Ok(n),
+        Some(n) => Err(invalid_rest(n, existing)),
+    }
 }
 
 pub(super) async fn stor(s: &mut Session, arg: &str) -> Handled {
