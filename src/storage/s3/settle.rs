@@ -204,24 +204,29 @@ const ABORT_BACKOFF: [Duration; 5] = [
 /// One AbortMultipartUpload. An upload already gone (NoSuchUpload) counts as
 /// aborted: someone (a sweeper, a committed Complete) got there first.
 pub(super) async fn abort_once(target: &S3Target, key: &str, upload_id: &str) -> Result<()> {
-    match target
+    if send_abort(target, key, upload_id).await? {
+        target.observer.multipart(MultipartEvent::Aborted);
+        tracing::debug!(?key, "multipart upload aborted");
+    } else {
+        tracing::debug!(?key, "multipart upload already gone");
+    }
+    Ok(())
+}
+
+/// One AbortMultipartUpload request: true if this request aborted it, false
+/// if it was already gone (NoSuchUpload).
+pub(super) async fn send_abort(target: &S3Target, key: &str, upload_id: &str) -> Result<bool> {
+    let sent = target
         .client
         .abort_multipart_upload()
         .bucket(&target.bucket)
         .key(key)
         .upload_id(upload_id)
         .send()
-        .await
-    {
-        Ok(_) => {
-            target.observer.multipart(MultipartEvent::Aborted);
-            tracing::debug!(?key, "multipart upload aborted");
-            Ok(())
-        }
-        Err(e) if is_no_such_upload(&e) => {
-            tracing::debug!(?key, "multipart upload already gone");
-            Ok(())
-        }
+        .await;
+    match sent {
+        Ok(_) => Ok(true),
+        Err(e) if is_no_such_upload(&e) => Ok(false),
         Err(e) => Err(map(e, "AbortMultipartUpload")),
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_s3::types::EncodingType;
 
 use super::error::{is_no_such_upload, map};
-use super::settle::is_live;
+use super::settle::{is_live, send_abort};
 use super::times::to_system_time;
 use super::{urlkeys, S3Target};
 use crate::storage::{MultipartEvent, Result};
@@ -160,16 +160,8 @@ async fn abort_stale(target: &S3Target, key: &str, id: &str, initiated: SystemTi
         .duration_since(initiated)
         .unwrap_or_default()
         .as_secs();
-    match target
-        .client
-        .abort_multipart_upload()
-        .bucket(&target.bucket)
-        .key(key)
-        .upload_id(id)
-        .send()
-        .await
-    {
-        Ok(_) => {
+    match send_abort(target, key, id).await {
+        Ok(true) => {
             target.observer.multipart(MultipartEvent::Swept);
             tracing::info!(
                 ?key,
@@ -179,9 +171,8 @@ async fn abort_stale(target: &S3Target, key: &str, id: &str, initiated: SystemTi
             );
             true
         }
-        Err(e) if is_no_such_upload(&e) => false,
+        Ok(false) => false,
         Err(e) => {
-            let e = map(e, "AbortMultipartUpload");
             tracing::warn!(?key, upload_id = id, error = %e, "could not abort a stale multipart upload");
             false
         }
