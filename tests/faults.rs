@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::{content, sha256, Raw, TestServer};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -47,46 +47,28 @@ enum Interrupt {
     TelnetSynchAbor,
 }
 
-fn rng_for(kind: Interrupt) -> (rand::rngs::StdRng, u64, usize) {
-    let seed = std::env::var("S3FTP_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
-    let trials = std::env::var("S3FTP_FAULT_TRIALS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(4usize)
-        .min(1000);
-    eprintln!("{kind:?}: seed {seed} (S3FTP_FAULT_SEED), {trials} trials");
-    (rand::rngs::StdRng::seed_from_u64(seed), seed, trials)
+/// One test per way of interrupting, each a loop of random trials.
+macro_rules! interrupted_at_random_points {
+    ($($name:ident => $kind:ident),* $(,)?) => {
+        $(
+            async fn $name(server: TestServer) {
+                trials(server, Interrupt::$kind).await
+            }
+        )*
+    };
 }
 
-async fn data_reset_at_random_points(server: TestServer) {
-    trials(server, Interrupt::DataReset).await
-}
-
-async fn control_dropped_at_random_points(server: TestServer) {
-    trials(server, Interrupt::ControlDropped).await
-}
-
-async fn client_dies_at_random_points(server: TestServer) {
-    trials(server, Interrupt::ClientDies).await
-}
-
-async fn plain_abor_at_random_points(server: TestServer) {
-    trials(server, Interrupt::PlainAbor).await
-}
-
-async fn urgent_abor_at_random_points(server: TestServer) {
-    trials(server, Interrupt::UrgentAbor).await
-}
-
-async fn telnet_synch_abor_at_random_points(server: TestServer) {
-    trials(server, Interrupt::TelnetSynchAbor).await
-}
+interrupted_at_random_points!(
+    data_reset_at_random_points => DataReset,
+    control_dropped_at_random_points => ControlDropped,
+    client_dies_at_random_points => ClientDies,
+    plain_abor_at_random_points => PlainAbor,
+    urgent_abor_at_random_points => UrgentAbor,
+    telnet_synch_abor_at_random_points => TelnetSynchAbor,
+);
 
 async fn trials(server: TestServer, kind: Interrupt) {
-    let (mut rng, seed, count) = rng_for(kind);
+    let (mut rng, seed, count) = common::fault_plan(&format!("{kind:?}"), 4);
     let new = content(NEW_LEN, seed);
     for n in 0..count {
         let name = format!("t{n}.bin");

@@ -14,6 +14,7 @@ use common::clients::{s3_key, Backend, Server};
 use common::faultproxy::{classify, Fault, FaultProxy, Op};
 use common::s3::{encode_mount_value, S3Server};
 use common::{content, sha256, Raw, Store, TestServer, S3_PREFIX};
+use rand::Rng;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -362,38 +363,12 @@ async fn backend_requests_count_every_attempt() {
 }
 
 /// A small deterministic generator, so a failing seed can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// Random faults on UploadPart, Complete and PutObject: whatever happens,
 /// the reply matches what is stored, and nothing is left behind.
 /// S3FTP_FAULT_TRIALS raises the number of trials; S3FTP_FAULT_SEED replays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_cut_points_never_lie_or_leak() {
-    let trials: u64 = std::env::var("S3FTP_FAULT_TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(12);
-    let seed: u64 = std::env::var("S3FTP_FAULT_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-                | 1
-        });
-    println!("random_cut_points: S3FTP_FAULT_SEED={seed} trials={trials}");
-    let mut rng = Rng(seed);
+    let (mut rng, seed, trials) = common::fault_plan("random_cut_points", 12);
     let (server, proxy) = proxied(&[("S3FTP_UPLOAD_SWEEP_AGE", "0")]).await;
     let bucket = bucket(&server);
     let s3 = S3Server::shared();
@@ -405,12 +380,12 @@ async fn random_cut_points_never_lie_or_leak() {
         Fault::DropResponse,
     ];
     let ops = [Op::UploadPart, Op::Complete, Op::PutObject];
-    for trial in 0..trials {
+    for trial in 0..trials as u64 {
         let op = ops[(trial % 3) as usize];
-        let fault = faults[((trial / 3 + rng.below(4)) % 4) as usize];
-        let count = 1 + rng.below(3) as usize;
+        let fault = faults[((trial / 3 + rng.gen_range(0..4)) % 4) as usize];
+        let count = 1 + rng.gen_range(0..3) as usize;
         let skip = if op == Op::UploadPart {
-            rng.below(3) as usize
+            rng.gen_range(0..3) as usize
         } else {
             0
         };
@@ -439,5 +414,5 @@ async fn random_cut_points_never_lie_or_leak() {
         raw.expect("NOOP", 200).await;
     }
     let listing = raw.fetch("NLST").await;
-    assert_eq!(common::lines(&listing).len(), trials as usize);
+    assert_eq!(common::lines(&listing).len(), trials);
 }

@@ -531,3 +531,21 @@ macro_rules! on_every_backend {
         }
     };
 }
+
+/// The random plan of a fault loop: a seeded generator and a bounded number
+/// of trials. `S3FTP_FAULT_SEED` replays a run (the seed is printed) and
+/// `S3FTP_FAULT_TRIALS` runs more trials (at most 1,000).
+pub fn fault_plan(label: &str, default_trials: usize) -> (rand::rngs::StdRng, u64, usize) {
+    use rand::SeedableRng;
+    let seed = std::env::var("S3FTP_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    let trials = std::env::var("S3FTP_FAULT_TRIALS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default_trials)
+        .min(1000);
+    eprintln!("{label}: S3FTP_FAULT_SEED={seed}, {trials} trials");
+    (rand::rngs::StdRng::seed_from_u64(seed), seed, trials)
+}
