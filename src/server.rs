@@ -41,6 +41,12 @@ pub enum ServerError {
     },
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("{who}: home {home:?} cannot be stored on its mount: {why}; choose another home")]
+    Home {
+        who: String,
+        home: String,
+        why: crate::storage::KeyError,
+    },
 }
 
 pub struct Server {
@@ -80,6 +86,7 @@ impl Server {
                 ))
             })?;
         }
+        check_homes(&config, &mounts)?;
         let tls = config
             .tls
             .as_ref()
@@ -328,4 +335,30 @@ async fn accept_on(
         Some(l) => l.accept().await,
         None => std::future::pending().await,
     }
+}
+
+/// Every home must make a valid key on its mount (not too long with the
+/// mount's prefix, no name the back end keeps for itself): a bad home stops
+/// the server here instead of failing each command of that user later.
+fn check_homes(config: &Config, mounts: &MountTable) -> Result<(), ServerError> {
+    let users = config
+        .users
+        .iter()
+        .map(|u| (format!("user {:?}", u.name), &u.home));
+    let anonymous = config
+        .anonymous_home
+        .iter()
+        .map(|home| ("S3FTP_ANONYMOUS_HOME".to_string(), home));
+    for (who, home) in users.chain(anonymous) {
+        // Homes passed `check_home` when the configuration was read.
+        let normal = crate::vfs::path::check_home(home).unwrap_or_else(|_| home.clone());
+        if let Err(why) = mounts.locate(&normal) {
+            return Err(ServerError::Home {
+                who,
+                home: home.clone(),
+                why,
+            });
+        }
+    }
+    Ok(())
 }

@@ -13,7 +13,8 @@ use s3ftp::storage::opendal::OpendalBackend;
 use s3ftp::storage::s3::upload::UploadSettings;
 use s3ftp::storage::s3::{S3Backend, S3Uri};
 use s3ftp::storage::{
-    Backend, EntryKind, Metadata, StorageError, StorageSettings, Times, WriteOptions,
+    Backend, EntryKind, Key, KeyError, KeyRules, Metadata, NamedKey, StorageError, StorageSettings,
+    Times, WriteOptions,
 };
 
 // ---------------------------------------------------------------- helpers
@@ -29,8 +30,18 @@ macro_rules! assert_err {
     };
 }
 
+/// A key as the vfs builds it (the keys here obey every back end's rules).
+fn k(key: &str) -> Key {
+    Key::new(key, &KeyRules::default()).expect("a valid key")
+}
+
+/// A key that names something: never the root.
+fn n(key: &str) -> NamedKey {
+    k(key).into_named().expect("not the root")
+}
+
 async fn put_with(b: &dyn Backend, key: &str, data: &[u8], options: WriteOptions) -> u64 {
-    let mut sink = b.write(key, options).await.expect("start write");
+    let mut sink = b.write(&n(key), options).await.expect("start write");
     for chunk in data.chunks(7000) {
         sink.write(Bytes::copy_from_slice(chunk))
             .await
@@ -45,7 +56,7 @@ async fn put(b: &dyn Backend, key: &str, data: &[u8]) {
 }
 
 async fn get_from(b: &dyn Backend, key: &str, offset: u64) -> Vec<u8> {
-    let mut stream = b.read(key, offset).await.expect("start read");
+    let mut stream = b.read(&n(key), offset).await.expect("start read");
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
         out.extend_from_slice(&chunk.expect("read chunk"));
@@ -59,7 +70,7 @@ async fn get(b: &dyn Backend, key: &str) -> Vec<u8> {
 
 /// The children of `dir` as (name, metadata), sorted by name, each name once.
 async fn entries(b: &dyn Backend, dir: &str) -> Vec<(String, Metadata)> {
-    let mut pages = b.list(dir).await.expect("list");
+    let mut pages = b.list(&k(dir)).await.expect("list");
     let mut out = Vec::new();
     while let Some(page) = pages.next().await {
         for e in page.expect("list page") {
@@ -102,39 +113,36 @@ fn pattern(len: usize) -> Vec<u8> {
 }
 
 async fn assert_missing(b: &dyn Backend, key: &str) {
-    assert_err!(b.stat(key).await, StorageError::NotFound);
+    assert_err!(b.stat(&k(key)).await, StorageError::NotFound);
 }
 
 // ---------------------------------------------------------------- bodies
 
 async fn root_is_an_empty_dir(b: &dyn Backend) {
-    let root = b.stat("").await.expect("stat root");
+    let root = b.stat(&Key::ROOT).await.expect("stat root");
     assert!(root.is_dir());
     assert!(names(b, "").await.is_empty());
     b.check().await.expect("check");
-    assert_err!(b.mkdir("").await, StorageError::AlreadyExists);
-    assert_err!(b.delete("").await, StorageError::IsDirectory);
-    assert_err!(b.read("", 0).await, StorageError::IsDirectory);
-    assert_err!(
-        b.write("", WriteOptions::default()).await,
-        StorageError::IsDirectory
-    );
+    // Creating, reading or removing the root cannot even be asked: those
+    // operations take a `NamedKey`, which the root is not (the vfs answers
+    // for a mount point, see `vfs::tests`).
+    assert!(Key::ROOT.into_named().is_none());
 }
 
 async fn write_then_read(b: &dyn Backend) {
     put(b, "hello.txt", b"hello, world").await;
     assert_eq!(get(b, "hello.txt").await, b"hello, world");
-    let meta = b.stat("hello.txt").await.expect("stat");
+    let meta = b.stat(&k("hello.txt")).await.expect("stat");
     assert_eq!(meta.kind, EntryKind::File);
     assert_eq!(meta.size, 12);
     assert!(meta.modified.is_some(), "a file has a modification time");
 
     put(b, "hello.txt", b"bye").await;
     assert_eq!(get(b, "hello.txt").await, b"bye");
-    assert_eq!(b.stat("hello.txt").await.expect("stat").size, 3);
+    assert_eq!(b.stat(&k("hello.txt")).await.expect("stat").size, 3);
 
     put(b, "empty", b"").await;
-    assert_eq!(b.stat("empty").await.expect("stat").size, 0);
+    assert_eq!(b.stat(&k("empty")).await.expect("stat").size, 0);
     assert!(get(b, "empty").await.is_empty());
     assert_eq!(names(b, "").await, vec![file("empty"), file("hello.txt")]);
 }
@@ -142,7 +150,7 @@ async fn write_then_read(b: &dyn Backend) {
 async fn large_write_in_many_chunks(b: &dyn Backend) {
     let data = pattern(3 * 1024 * 1024 + 17);
     let mut sink = b
-        .write("big.bin", WriteOptions::default())
+        .write(&n("big.bin"), WriteOptions::default())
         .await
         .expect("write");
     let mut rest = &data[..];
@@ -158,7 +166,7 @@ async fn large_write_in_many_chunks(b: &dyn Backend) {
     }
     assert_eq!(sink.commit().await.expect("commit"), data.len() as u64);
     assert_eq!(
-        b.stat("big.bin").await.expect("stat").size,
+        b.stat(&k("big.bin")).await.expect("stat").size,
         data.len() as u64
     );
     let back = get(b, "big.bin").await;
@@ -174,29 +182,29 @@ async fn read_from_offset(b: &dyn Backend) {
     assert_eq!(get_from(b, "f", 99_999).await, &data[99_999..]);
     assert!(get_from(b, "f", 100_000).await.is_empty());
     assert!(get_from(b, "f", 1_000_000).await.is_empty());
-    assert_err!(b.read("missing", 0).await, StorageError::NotFound);
-    b.mkdir("d").await.expect("mkdir");
-    assert_err!(b.read("d", 0).await, StorageError::IsDirectory);
+    assert_err!(b.read(&n("missing"), 0).await, StorageError::NotFound);
+    b.mkdir(&n("d")).await.expect("mkdir");
+    assert_err!(b.read(&n("d"), 0).await, StorageError::IsDirectory);
 }
 
 async fn write_checks_parent_and_target(b: &dyn Backend) {
     assert_err!(
-        b.write("nodir/f", WriteOptions::default()).await,
+        b.write(&n("nodir/f"), WriteOptions::default()).await,
         StorageError::NotFound
     );
-    b.mkdir("d").await.expect("mkdir");
+    b.mkdir(&n("d")).await.expect("mkdir");
     assert_err!(
-        b.write("d", WriteOptions::default()).await,
+        b.write(&n("d"), WriteOptions::default()).await,
         StorageError::IsDirectory
     );
     put(b, "f", b"x").await;
     assert_err!(
-        b.write("f/g", WriteOptions::default()).await,
+        b.write(&n("f/g"), WriteOptions::default()).await,
         StorageError::NotDirectory
     );
     assert_err!(
         b.write(
-            "missing",
+            &n("missing"),
             WriteOptions {
                 keep_prefix: 1,
                 ..Default::default()
@@ -213,7 +221,7 @@ async fn write_checks_parent_and_target(b: &dyn Backend) {
 
 async fn invisible_until_commit(b: &dyn Backend) {
     let mut sink = b
-        .write("new", WriteOptions::default())
+        .write(&n("new"), WriteOptions::default())
         .await
         .expect("write");
     sink.write(Bytes::from_static(b"data"))
@@ -227,22 +235,31 @@ async fn invisible_until_commit(b: &dyn Backend) {
 
 async fn abort_keeps_previous_content(b: &dyn Backend) {
     put(b, "f", b"old content").await;
-    let mut sink = b.write("f", WriteOptions::default()).await.expect("write");
+    let mut sink = b
+        .write(&n("f"), WriteOptions::default())
+        .await
+        .expect("write");
     sink.write(Bytes::from_static(b"new content that is longer"))
         .await
         .expect("chunk");
     sink.abort().await.expect("abort");
     assert_eq!(get(b, "f").await, b"old content");
-    assert_eq!(b.stat("f").await.expect("stat").size, 11);
+    assert_eq!(b.stat(&k("f")).await.expect("stat").size, 11);
     assert_eq!(names(b, "").await, vec![file("f")]);
 
     // An aborted new file leaves nothing at all.
-    let mut sink = b.write("g", WriteOptions::default()).await.expect("write");
+    let mut sink = b
+        .write(&n("g"), WriteOptions::default())
+        .await
+        .expect("write");
     sink.write(Bytes::from_static(b"abc")).await.expect("chunk");
     sink.abort().await.expect("abort");
     assert_missing(b, "g").await;
     // Aborting before any data was written is fine too.
-    let sink = b.write("h", WriteOptions::default()).await.expect("write");
+    let sink = b
+        .write(&n("h"), WriteOptions::default())
+        .await
+        .expect("write");
     sink.abort().await.expect("abort");
     assert_missing(b, "h").await;
     assert_eq!(names(b, "").await, vec![file("f")]);
@@ -252,14 +269,14 @@ async fn dropped_sink_leaves_nothing(b: &dyn Backend) {
     put(b, "kept", b"previous").await;
     {
         let mut sink = b
-            .write("kept", WriteOptions::default())
+            .write(&n("kept"), WriteOptions::default())
             .await
             .expect("write");
         sink.write(Bytes::from_static(b"partial"))
             .await
             .expect("chunk");
         let mut other = b
-            .write("gone", WriteOptions::default())
+            .write(&n("gone"), WriteOptions::default())
             .await
             .expect("write");
         other
@@ -307,7 +324,7 @@ async fn keep_prefix_appends(b: &dyn Backend) {
     // An aborted append leaves the file as it was.
     let mut sink = b
         .write(
-            "f",
+            &n("f"),
             WriteOptions {
                 keep_prefix: 13,
                 ..Default::default()
@@ -322,9 +339,9 @@ async fn keep_prefix_appends(b: &dyn Backend) {
 }
 
 async fn list_shows_direct_children(b: &dyn Backend) {
-    b.mkdir("d").await.expect("mkdir d");
-    b.mkdir("d/sub").await.expect("mkdir d/sub");
-    b.mkdir("d/empty").await.expect("mkdir d/empty");
+    b.mkdir(&n("d")).await.expect("mkdir d");
+    b.mkdir(&n("d/sub")).await.expect("mkdir d/sub");
+    b.mkdir(&n("d/empty")).await.expect("mkdir d/empty");
     put(b, "d/f1", b"12345").await;
     put(b, "d/sub/x", b"x").await;
     put(b, "top", b"t").await;
@@ -344,15 +361,15 @@ async fn list_shows_direct_children(b: &dyn Backend) {
     let (_, sub) = &listed[2];
     assert_eq!(sub.size, 0);
 
-    assert!(b.stat("d").await.expect("stat").is_dir());
-    assert!(b.stat("d/empty").await.expect("stat").is_dir());
-    assert_err!(b.list("top").await, StorageError::NotDirectory);
-    assert_err!(b.list("missing").await, StorageError::NotFound);
-    assert_err!(b.list("d/missing").await, StorageError::NotFound);
+    assert!(b.stat(&k("d")).await.expect("stat").is_dir());
+    assert!(b.stat(&k("d/empty")).await.expect("stat").is_dir());
+    assert_err!(b.list(&k("top")).await, StorageError::NotDirectory);
+    assert_err!(b.list(&k("missing")).await, StorageError::NotFound);
+    assert_err!(b.list(&k("d/missing")).await, StorageError::NotFound);
 }
 
 async fn list_many_entries(b: &dyn Backend) {
-    b.mkdir("many").await.expect("mkdir");
+    b.mkdir(&n("many")).await.expect("mkdir");
     for i in 0..1_100 {
         put(b, &format!("many/f{i:04}"), b"").await;
     }
@@ -363,66 +380,69 @@ async fn list_many_entries(b: &dyn Backend) {
 }
 
 async fn mkdir_rules(b: &dyn Backend) {
-    b.mkdir("d").await.expect("mkdir");
-    assert!(b.stat("d").await.expect("stat").is_dir());
-    assert_err!(b.mkdir("d").await, StorageError::AlreadyExists);
+    b.mkdir(&n("d")).await.expect("mkdir");
+    assert!(b.stat(&k("d")).await.expect("stat").is_dir());
+    assert_err!(b.mkdir(&n("d")).await, StorageError::AlreadyExists);
     put(b, "f", b"x").await;
-    assert_err!(b.mkdir("f").await, StorageError::AlreadyExists);
-    assert_err!(b.mkdir("missing/d").await, StorageError::NotFound);
-    assert_err!(b.mkdir("f/d").await, StorageError::NotDirectory);
-    b.mkdir("d/e").await.expect("nested mkdir");
+    assert_err!(b.mkdir(&n("f")).await, StorageError::AlreadyExists);
+    assert_err!(b.mkdir(&n("missing/d")).await, StorageError::NotFound);
+    assert_err!(b.mkdir(&n("f/d")).await, StorageError::NotDirectory);
+    b.mkdir(&n("d/e")).await.expect("nested mkdir");
     assert_eq!(names(b, "d").await, vec![dir("e")]);
     assert_eq!(get(b, "f").await, b"x");
 }
 
 async fn rmdir_rules(b: &dyn Backend) {
-    b.mkdir("d").await.expect("mkdir");
+    b.mkdir(&n("d")).await.expect("mkdir");
     put(b, "d/f", b"keep me").await;
-    assert_err!(b.rmdir("d").await, StorageError::NotEmpty);
+    assert_err!(b.rmdir(&n("d")).await, StorageError::NotEmpty);
     assert_eq!(get(b, "d/f").await, b"keep me");
     assert_eq!(names(b, "d").await, vec![file("f")]);
 
-    b.mkdir("d/sub").await.expect("mkdir");
-    b.delete("d/f").await.expect("delete");
-    assert_err!(b.rmdir("d").await, StorageError::NotEmpty);
-    b.rmdir("d/sub").await.expect("rmdir sub");
-    assert!(b.stat("d").await.expect("stat").is_dir(), "still there");
-    b.rmdir("d").await.expect("rmdir");
+    b.mkdir(&n("d/sub")).await.expect("mkdir");
+    b.delete(&n("d/f")).await.expect("delete");
+    assert_err!(b.rmdir(&n("d")).await, StorageError::NotEmpty);
+    b.rmdir(&n("d/sub")).await.expect("rmdir sub");
+    assert!(b.stat(&k("d")).await.expect("stat").is_dir(), "still there");
+    b.rmdir(&n("d")).await.expect("rmdir");
     assert_missing(b, "d").await;
 
     put(b, "f", b"x").await;
-    assert_err!(b.rmdir("f").await, StorageError::NotDirectory);
-    assert_err!(b.rmdir("missing").await, StorageError::NotFound);
+    assert_err!(b.rmdir(&n("f")).await, StorageError::NotDirectory);
+    assert_err!(b.rmdir(&n("missing")).await, StorageError::NotFound);
     assert_eq!(names(b, "").await, vec![file("f")]);
 }
 
 async fn delete_rules(b: &dyn Backend) {
-    b.mkdir("d").await.expect("mkdir");
+    b.mkdir(&n("d")).await.expect("mkdir");
     put(b, "d/f", b"x").await;
-    assert_err!(b.delete("d").await, StorageError::IsDirectory);
-    assert_err!(b.delete("missing").await, StorageError::NotFound);
-    b.delete("d/f").await.expect("delete");
+    assert_err!(b.delete(&n("d")).await, StorageError::IsDirectory);
+    assert_err!(b.delete(&n("missing")).await, StorageError::NotFound);
+    b.delete(&n("d/f")).await.expect("delete");
     assert_missing(b, "d/f").await;
-    assert!(b.stat("d").await.expect("stat").is_dir(), "parent survives");
+    assert!(
+        b.stat(&k("d")).await.expect("stat").is_dir(),
+        "parent survives"
+    );
     assert!(names(b, "d").await.is_empty());
 }
 
 async fn remove_all_removes_tree(b: &dyn Backend) {
-    b.mkdir("d").await.expect("mkdir");
-    b.mkdir("d/sub").await.expect("mkdir");
-    b.mkdir("d/sub/deeper").await.expect("mkdir");
+    b.mkdir(&n("d")).await.expect("mkdir");
+    b.mkdir(&n("d/sub")).await.expect("mkdir");
+    b.mkdir(&n("d/sub/deeper")).await.expect("mkdir");
     put(b, "d/a", b"a").await;
     put(b, "d/sub/b", b"b").await;
     put(b, "d/sub/deeper/c", b"c").await;
-    b.mkdir("d2")
+    b.mkdir(&n("d2"))
         .await
         .expect("mkdir sibling with a common prefix");
     put(b, "d2/keep", b"k").await;
     put(b, "f", b"x").await;
 
-    assert_err!(b.remove_all("f").await, StorageError::NotDirectory);
-    assert_err!(b.remove_all("missing").await, StorageError::NotFound);
-    b.remove_all("d").await.expect("remove_all");
+    assert_err!(b.remove_all(&n("f")).await, StorageError::NotDirectory);
+    assert_err!(b.remove_all(&n("missing")).await, StorageError::NotFound);
+    b.remove_all(&n("d")).await.expect("remove_all");
     assert_missing(b, "d").await;
     assert_missing(b, "d/sub/b").await;
     assert_eq!(names(b, "").await, vec![dir("d2"), file("f")]);
@@ -431,46 +451,60 @@ async fn remove_all_removes_tree(b: &dyn Backend) {
 
 async fn rename_file(b: &dyn Backend) {
     put(b, "a", b"content a").await;
-    b.rename("a", "b").await.expect("rename");
+    b.rename(&n("a"), &n("b")).await.expect("rename");
     assert_missing(b, "a").await;
     assert_eq!(get(b, "b").await, b"content a");
 
     // Over an existing file: replaced.
     put(b, "c", b"content c").await;
-    b.rename("c", "b").await.expect("rename over file");
+    b.rename(&n("c"), &n("b")).await.expect("rename over file");
     assert_eq!(get(b, "b").await, b"content c");
     assert_missing(b, "c").await;
     assert_eq!(names(b, "").await, vec![file("b")]);
 
     // Into a directory.
-    b.mkdir("d").await.expect("mkdir");
-    b.rename("b", "d/b2").await.expect("rename into dir");
+    b.mkdir(&n("d")).await.expect("mkdir");
+    b.rename(&n("b"), &n("d/b2"))
+        .await
+        .expect("rename into dir");
     assert_eq!(get(b, "d/b2").await, b"content c");
     assert_eq!(names(b, "").await, vec![dir("d")]);
 
-    assert_err!(b.rename("missing", "x").await, StorageError::NotFound);
-    assert_err!(b.rename("d/b2", "nodir/x").await, StorageError::NotFound);
-    b.mkdir("e").await.expect("mkdir");
-    assert_err!(b.rename("d/b2", "e").await, StorageError::IsDirectory);
+    assert_err!(
+        b.rename(&n("missing"), &n("x")).await,
+        StorageError::NotFound
+    );
+    assert_err!(
+        b.rename(&n("d/b2"), &n("nodir/x")).await,
+        StorageError::NotFound
+    );
+    b.mkdir(&n("e")).await.expect("mkdir");
+    assert_err!(
+        b.rename(&n("d/b2"), &n("e")).await,
+        StorageError::IsDirectory
+    );
     put(b, "f", b"f").await;
-    assert_err!(b.rename("d/b2", "f/x").await, StorageError::NotDirectory);
+    assert_err!(
+        b.rename(&n("d/b2"), &n("f/x")).await,
+        StorageError::NotDirectory
+    );
     // Nothing moved by the refused renames.
     assert_eq!(get(b, "d/b2").await, b"content c");
     assert_eq!(names(b, "").await, vec![dir("d"), dir("e"), file("f")]);
 }
 
 async fn rename_directory(b: &dyn Backend) {
-    b.mkdir("d").await.expect("mkdir");
-    b.mkdir("d/sub").await.expect("mkdir");
-    b.mkdir("d/empty").await.expect("mkdir");
+    b.mkdir(&n("d")).await.expect("mkdir");
+    b.mkdir(&n("d/sub")).await.expect("mkdir");
+    b.mkdir(&n("d/empty")).await.expect("mkdir");
     put(b, "d/a", b"a").await;
     put(b, "d/sub/b", b"b").await;
-    b.mkdir("dd")
+    b.mkdir(&n("dd"))
         .await
         .expect("mkdir sibling with a common prefix");
     put(b, "dd/keep", b"k").await;
 
-    b.rename("d", "e").await.expect("rename dir");
+    b.rename(&n("d"), &n("e")).await.expect("rename dir");
     assert_missing(b, "d").await;
     assert_missing(b, "d/a").await;
     assert_eq!(names(b, "").await, vec![dir("dd"), dir("e")]);
@@ -480,19 +514,30 @@ async fn rename_directory(b: &dyn Backend) {
     );
     assert_eq!(get(b, "e/a").await, b"a");
     assert_eq!(get(b, "e/sub/b").await, b"b");
-    assert!(b.stat("e/empty").await.expect("stat").is_dir());
+    assert!(b.stat(&k("e/empty")).await.expect("stat").is_dir());
     assert_eq!(get(b, "dd/keep").await, b"k");
 
     // Into another directory.
-    b.rename("e", "dd/e").await.expect("rename into dir");
+    b.rename(&n("e"), &n("dd/e"))
+        .await
+        .expect("rename into dir");
     assert_eq!(get(b, "dd/e/sub/b").await, b"b");
 
     // Refusals.
-    assert_err!(b.rename("dd", "dd/e/x").await, StorageError::InvalidName(_));
-    b.mkdir("other").await.expect("mkdir");
-    assert_err!(b.rename("dd", "other").await, StorageError::AlreadyExists);
+    assert_err!(
+        b.rename(&n("dd"), &n("dd/e/x")).await,
+        StorageError::InvalidName(_)
+    );
+    b.mkdir(&n("other")).await.expect("mkdir");
+    assert_err!(
+        b.rename(&n("dd"), &n("other")).await,
+        StorageError::AlreadyExists
+    );
     put(b, "f", b"f").await;
-    assert_err!(b.rename("dd", "f").await, StorageError::AlreadyExists);
+    assert_err!(
+        b.rename(&n("dd"), &n("f")).await,
+        StorageError::AlreadyExists
+    );
     assert_eq!(get(b, "dd/e/sub/b").await, b"b");
     assert_eq!(get(b, "f").await, b"f");
     assert_eq!(names(b, "").await, vec![dir("dd"), file("f"), dir("other")]);
@@ -502,7 +547,7 @@ async fn times_are_kept(b: &dyn Backend) {
     let t = UNIX_EPOCH + Duration::from_secs(981_173_106); // 2001-02-03 04:05:06 UTC
     put(b, "f", b"data").await;
     b.set_times(
-        "f",
+        &n("f"),
         Times {
             modified: Some(t),
             created: None,
@@ -510,7 +555,7 @@ async fn times_are_kept(b: &dyn Backend) {
     )
     .await
     .expect("set_times");
-    let meta = b.stat("f").await.expect("stat");
+    let meta = b.stat(&k("f")).await.expect("stat");
     assert_eq!(meta.modified.map(secs), Some(secs(t)));
     let listed = entries(b, "").await;
     assert_eq!(listed[0].1.modified.map(secs), Some(secs(t)));
@@ -524,14 +569,14 @@ async fn times_are_kept(b: &dyn Backend) {
     };
     put_with(b, "g", b"x", opts).await;
     assert_eq!(
-        b.stat("g").await.expect("stat").modified.map(secs),
+        b.stat(&k("g")).await.expect("stat").modified.map(secs),
         Some(secs(t2))
     );
 
     // Kept across a rename.
-    b.rename("g", "h").await.expect("rename");
+    b.rename(&n("g"), &n("h")).await.expect("rename");
     assert_eq!(
-        b.stat("h").await.expect("stat").modified.map(secs),
+        b.stat(&k("h")).await.expect("stat").modified.map(secs),
         Some(secs(t2))
     );
 
@@ -539,7 +584,7 @@ async fn times_are_kept(b: &dyn Backend) {
     let created = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
     match b
         .set_times(
-            "f",
+            &n("f"),
             Times {
                 modified: None,
                 created: Some(created),
@@ -548,7 +593,7 @@ async fn times_are_kept(b: &dyn Backend) {
         .await
     {
         Ok(()) => {
-            let meta = b.stat("f").await.expect("stat");
+            let meta = b.stat(&k("f")).await.expect("stat");
             assert_eq!(meta.created.map(secs), Some(secs(created)));
             assert_eq!(meta.modified.map(secs), Some(secs(t)), "modified untouched");
         }
@@ -558,7 +603,7 @@ async fn times_are_kept(b: &dyn Backend) {
 
     assert_err!(
         b.set_times(
-            "missing",
+            &n("missing"),
             Times {
                 modified: Some(t),
                 created: None
@@ -576,7 +621,7 @@ async fn special_names(b: &dyn Backend) {
         "a+b=c&d.txt",
         "percent %20 #hash",
     ];
-    b.mkdir("my dir + ü").await.expect("mkdir");
+    b.mkdir(&n("my dir + ü")).await.expect("mkdir");
     for n in names_in {
         put(b, &format!("my dir + ü/{n}"), n.as_bytes()).await;
     }
@@ -586,11 +631,11 @@ async fn special_names(b: &dyn Backend) {
     for n in names_in {
         assert_eq!(get(b, &format!("my dir + ü/{n}")).await, n.as_bytes());
     }
-    b.rename("my dir + ü/a+b=c&d.txt", "my dir + ü/x + y.txt")
+    b.rename(&n("my dir + ü/a+b=c&d.txt"), &n("my dir + ü/x + y.txt"))
         .await
         .expect("rename");
     assert_eq!(get(b, "my dir + ü/x + y.txt").await, b"a+b=c&d.txt");
-    b.rename("my dir + ü", "other dir ✓")
+    b.rename(&n("my dir + ü"), &n("other dir ✓"))
         .await
         .expect("rename dir");
     assert_eq!(
@@ -688,7 +733,10 @@ mod opendal_only {
         assert!(tmp.path().join(PARTIAL).is_dir(), "partial folder created");
 
         put(&b, "f", b"old").await;
-        let mut sink = b.write("f", WriteOptions::default()).await.expect("write");
+        let mut sink = b
+            .write(&n("f"), WriteOptions::default())
+            .await
+            .expect("write");
         sink.write(Bytes::from_static(b"new")).await.expect("chunk");
         assert_eq!(
             partial_files(tmp.path()).len(),
@@ -704,7 +752,10 @@ mod opendal_only {
 
         // Dropped: cleaned up in the background.
         {
-            let mut sink = b.write("g", WriteOptions::default()).await.expect("write");
+            let mut sink = b
+                .write(&n("g"), WriteOptions::default())
+                .await
+                .expect("write");
             sink.write(Bytes::from_static(b"new")).await.expect("chunk");
         }
         let mut waited = 0;
@@ -720,16 +771,14 @@ mod opendal_only {
 
         // The partial folder is never listed and its name is reserved.
         assert_eq!(names(&b, "").await, vec![file("f")]);
-        assert_err!(b.stat(PARTIAL).await, StorageError::InvalidName(_));
-        assert_err!(
-            b.write(&format!("{PARTIAL}/x"), WriteOptions::default())
-                .await,
-            StorageError::InvalidName(_)
-        );
-        assert_err!(b.list(PARTIAL).await, StorageError::InvalidName(_));
-        assert_err!(b.mkdir(PARTIAL).await, StorageError::InvalidName(_));
-        assert_err!(b.rename("f", PARTIAL).await, StorageError::InvalidName(_));
-        assert_err!(b.remove_all(PARTIAL).await, StorageError::InvalidName(_));
+        // No key names it (the vfs builds keys with these rules).
+        let rules = b.key_rules();
+        for key in [PARTIAL.to_string(), format!("{PARTIAL}/x")] {
+            assert!(
+                matches!(Key::new(key.as_str(), &rules), Err(KeyError::Reserved(_))),
+                "{key}"
+            );
+        }
     }
 
     #[tokio::test]
@@ -747,7 +796,7 @@ mod opendal_only {
         );
         let t = UNIX_EPOCH + Duration::from_secs(981_173_106);
         b.set_times(
-            "a/b/d.txt",
+            &n("a/b/d.txt"),
             Times {
                 modified: Some(t),
                 created: None,
@@ -821,17 +870,20 @@ mod opendal_only {
     }
 
     #[tokio::test]
-    async fn keys_opendal_would_change_are_refused() {
+    async fn keys_opendal_would_change_cannot_be_made() {
         for b in [
             OpendalBackend::memory(),
             OpendalBackend::local(tempfile::tempdir().expect("tempdir").path()).expect("local"),
         ] {
+            let rules = b.key_rules();
             for key in [" lead", "trail ", "a//b", "/abs", "a/", "a/../b", "."] {
-                assert_err!(
-                    b.write(key, WriteOptions::default()).await,
-                    StorageError::InvalidName(_)
-                );
+                assert!(Key::new(key, &rules).is_err(), "{key:?}");
             }
+            // Their own staging folder is no key of theirs either.
+            assert!(matches!(
+                Key::new(".s3ftp-partial/x", &rules),
+                Err(KeyError::Reserved(_))
+            ));
         }
     }
 
@@ -841,7 +893,7 @@ mod opendal_only {
         put(&b, "f", b"x").await;
         let created = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
         b.set_times(
-            "f",
+            &n("f"),
             Times {
                 modified: None,
                 created: Some(created),
@@ -850,11 +902,11 @@ mod opendal_only {
         .await
         .expect("set_times");
         assert_eq!(
-            b.stat("f").await.expect("stat").created.map(secs),
+            b.stat(&k("f")).await.expect("stat").created.map(secs),
             Some(secs(created))
         );
-        b.delete("f").await.expect("delete");
+        b.delete(&n("f")).await.expect("delete");
         put(&b, "f", b"y").await;
-        assert_eq!(b.stat("f").await.expect("stat").created, None);
+        assert_eq!(b.stat(&k("f")).await.expect("stat").created, None);
     }
 }

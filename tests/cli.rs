@@ -179,3 +179,42 @@ fn a_home_that_does_not_resolve_stops_the_server_naming_the_user() {
         }
     }
 }
+
+/// A home that is a normal path but cannot be a key on its mount (too long,
+/// or a name the back end keeps for itself) stops the server too, naming
+/// who has it, instead of failing every command of that user.
+#[test]
+fn a_home_its_mount_cannot_hold_stops_the_server_naming_the_user() {
+    let hash = s3ftp::auth::hash_password("x").expect("hash");
+    let long = format!("/{}", "h".repeat(1100));
+    for (users, anonymous, who, what) in [
+        (
+            format!(r#"[{{"name":"pat","password":"{hash}","home":"/.s3ftp-partial/pat"}}]"#),
+            "",
+            "user \"pat\"",
+            "reserved name",
+        ),
+        (
+            String::new(),
+            long.as_str(),
+            "S3FTP_ANONYMOUS_HOME",
+            "longer than 1024",
+        ),
+    ] {
+        let env = [
+            ("S3FTP_USERS", users.as_str()),
+            ("S3FTP_ANONYMOUS_HOME", anonymous),
+            ("S3FTP_MOUNTS", "/=memory://"),
+            ("S3FTP_LISTEN", "127.0.0.1:0"),
+            ("S3FTP_LOG", "warn"),
+            ("RUST_BACKTRACE", "0"),
+        ];
+        let out = s3ftp(&[], &env, "");
+        assert!(!out.status.success(), "started with {users} {anonymous}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        for part in [who, "home", what] {
+            assert!(err.contains(part), "{part:?} not in: {err}");
+        }
+    }
+}

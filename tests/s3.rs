@@ -16,7 +16,7 @@ use s3ftp::config::Config;
 use s3ftp::server::Server;
 use s3ftp::storage::s3::upload::UploadSettings;
 use s3ftp::storage::s3::{S3Backend, S3Uri};
-use s3ftp::storage::{Backend, StorageSettings, WriteOptions};
+use s3ftp::storage::{Backend, Key, StorageSettings, WriteOptions};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -98,13 +98,19 @@ async fn listings_stream_many_pages() {
         &StorageSettings::new(UploadSettings::new(5 * MIB, 4, 64)),
     )
     .await;
-    backend.mkdir("many").await.expect("mkdir");
+    let named = |key: String| {
+        Key::new(key, &backend.key_rules())
+            .expect("key")
+            .into_named()
+            .expect("named")
+    };
+    backend.mkdir(&named("many".into())).await.expect("mkdir");
     futures::stream::iter(0..2500)
         .for_each_concurrent(32, |i| {
-            let backend = &backend;
+            let (backend, named) = (&backend, &named);
             async move {
                 let mut sink = backend
-                    .write(&format!("many/f{i:04}"), WriteOptions::default())
+                    .write(&named(format!("many/f{i:04}")), WriteOptions::default())
                     .await
                     .expect("write");
                 sink.write(bytes::Bytes::from(format!("{i}")))

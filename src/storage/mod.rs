@@ -1,9 +1,10 @@
 //! The storage layer: what a back end must do to hold the virtual tree's files.
 //!
-//! Nothing here knows about FTP. A back end sees *keys*: `/`-separated, relative
-//! to the root of its mount, without leading or trailing slash, with no empty,
-//! `.` or `..` segments (the vfs layer guarantees that). The empty key `""` is the
-//! root of the mount, which always exists and is a directory.
+//! Nothing here knows about FTP. A back end sees [`Key`]s, which only the vfs
+//! layer builds and which already obey every rule of the back end's
+//! [`KeyRules`] (see `key`). [`Key::ROOT`] is the root of the mount, which
+//! always exists and is a directory; what creates, changes or removes takes a
+//! [`NamedKey`], which is never the root.
 //!
 //! Every back end implements the same directory semantics, so that a client sees
 //! no difference between a local folder and an object store (the shared contract
@@ -17,6 +18,7 @@
 //! - a write becomes visible only when [`UploadSink::commit`] succeeds; a sink that
 //!   is aborted or dropped leaves the previous object, if any, untouched.
 
+mod key;
 pub mod opendal;
 pub mod s3;
 pub mod staging;
@@ -29,6 +31,8 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
+
+pub use key::{is_bad_segment, Key, KeyError, KeyRules, NamedKey, MAX_KEY_BYTES};
 
 pub type Result<T> = std::result::Result<T, StorageError>;
 
@@ -168,41 +172,47 @@ pub trait UploadSink: Send {
 /// memory) and, later, S3.
 #[async_trait]
 pub trait Backend: Send + Sync + Debug {
-    /// Metadata of a file or directory. `stat("")` is the root directory.
-    async fn stat(&self, key: &str) -> Result<Metadata>;
+    /// What this back end asks of keys beyond their shape; the vfs builds
+    /// keys with them.
+    fn key_rules(&self) -> KeyRules {
+        KeyRules::default()
+    }
+
+    /// Metadata of a file or directory. `stat(&Key::ROOT)` is the root directory.
+    async fn stat(&self, key: &Key) -> Result<Metadata>;
 
     /// The children of directory `dir`, streamed by pages. `NotFound` if `dir`
     /// does not exist, `NotDirectory` if it is a file.
-    async fn list(&self, dir: &str) -> Result<EntryPages>;
+    async fn list(&self, dir: &Key) -> Result<EntryPages>;
 
     /// The content of a file from byte `offset` on. `IsDirectory` for a directory.
-    async fn read(&self, key: &str, offset: u64) -> Result<ByteStream>;
+    async fn read(&self, key: &NamedKey, offset: u64) -> Result<ByteStream>;
 
     /// Starts an upload to `key` (see the module docs for the checks).
-    async fn write(&self, key: &str, options: WriteOptions) -> Result<Box<dyn UploadSink>>;
+    async fn write(&self, key: &NamedKey, options: WriteOptions) -> Result<Box<dyn UploadSink>>;
 
     /// Deletes a file. `IsDirectory` for a directory.
-    async fn delete(&self, key: &str) -> Result<()>;
+    async fn delete(&self, key: &NamedKey) -> Result<()>;
 
     /// Renames a file or a whole directory within this back end, replacing an
     /// existing file at `to`. The parent of `to` must exist.
-    async fn rename(&self, from: &str, to: &str) -> Result<()>;
+    async fn rename(&self, from: &NamedKey, to: &NamedKey) -> Result<()>;
 
     /// Creates a directory. `AlreadyExists` if the name is taken by a file or a
     /// directory; `NotFound` if the parent is missing.
-    async fn mkdir(&self, key: &str) -> Result<()>;
+    async fn mkdir(&self, key: &NamedKey) -> Result<()>;
 
     /// Removes an empty directory; `NotEmpty` otherwise.
-    async fn rmdir(&self, key: &str) -> Result<()>;
+    async fn rmdir(&self, key: &NamedKey) -> Result<()>;
 
     /// Removes a directory and everything under it.
-    async fn remove_all(&self, key: &str) -> Result<()>;
+    async fn remove_all(&self, key: &NamedKey) -> Result<()>;
 
     /// Stores client-set times on an existing file.
-    async fn set_times(&self, key: &str, times: Times) -> Result<()>;
+    async fn set_times(&self, key: &NamedKey, times: Times) -> Result<()>;
 
     /// Free bytes available for uploads under `key`, when the back end can tell.
-    async fn available(&self, _key: &str) -> Result<Option<u64>> {
+    async fn available(&self, _key: &Key) -> Result<Option<u64>> {
         Ok(None)
     }
 

@@ -11,13 +11,10 @@ use std::sync::Arc;
 use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::storage::{
-    ByteStream, Entry, EntryPages, Metadata, Result, StorageError, Times, UploadSink, WriteOptions,
+    ByteStream, Entry, EntryPages, Key, Metadata, NamedKey, Result, StorageError, Times,
+    UploadSink, WriteOptions,
 };
 use mount::{Location, Mount, MountTable};
-
-/// Longest key S3 accepts, in bytes; the same limit holds on every back end so
-/// that a tree can move between them.
-pub const MAX_KEY_BYTES: usize = 1024;
 
 /// What a user may do.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -66,10 +63,10 @@ impl Vfs {
         for segment in self.home.split('/').filter(|s| !s.is_empty()) {
             current.push('/');
             current.push_str(segment);
-            if let Location::Mounted { mount, key } = self.mounts.locate(&current) {
-                if key.is_empty() {
+            if let Location::Mounted { mount, key } = self.mounts.locate(&current)? {
+                let Some(key) = key.into_named() else {
                     continue;
-                }
+                };
                 match mount.backend.mkdir(&key).await {
                     Ok(()) | Err(StorageError::AlreadyExists) => {}
                     Err(e) => return Err(e),
@@ -89,42 +86,33 @@ impl Vfs {
         }
     }
 
-    /// The mount and key of a user path, with the key rules checked.
+    /// The mount and key of a user path (the key rules checked on the way).
     fn locate(&self, path: &str) -> Result<Located<'_>> {
         let full = self.full_path(path);
-        match self.mounts.locate(&full) {
-            Location::Mounted { mount, key } => {
-                check_key(&key)?;
-                Ok(Located::Mounted {
-                    mount,
-                    key,
-                    is_mount_point: self.mounts.is_mount_point(&full),
-                    full,
-                })
-            }
+        match self.mounts.locate(&full)? {
+            Location::Mounted { mount, key } => Ok(Located::Mounted { mount, key, full }),
             Location::Virtual => Ok(Located::Virtual { full }),
             Location::Missing => Err(StorageError::NotFound),
         }
     }
 
-    /// Where writes go: in a back end, not on a mount point, and allowed.
-    fn locate_for_write(&self, path: &str) -> Result<(&Mount, String)> {
+    /// Where writes go: in a back end, not on a mount point (the root of
+    /// its back end), and allowed.
+    fn locate_for_write(&self, path: &str) -> Result<(&Mount, NamedKey)> {
         if self.perms.read_only {
             return Err(StorageError::PermissionDenied);
         }
         match self.locate(path)? {
-            Located::Mounted {
-                mount,
-                key,
-                is_mount_point: false,
-                ..
-            } => Ok((mount, key)),
-            _ => Err(StorageError::PermissionDenied),
+            Located::Mounted { mount, key, .. } => key
+                .into_named()
+                .map(|key| (mount, key))
+                .ok_or(StorageError::PermissionDenied),
+            Located::Virtual { .. } => Err(StorageError::PermissionDenied),
         }
     }
 
     /// Refuses replacing an existing file when the user may not.
-    async fn check_not_replacing(&self, mount: &Mount, key: &str) -> Result<()> {
+    async fn check_not_replacing(&self, mount: &Mount, key: &Key) -> Result<()> {
         let p = self.perms;
         if !(p.no_overwrite || p.drop_box || p.no_delete) {
             return Ok(());
@@ -198,7 +186,10 @@ impl Vfs {
             return Err(StorageError::PermissionDenied);
         }
         match self.locate(path)? {
-            Located::Mounted { mount, key, .. } => mount.backend.read(&key, offset).await,
+            Located::Mounted { mount, key, .. } => match key.into_named() {
+                Some(key) => mount.backend.read(&key, offset).await,
+                None => Err(StorageError::IsDirectory),
+            },
             Located::Virtual { .. } => Err(StorageError::IsDirectory),
         }
     }
@@ -267,13 +258,11 @@ impl Vfs {
             return Err(StorageError::PermissionDenied);
         }
         match self.locate(path)? {
-            Located::Mounted {
-                is_mount_point: false,
-                mount,
-                key,
-                ..
-            } => mount.backend.mkdir(&key).await,
-            _ => Err(StorageError::AlreadyExists),
+            Located::Mounted { mount, key, .. } => match key.into_named() {
+                Some(key) => mount.backend.mkdir(&key).await,
+                None => Err(StorageError::AlreadyExists),
+            },
+            Located::Virtual { .. } => Err(StorageError::AlreadyExists),
         }
     }
 
@@ -378,8 +367,7 @@ impl Vfs {
 enum Located<'a> {
     Mounted {
         mount: &'a Mount,
-        key: String,
-        is_mount_point: bool,
+        key: Key,
         full: String,
     },
     Virtual {
@@ -387,13 +375,102 @@ enum Located<'a> {
     },
 }
 
-/// Key rules shared by all back ends: at most [`MAX_KEY_BYTES`] bytes.
-/// (Virtual paths already have no empty, `.` or `..` segments and no NUL.)
-fn check_key(key: &str) -> Result<()> {
-    if key.len() > MAX_KEY_BYTES {
-        return Err(StorageError::InvalidName(format!(
-            "path longer than {MAX_KEY_BYTES} bytes"
-        )));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::opendal::OpendalBackend;
+    use crate::storage::{Backend, KeyRules};
+    use mount::Mount;
+
+    fn mounted(points: &[&str]) -> (Vfs, Vec<Arc<dyn Backend>>) {
+        let backends: Vec<Arc<dyn Backend>> = points
+            .iter()
+            .map(|_| Arc::new(OpendalBackend::memory()) as Arc<dyn Backend>)
+            .collect();
+        let mounts = points
+            .iter()
+            .zip(&backends)
+            .map(|(point, backend)| Mount {
+                point: point.to_string(),
+                uri: "memory://".into(),
+                backend: backend.clone(),
+            })
+            .collect();
+        let vfs = Vfs::new(
+            Arc::new(MountTable::new(mounts)),
+            "/",
+            Permissions::default(),
+        )
+        .expect("vfs");
+        (vfs, backends)
     }
-    Ok(())
+
+    async fn root_names(backend: &dyn Backend) -> Vec<String> {
+        let pages = backend.list(&Key::ROOT).await.expect("list");
+        let pages: Vec<Vec<Entry>> = pages.try_collect().await.expect("pages");
+        pages.into_iter().flatten().map(|e| e.name).collect()
+    }
+
+    /// A mount point is the root of its back end, which operations that
+    /// name something cannot be given: the vfs answers for it, and nothing
+    /// reaches either store.
+    #[tokio::test]
+    async fn mount_points_cannot_be_written_read_or_removed() {
+        let (vfs, backends) = mounted(&["/", "/in"]);
+        vfs.write("/in/f", WriteOptions::default())
+            .await
+            .expect("write")
+            .commit()
+            .await
+            .expect("commit");
+        for path in ["/", "/in"] {
+            assert!(vfs.stat(path).await.expect("stat").is_dir());
+            let read = vfs.read(path, 0).await.map(|_| ());
+            assert!(matches!(read, Err(StorageError::IsDirectory)), "{path}");
+            let made = vfs.mkdir(path).await;
+            assert!(matches!(made, Err(StorageError::AlreadyExists)), "{path}");
+            let written = vfs.write(path, WriteOptions::default()).await.map(|_| ());
+            assert!(
+                matches!(written, Err(StorageError::PermissionDenied)),
+                "{path}"
+            );
+            for refused in [
+                vfs.delete(path).await,
+                vfs.rmdir(path).await,
+                vfs.remove_all(path).await,
+                vfs.rename(path, "/moved").await,
+                vfs.rename("/in/f", path).await,
+                vfs.set_times(path, Times::default()).await,
+            ] {
+                assert!(
+                    matches!(refused, Err(StorageError::PermissionDenied)),
+                    "{path}: {refused:?}"
+                );
+            }
+        }
+        assert_eq!(root_names(backends[0].as_ref()).await, Vec::<String>::new());
+        assert_eq!(
+            root_names(backends[1].as_ref()).await,
+            vec!["f".to_string()]
+        );
+    }
+
+    /// The key rules of the back end a path lands on refuse it before the
+    /// back end is asked, with the reply every invalid name gets.
+    #[tokio::test]
+    async fn keys_the_back_end_cannot_hold_are_refused() {
+        let (vfs, backends) = mounted(&["/"]);
+        assert!(!backends[0].key_rules().reserved.is_empty());
+        let long = format!("/{}", "k".repeat(KeyRules::default().max_bytes + 1));
+        for path in ["/ lead", "/.s3ftp-partial", long.as_str()] {
+            let written = vfs.write(path, WriteOptions::default()).await.map(|_| ());
+            assert!(
+                matches!(written, Err(StorageError::InvalidName(_))),
+                "{path}: {written:?}"
+            );
+            let made = vfs.mkdir(path).await;
+            assert!(matches!(made, Err(StorageError::InvalidName(_))), "{path}");
+        }
+        assert!(root_names(backends[0].as_ref()).await.is_empty());
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::storage::{self, Backend, StorageSettings};
+use crate::storage::{self, Backend, Key, KeyError, StorageSettings};
 
 /// One `PATH=URI` entry of `S3FTP_MOUNTS`.
 #[derive(Clone, PartialEq, Eq)]
@@ -54,8 +54,8 @@ pub struct Mount {
 
 /// Where a virtual path lives.
 pub enum Location<'a> {
-    /// Inside a mount, at `key` (`""` for the mount point itself).
-    Mounted { mount: &'a Mount, key: String },
+    /// Inside a mount, at `key` ([`Key::ROOT`] for the mount point itself).
+    Mounted { mount: &'a Mount, key: Key },
     /// A directory above one or more mount points, with no back end of its own.
     Virtual,
     /// Nowhere: not under any mount point nor above one.
@@ -94,17 +94,21 @@ impl MountTable {
         &self.mounts
     }
 
-    pub fn locate(&self, path: &str) -> Location<'_> {
+    /// Where `path` (a normalised path in the whole tree) lives. Inside a
+    /// mount this builds the key, with the rules of the mount's back end:
+    /// the one place keys are made.
+    pub fn locate(&self, path: &str) -> Result<Location<'_>, KeyError> {
         for mount in &self.mounts {
-            if let Some(key) = key_under(&mount.point, path) {
-                return Location::Mounted { mount, key };
+            if let Some(rest) = rest_under(&mount.point, path) {
+                let key = Key::new(rest, &mount.backend.key_rules())?;
+                return Ok(Location::Mounted { mount, key });
             }
         }
-        if self.mounts_below(path).next().is_some() {
+        Ok(if self.mounts_below(path).next().is_some() {
             Location::Virtual
         } else {
             Location::Missing
-        }
+        })
     }
 
     /// Names of the directories directly inside `dir` that are mount points or
@@ -129,11 +133,7 @@ impl MountTable {
     }
 }
 
-/// The key of `path` below `point`, if `path` is `point` or lies under it.
-fn key_under(point: &str, path: &str) -> Option<String> {
-    rest_under(point, path).map(str::to_string)
-}
-
+/// What follows `point` in `path`, if `path` is `point` or lies under it.
 fn rest_under<'a>(point: &str, path: &'a str) -> Option<&'a str> {
     if point == "/" {
         return Some(path.trim_start_matches('/'));
@@ -165,10 +165,30 @@ mod tests {
     }
 
     fn located(t: &MountTable, path: &str) -> Option<(String, String)> {
-        match t.locate(path) {
-            Location::Mounted { mount, key } => Some((mount.point.clone(), key)),
+        match t.locate(path).expect("a valid key") {
+            Location::Mounted { mount, key } => Some((mount.point.clone(), key.to_string())),
             _ => None,
         }
+    }
+
+    #[test]
+    fn keys_follow_the_rules_of_their_back_end() {
+        let t = table(&["/", "/in"]);
+        // OpenDAL trims white space around a path, so its keys may not have it.
+        assert!(matches!(
+            t.locate("/in/ lead"),
+            Err(KeyError::SurroundingSpace(_))
+        ));
+        let long = format!("/in/{}", "k".repeat(storage::MAX_KEY_BYTES + 1));
+        assert!(matches!(t.locate(&long), Err(KeyError::TooLong(_))));
+        assert!(matches!(
+            t.locate("/.s3ftp-partial/x"),
+            Err(KeyError::Reserved(_))
+        ));
+        assert!(matches!(
+            t.locate("/in").expect("key"),
+            Location::Mounted { key, .. } if key.is_root()
+        ));
     }
 
     #[test]
@@ -190,9 +210,9 @@ mod tests {
     #[test]
     fn directories_above_mounts_are_virtual() {
         let t = table(&["/in", "/arch/2024"]);
-        assert!(matches!(t.locate("/"), Location::Virtual));
-        assert!(matches!(t.locate("/arch"), Location::Virtual));
-        assert!(matches!(t.locate("/other"), Location::Missing));
+        assert!(matches!(t.locate("/"), Ok(Location::Virtual)));
+        assert!(matches!(t.locate("/arch"), Ok(Location::Virtual)));
+        assert!(matches!(t.locate("/other"), Ok(Location::Missing)));
         let mut names: Vec<&str> = t.mounts_below("/").collect();
         names.sort();
         assert_eq!(names, ["arch", "in"]);

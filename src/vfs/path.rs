@@ -73,7 +73,7 @@ pub fn resolve_new(cwd: &str, arg: &str, dir_ok: bool) -> Result<String, PathErr
         arg
     };
     let last = trimmed.rsplit('/').next().unwrap_or("");
-    if matches!(last, "" | "." | "..") {
+    if crate::storage::is_bad_segment(last) {
         if arg.is_empty() {
             return Err(PathError::Empty);
         }
@@ -108,7 +108,7 @@ pub fn check_home(home: &str) -> Result<String, PathError> {
     }
     let body = &home[1..];
     let body = body.strip_suffix('/').unwrap_or(body);
-    if let Some(bad) = body.split('/').find(|s| matches!(*s, "" | "." | "..")) {
+    if let Some(bad) = body.split('/').find(|s| crate::storage::is_bad_segment(s)) {
         return Err(PathError::BadSegment(bad.to_string()));
     }
     resolve("/", home)

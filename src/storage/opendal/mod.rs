@@ -28,8 +28,8 @@ use self::error::{io_error, is_missing};
 use self::sink::OpendalSink;
 use super::staging::Sweep;
 use super::{
-    Backend, ByteStream, EntryKind, EntryPages, Metadata, Result, StorageError, Times, UploadSink,
-    WriteOptions,
+    Backend, ByteStream, EntryKind, EntryPages, Key, KeyRules, Metadata, NamedKey, Result,
+    StorageError, Times, UploadSink, WriteOptions,
 };
 
 /// The hidden folder inside an fs root where uploads are written before
@@ -104,9 +104,8 @@ impl OpendalBackend {
         self.inner.flavour.as_ref()
     }
 
-    /// The key rules, then the service's own confinement.
+    /// The service's own confinement (the folder's symbolic links).
     async fn admit(&self, key: &str) -> Result<()> {
-        check_key(key)?;
         self.flavour().confine(key).await
     }
 
@@ -163,9 +162,6 @@ impl OpendalBackend {
     /// Checks that `key` names an existing directory other than the root.
     async fn removable_dir(&self, key: &str) -> Result<()> {
         self.admit(key).await?;
-        if key.is_empty() {
-            return Err(StorageError::PermissionDenied);
-        }
         match self.stat_entry(key).await? {
             None => Err(StorageError::NotFound),
             Some(m) if !m.is_dir() => Err(StorageError::NotDirectory),
@@ -208,9 +204,6 @@ impl OpendalBackend {
     /// `storage`), and that a kept prefix fits the existing file.
     async fn check_write(&self, key: &str, keep_prefix: u64) -> Result<()> {
         self.admit(key).await?;
-        if key.is_empty() {
-            return Err(StorageError::IsDirectory);
-        }
         self.check_parent(key).await?;
         let existing = self.stat_entry(key).await?;
         if existing.as_ref().is_some_and(Metadata::is_dir) {
@@ -242,12 +235,20 @@ impl OpendalBackend {
 
 #[async_trait]
 impl Backend for OpendalBackend {
-    async fn stat(&self, key: &str) -> Result<Metadata> {
+    fn key_rules(&self) -> KeyRules {
+        KeyRules {
+            no_surrounding_space: true,
+            reserved: &[PARTIAL_DIR],
+            ..KeyRules::default()
+        }
+    }
+
+    async fn stat(&self, key: &Key) -> Result<Metadata> {
         self.admit(key).await?;
         self.stat_entry(key).await?.ok_or(StorageError::NotFound)
     }
 
-    async fn list(&self, dir: &str) -> Result<EntryPages> {
+    async fn list(&self, dir: &Key) -> Result<EntryPages> {
         self.admit(dir).await?;
         match self.stat_entry(dir).await? {
             None => return Err(StorageError::NotFound),
@@ -263,7 +264,7 @@ impl Backend for OpendalBackend {
         Ok(listing::pages(self.clone(), dir, lister))
     }
 
-    async fn read(&self, key: &str, offset: u64) -> Result<ByteStream> {
+    async fn read(&self, key: &NamedKey, offset: u64) -> Result<ByteStream> {
         self.admit(key).await?;
         let meta = self.stat_entry(key).await?.ok_or(StorageError::NotFound)?;
         if meta.is_dir() {
@@ -277,7 +278,7 @@ impl Backend for OpendalBackend {
         Ok(stream.map_err(io_error).boxed())
     }
 
-    async fn write(&self, key: &str, options: WriteOptions) -> Result<Box<dyn UploadSink>> {
+    async fn write(&self, key: &NamedKey, options: WriteOptions) -> Result<Box<dyn UploadSink>> {
         self.check_write(key, options.keep_prefix).await?;
         let mut writer = self.op().writer(key).await?;
         if options.keep_prefix > 0 {
@@ -286,7 +287,10 @@ impl Backend for OpendalBackend {
                 .await
             {
                 if let Err(abort) = writer.abort().await {
-                    tracing::warn!(key, "aborting upload after a failed prefix copy: {abort}");
+                    tracing::warn!(
+                        key = key.as_str(),
+                        "aborting upload after a failed prefix copy: {abort}"
+                    );
                 }
                 return Err(e);
             }
@@ -300,7 +304,7 @@ impl Backend for OpendalBackend {
         }))
     }
 
-    async fn delete(&self, key: &str) -> Result<()> {
+    async fn delete(&self, key: &NamedKey) -> Result<()> {
         self.admit(key).await?;
         self.existing_file(key).await?;
         self.op().delete(key).await?;
@@ -308,23 +312,17 @@ impl Backend for OpendalBackend {
         Ok(())
     }
 
-    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+    async fn rename(&self, from: &NamedKey, to: &NamedKey) -> Result<()> {
         self.admit(from).await?;
         self.admit(to).await?;
-        if from.is_empty() {
-            return Err(StorageError::PermissionDenied);
-        }
         let src = self.stat_entry(from).await?.ok_or(StorageError::NotFound)?;
         if from == to {
             return Ok(());
         }
-        if src.is_dir() && to.starts_with(&dir_path(from)) {
+        if src.is_dir() && from.contains(to) {
             return Err(StorageError::InvalidName(format!(
                 "cannot move {from} into itself"
             )));
-        }
-        if to.is_empty() {
-            return Err(StorageError::AlreadyExists);
         }
         self.check_parent(to).await?;
         match self.stat_entry(to).await? {
@@ -336,11 +334,8 @@ impl Backend for OpendalBackend {
         self.flavour().rename(op, from, to, src.is_dir()).await
     }
 
-    async fn mkdir(&self, key: &str) -> Result<()> {
+    async fn mkdir(&self, key: &NamedKey) -> Result<()> {
         self.admit(key).await?;
-        if key.is_empty() {
-            return Err(StorageError::AlreadyExists);
-        }
         self.check_parent(key).await?;
         if self.stat_entry(key).await?.is_some() {
             return Err(StorageError::AlreadyExists);
@@ -348,7 +343,7 @@ impl Backend for OpendalBackend {
         Ok(self.op().create_dir(&dir_path(key)).await?)
     }
 
-    async fn rmdir(&self, key: &str) -> Result<()> {
+    async fn rmdir(&self, key: &NamedKey) -> Result<()> {
         self.removable_dir(key).await?;
         if self.has_children(key).await? {
             return Err(StorageError::NotEmpty);
@@ -356,12 +351,12 @@ impl Backend for OpendalBackend {
         Ok(self.op().delete(&dir_path(key)).await?)
     }
 
-    async fn remove_all(&self, key: &str) -> Result<()> {
+    async fn remove_all(&self, key: &NamedKey) -> Result<()> {
         self.removable_dir(key).await?;
         self.remove_tree(key).await
     }
 
-    async fn set_times(&self, key: &str, times: Times) -> Result<()> {
+    async fn set_times(&self, key: &NamedKey, times: Times) -> Result<()> {
         self.admit(key).await?;
         self.existing_file(key).await?;
         self.flavour().set_times(key, times).await
@@ -387,29 +382,4 @@ fn dir_meta(m: &::opendal::Metadata) -> Metadata {
         modified: m.last_modified().map(SystemTime::from),
         ..Metadata::dir()
     }
-}
-
-/// Refuses keys the contract forbids and keys OpenDAL would change: it trims
-/// white space around a path, so `" a"` would silently become `"a"`.
-fn check_key(key: &str) -> Result<()> {
-    if key.is_empty() {
-        return Ok(());
-    }
-    let invalid = |why: &str| Err(StorageError::InvalidName(format!("{key:?}: {why}")));
-    if key.starts_with(char::is_whitespace) || key.ends_with(char::is_whitespace) {
-        return invalid("leading or trailing white space");
-    }
-    if key.contains('\0') {
-        return invalid("NUL character");
-    }
-    if key
-        .split('/')
-        .any(|s| s.is_empty() || s == "." || s == "..")
-    {
-        return invalid("empty, `.` or `..` segment");
-    }
-    if key.split('/').next() == Some(PARTIAL_DIR) {
-        return invalid("reserved name");
-    }
-    Ok(())
 }

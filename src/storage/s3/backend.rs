@@ -10,14 +10,17 @@ use super::probe::Probe;
 use super::times::metadata_of;
 use super::S3Backend;
 use crate::storage::{
-    Backend, ByteStream, EntryPages, Metadata, Result, StorageError, Times, UploadSink,
-    WriteOptions,
+    Backend, ByteStream, EntryPages, Key, KeyRules, Metadata, NamedKey, Result, StorageError,
+    Times, UploadSink, WriteOptions,
 };
 
 #[async_trait]
 impl Backend for S3Backend {
-    async fn stat(&self, key: &str) -> Result<Metadata> {
-        self.check_len(key)?;
+    fn key_rules(&self) -> KeyRules {
+        self.key_rules
+    }
+
+    async fn stat(&self, key: &Key) -> Result<Metadata> {
         match self.probe(key).await? {
             Probe::File(head) => {
                 self.times.remember_head(&self.full(key), &head);
@@ -28,23 +31,19 @@ impl Backend for S3Backend {
         }
     }
 
-    async fn list(&self, dir: &str) -> Result<EntryPages> {
-        self.check_len(dir)?;
+    async fn list(&self, dir: &Key) -> Result<EntryPages> {
         self.list_pages(dir).await
     }
 
-    async fn read(&self, key: &str, offset: u64) -> Result<ByteStream> {
-        self.check_named(key, StorageError::IsDirectory)?;
+    async fn read(&self, key: &NamedKey, offset: u64) -> Result<ByteStream> {
         self.get(key, offset).await
     }
 
-    async fn write(&self, key: &str, options: WriteOptions) -> Result<Box<dyn UploadSink>> {
-        self.check_named(key, StorageError::IsDirectory)?;
+    async fn write(&self, key: &NamedKey, options: WriteOptions) -> Result<Box<dyn UploadSink>> {
         Ok(Box::new(self.start_upload(key, options).await?))
     }
 
-    async fn delete(&self, key: &str) -> Result<()> {
-        self.check_named(key, StorageError::IsDirectory)?;
+    async fn delete(&self, key: &NamedKey) -> Result<()> {
         match self.probe(key).await? {
             Probe::Missing => return Err(StorageError::NotFound),
             Probe::Dir => return Err(StorageError::IsDirectory),
@@ -55,16 +54,11 @@ impl Backend for S3Backend {
         Ok(())
     }
 
-    async fn rename(&self, from: &str, to: &str) -> Result<()> {
-        self.check_len(from)?;
-        self.check_len(to)?;
-        if from.is_empty() || to.is_empty() {
-            return Err(StorageError::PermissionDenied);
-        }
+    async fn rename(&self, from: &NamedKey, to: &NamedKey) -> Result<()> {
         if from == to {
             return Ok(());
         }
-        if to.starts_with(&format!("{from}/")) {
+        if from.contains(to) {
             return Err(StorageError::InvalidName(
                 "cannot move a directory into itself".into(),
             ));
@@ -80,8 +74,7 @@ impl Backend for S3Backend {
         }
     }
 
-    async fn mkdir(&self, key: &str) -> Result<()> {
-        self.check_named(key, StorageError::AlreadyExists)?;
+    async fn mkdir(&self, key: &NamedKey) -> Result<()> {
         let (parent, existing) = tokio::join!(self.check_parent(key), self.probe(key));
         parent?;
         if !matches!(existing?, Probe::Missing) {
@@ -100,8 +93,7 @@ impl Backend for S3Backend {
         Ok(())
     }
 
-    async fn rmdir(&self, key: &str) -> Result<()> {
-        self.check_named(key, StorageError::PermissionDenied)?;
+    async fn rmdir(&self, key: &NamedKey) -> Result<()> {
         let marker = self.dir_prefix(key);
         match self.first_keys(key).await?.as_slice() {
             [] => Err(self.not_a_dir(key).await?),
@@ -114,8 +106,7 @@ impl Backend for S3Backend {
         }
     }
 
-    async fn remove_all(&self, key: &str) -> Result<()> {
-        self.check_named(key, StorageError::PermissionDenied)?;
+    async fn remove_all(&self, key: &NamedKey) -> Result<()> {
         match self.probe(key).await? {
             Probe::Missing => return Err(StorageError::NotFound),
             Probe::File(_) => return Err(StorageError::NotDirectory),
@@ -126,8 +117,7 @@ impl Backend for S3Backend {
         removed
     }
 
-    async fn set_times(&self, key: &str, times: Times) -> Result<()> {
-        self.check_len(key)?;
+    async fn set_times(&self, key: &NamedKey, times: Times) -> Result<()> {
         let head = match self.probe(key).await? {
             Probe::Missing => return Err(StorageError::NotFound),
             Probe::Dir => return Err(StorageError::IsDirectory),

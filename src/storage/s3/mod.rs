@@ -34,14 +34,11 @@ use std::time::Duration;
 
 pub use uri::{Checksum, S3Uri, UriError};
 
-use crate::storage::{Result, StorageError, StorageSettings};
+use crate::storage::{KeyRules, StorageSettings, MAX_KEY_BYTES};
 use client::S3Target;
 use dirs::DirCache;
 use times::KnownTimes;
 use upload::UploadSettings;
-
-/// S3's longest key, in bytes.
-const MAX_KEY_BYTES: usize = 1024;
 
 /// What only S3 mounts use; the generic [`StorageSettings`] carries it.
 #[derive(Clone, Debug)]
@@ -71,6 +68,9 @@ pub struct S3Backend {
     target: Arc<S3Target>,
     prefix: String,
     page_size: i32,
+    /// The longest key is shorter by the prefix (and its slash) and by the
+    /// slash a directory marker adds.
+    key_rules: KeyRules,
     description: String,
     times: Arc<KnownTimes>,
     /// Directories recently seen (see `dirs`).
@@ -96,6 +96,15 @@ impl S3Backend {
             target,
             prefix: uri.prefix.clone(),
             page_size: uri.page_size,
+            key_rules: KeyRules {
+                max_bytes: MAX_KEY_BYTES
+                    .saturating_sub(1)
+                    .saturating_sub(match uri.prefix.len() {
+                        0 => 0,
+                        n => n + 1,
+                    }),
+                ..KeyRules::default()
+            },
             times: Arc::new(KnownTimes::default()),
             dirs: Arc::new(DirCache::new(s3.dir_cache)),
             description: format!(
@@ -124,28 +133,5 @@ impl S3Backend {
         } else {
             format!("{full}/")
         }
-    }
-
-    /// S3 keys are at most 1,024 bytes, mount prefix and directory slash
-    /// included: refused here, before any request.
-    fn check_len(&self, key: &str) -> Result<()> {
-        if self.full(key).len() + 1 > MAX_KEY_BYTES {
-            return Err(StorageError::InvalidName(format!(
-                "object key longer than {} bytes",
-                MAX_KEY_BYTES - 1
-            )));
-        }
-        Ok(())
-    }
-
-    /// What an operation on a named file or directory checks first: the
-    /// key's length, then that it is not the mount's root, which `at_root`
-    /// refuses.
-    fn check_named(&self, key: &str, at_root: StorageError) -> Result<()> {
-        self.check_len(key)?;
-        if key.is_empty() {
-            return Err(at_root);
-        }
-        Ok(())
     }
 }
