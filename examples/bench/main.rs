@@ -22,6 +22,8 @@
 //! runs. Run it with `scripts/bench.sh` (release build); `--help` for options.
 //! Loopback only; every loop is bounded.
 
+#[path = "../../tests/common/launch.rs"]
+mod launch;
 #[path = "../../tests/common/s3.rs"]
 #[allow(dead_code, clippy::all)]
 mod s3;
@@ -57,6 +59,7 @@ use data::*;
 use direct::*;
 use ftp::*;
 use large::*;
+use launch::{listening_address, Launch};
 use listing::*;
 use report::*;
 use server::*;

@@ -26,22 +26,15 @@ impl ServerProcess {
         let hash = s3ftp::auth::hash_password(PASSWORD).map_err(|e| e.to_string())?;
         let users = format!(r#"[{{"name":"{USER}","password":"{hash}"}}]"#);
         let metrics = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        let mut cmd = Command::new(&bin);
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("S3FTP_")) {
-            cmd.env_remove(k);
-        }
-        let mut child = cmd
-            .env("S3FTP_LISTEN", "127.0.0.1:0")
-            .env("S3FTP_MOUNTS", format!("/={mount}"))
-            .env("S3FTP_USERS", users)
-            .env("S3FTP_MAX_SESSIONS", "1024")
-            .env("S3FTP_MAX_SESSIONS_PER_IP", "1024")
-            .env("S3FTP_MAX_COMMANDS_PER_SECOND", "0")
-            .env("S3FTP_DATA_TIMEOUT", "120")
-            .env("S3FTP_LOG", "warn")
-            .env("S3FTP_METRICS_LISTEN", metrics.to_string())
-            .envs(extra.iter().cloned())
-            .stdin(Stdio::null())
+        let mut child = Launch::new(format!("/={mount}"))
+            .users(Some(&users))
+            .var("S3FTP_MAX_SESSIONS", "1024")
+            .var("S3FTP_MAX_SESSIONS_PER_IP", "1024")
+            .var("S3FTP_MAX_COMMANDS_PER_SECOND", "0")
+            .var("S3FTP_DATA_TIMEOUT", "120")
+            .var("S3FTP_METRICS_LISTEN", metrics.to_string())
+            .vars(extra)
+            .command(&bin)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -54,11 +47,7 @@ impl ServerProcess {
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut line = String::new();
         std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
-        let addr = line
-            .trim()
-            .rsplit("ftp://")
-            .next()
-            .and_then(|a| a.parse().ok())
+        let addr = listening_address(&line)
             .ok_or_else(|| format!("unexpected first line from the server: {line:?}"))?;
         let ticks = Command::new("getconf")
             .arg("CLK_TCK")

@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::launch::{listening_address, Launch};
 use super::s3::S3Server;
 #[allow(unused_imports)]
 pub use super::store::{s3_key, Store, STAGING};
@@ -231,9 +232,8 @@ pub struct Server {
     pub store: Store,
     stdout_path: PathBuf,
     stderr_path: PathBuf,
-    /// S3FTP_USERS and the extra variables, to start it again alike.
-    users: Option<String>,
-    extra: Vec<(String, String)>,
+    /// Its variables, to start it again alike.
+    launch: Launch,
     _tmp: tempfile::TempDir,
 }
 
@@ -273,17 +273,31 @@ impl Server {
     }
 
     pub fn launch(backend: Backend, users: Option<&str>, extra: &[(&str, String)]) -> Server {
-        let mut last_err = String::new();
-        // The port is free when picked but could be taken before the binary
-        // binds it; try a few.
-        for _ in 0..3 {
-            match Server::try_start(backend, None, users, extra) {
-                Ok(server) => return server,
-                Err(e) if e.contains("in use") => last_err = e,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        panic!("{last_err}");
+        let store = match backend {
+            Backend::Folder => Store::folder(),
+            Backend::S3 => Store::S3 {
+                bucket: S3Server::shared().fresh_bucket_blocking(),
+            },
+        };
+        Server::on(store, users, extra)
+    }
+
+    /// A server on `store` (one a server used before, say).
+    fn on(store: Store, users: Option<&str>, extra: &[(&str, String)]) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let launch = Launch::new(store.mount()).users(users).vars(extra);
+        let (stdout_path, stderr_path) = (tmp.path().join("stdout"), tmp.path().join("stderr"));
+        let mut server = Server {
+            child: spawn(&launch, &stdout_path, &stderr_path),
+            port: 0,
+            store,
+            stdout_path,
+            stderr_path,
+            launch,
+            _tmp: tmp,
+        };
+        server.await_listening(0);
+        server
     }
 
     /// Kills the process with SIGKILL (it cleans up nothing) and starts a
@@ -294,70 +308,8 @@ impl Server {
             matches!(self.store, Store::S3 { .. }),
             "kill_and_restart keeps only an S3 store"
         );
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let store = self.store.clone();
-        let mut last_err = String::new();
-        for _ in 0..3 {
-            match Server::try_start(Backend::S3, Some(store.clone()), Some(&alice()), extra) {
-                Ok(server) => {
-                    *self = server;
-                    return;
-                }
-                Err(e) if e.contains("in use") => last_err = e,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        panic!("{last_err}");
-    }
-
-    fn try_start(
-        backend: Backend,
-        store: Option<Store>,
-        users: Option<&str>,
-        extra: &[(&str, String)],
-    ) -> Result<Server, String> {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let store = match (store, backend) {
-            (Some(store), _) => store,
-            (None, Backend::Folder) => Store::folder(),
-            (None, Backend::S3) => Store::S3 {
-                bucket: S3Server::shared().fresh_bucket_blocking(),
-            },
-        };
-        let stdout_path = tmp.path().join("stdout.log");
-        let stderr_path = tmp.path().join("stderr.log");
-        let users = users.map(str::to_string);
-        let extra: Vec<(String, String)> = extra
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
-        let port = free_port();
-        let child = spawn(port, &store, &users, &extra, &stdout_path, &stderr_path);
-        let mut server = Server {
-            child,
-            port,
-            store,
-            stdout_path,
-            stderr_path,
-            users,
-            extra,
-            _tmp: tmp,
-        };
-        server.wait_ready()?;
-        Ok(server)
-    }
-
-    /// Starts the binary again on this server's port, store and variables.
-    fn respawn(&self) -> Child {
-        spawn(
-            self.port,
-            &self.store,
-            &self.users,
-            &self.extra,
-            &self.stdout_path,
-            &self.stderr_path,
-        )
+        self.kill_hard();
+        *self = Server::on(self.store.clone(), Some(&alice()), extra);
     }
 
     /// Kills the process with SIGKILL, as a crash or the OOM killer would:
@@ -368,19 +320,46 @@ impl Server {
     }
 
     /// Starts the binary again on the same store and variables (on a fresh
-    /// port), after [`Server::kill_hard`] or an exit.
+    /// port), after [`Server::kill_hard`] or an exit. Output is appended,
+    /// so the log files hold every run.
     pub fn restart(&mut self) {
-        let mut last_err = String::new();
-        for _ in 0..3 {
-            self.port = free_port();
-            self.child = self.respawn();
-            match self.wait_ready() {
-                Ok(()) => return,
-                Err(e) if e.contains("in use") => last_err = e,
-                Err(e) => panic!("{e}"),
-            }
+        let seen = fs::metadata(&self.stdout_path).map_or(0, |m| m.len());
+        self.child = spawn(&self.launch, &self.stdout_path, &self.stderr_path);
+        self.await_listening(seen);
+    }
+
+    /// Waits for the run that wrote past `seen` bytes of standard output
+    /// to say where it listens and to greet there.
+    fn await_listening(&mut self, seen: u64) {
+        self.port = self.reported_port(seen).port();
+        if let Err(e) = self.wait_ready() {
+            panic!("{e}");
         }
-        panic!("{last_err}");
+    }
+
+    /// The address this run printed, past the first `seen` bytes of its
+    /// standard output.
+    fn reported_port(&mut self, seen: u64) -> SocketAddr {
+        let deadline = Instant::now() + START_WAIT;
+        loop {
+            let out = fs::read(&self.stdout_path).unwrap_or_default();
+            let this_run = String::from_utf8_lossy(out.get(seen as usize..).unwrap_or_default());
+            if let Some(addr) = this_run.lines().find_map(listening_address) {
+                return addr;
+            }
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!(
+                    "s3ftp exited with {status} before listening; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "s3ftp did not say where it listens within {START_WAIT:?}; stderr:\n{}",
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits until the port answers with a 220 greeting.
@@ -581,16 +560,9 @@ impl Drop for Server {
     }
 }
 
-/// Starts the binary on `port` and `store`. Output is appended, so after a
-/// restart the files hold both runs.
-fn spawn(
-    port: u16,
-    store: &Store,
-    users: &Option<String>,
-    extra: &[(String, String)],
-    stdout: &Path,
-    stderr: &Path,
-) -> Child {
+/// Starts the binary with `launch`'s variables. Output is appended, so
+/// after a restart the files hold both runs.
+fn spawn(launch: &Launch, stdout: &Path, stderr: &Path) -> Child {
     let append = |path: &Path| {
         fs::OpenOptions::new()
             .create(true)
@@ -598,25 +570,12 @@ fn spawn(
             .open(path)
             .expect("log file")
     };
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3ftp"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("S3FTP_") {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.env("S3FTP_LISTEN", format!("127.0.0.1:{port}"))
-        .env("S3FTP_MOUNTS", store.mount())
-        .env("S3FTP_LOG", "warn")
-        .stdin(Stdio::null())
+    launch
+        .command(Path::new(env!("CARGO_BIN_EXE_s3ftp")))
         .stdout(append(stdout))
-        .stderr(append(stderr));
-    if let Some(users) = users {
-        cmd.env("S3FTP_USERS", users);
-    }
-    for (key, value) in extra {
-        cmd.env(key, value);
-    }
-    cmd.spawn().expect("start the s3ftp binary")
+        .stderr(append(stderr))
+        .spawn()
+        .expect("start the s3ftp binary")
 }
 
 /// Variables for a server with a self-signed certificate (FTPS).

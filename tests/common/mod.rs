@@ -6,6 +6,7 @@
 
 pub mod clients;
 pub mod faultproxy;
+pub mod launch;
 pub mod s3;
 pub mod store;
 
@@ -82,18 +83,13 @@ impl TestServer {
             r#"[{{"name":"{USER}","password":"{h}"}},{{"name":"{READER}","password":"{h}","read_only":true}},{{"name":"{JAILED}","password":"{h}","home":"/bob"}},{{"name":"{DROP_BOX}","password":"{h}","drop_box":true}},{{"name":"{NO_DELETE}","password":"{h}","no_delete":true}},{{"name":"{NO_OVERWRITE}","password":"{h}","no_overwrite":true}}]"#,
             h = cheap_hash(PASSWORD),
         );
-        let mut vars: Vec<(String, String)> = vec![
-            ("S3FTP_LISTEN".into(), "127.0.0.1:0".into()),
-            ("S3FTP_MOUNTS".into(), mount),
-            ("S3FTP_USERS".into(), users),
-            ("S3FTP_DATA_TIMEOUT".into(), "5".into()),
-            ("S3FTP_LOGIN_FAIL_DELAY_MS".into(), "20".into()),
-            ("S3FTP_METRICS_LISTEN".into(), "127.0.0.1:0".into()),
-        ];
-        for (k, v) in extra {
-            vars.push((k.to_string(), v.to_string()));
-        }
-        let config = Config::from_vars(vars).expect("test config");
+        let launch = launch::Launch::new(mount)
+            .users(Some(&users))
+            .var("S3FTP_DATA_TIMEOUT", "5")
+            .var("S3FTP_LOGIN_FAIL_DELAY_MS", "20")
+            .var("S3FTP_METRICS_LISTEN", "127.0.0.1:0")
+            .vars(extra);
+        let config = Config::from_vars(launch.to_vars()).expect("test config");
         let server = Server::bind(config).await.expect("server binds");
         let addr = server.local_addr().expect("local addr");
         let metrics = server.metrics_addr().expect("metrics listener");
