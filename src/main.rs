@@ -76,45 +76,8 @@ fn tune_allocator() {}
 fn serve() -> anyhow::Result<()> {
     tune_allocator();
     let mut config = Config::from_env()?;
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
-        .with_context(|| format!("S3FTP_LOG: invalid filter {:?}", config.log))?;
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if config.log_json {
-        logs.json().flatten_event(true).init();
-    } else {
-        // Client strings reach field values: escape their control characters.
-        logs.with_ansi(std::io::stderr().is_terminal())
-            .fmt_fields(s3ftp::logfmt::EscapedFields)
-            .init();
-    }
-
-    if config.users.is_empty() {
-        if !is_loopback(config.listen.ip()) {
-            bail!(
-                "S3FTP_USERS: no users configured; refusing to listen on {} with a generated \
-                 password (set S3FTP_USERS or S3FTP_USERS_FILE, or listen on 127.0.0.1)",
-                config.listen
-            );
-        }
-        let password = random_password();
-        let hash = hash_password(&password).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
-        config.users.push(UserSpec {
-            name: DEFAULT_USER.into(),
-            password: hash,
-            home: "/".into(),
-            read_only: false,
-            drop_box: false,
-            no_delete: false,
-            no_overwrite: false,
-        });
-        println!(
-            "No users configured: log in as user {DEFAULT_USER:?} with password {password:?} \
-             (shown once; set S3FTP_USERS for real use)"
-        );
-    }
-
+    init_logging(&config)?;
+    add_default_user(&mut config)?;
     // The start-up self-check: what is in effect, and what will hurt.
     for s in &config.effective {
         tracing::info!(
@@ -146,6 +109,55 @@ fn serve() -> anyhow::Result<()> {
         server.run(shutdown).await;
         Ok(())
     })
+}
+
+/// Logs to standard error, as JSON or as text whose fields are escaped.
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .with_context(|| format!("S3FTP_LOG: invalid filter {:?}", config.log))?;
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log_json {
+        logs.json().flatten_event(true).init();
+    } else {
+        // Client strings reach field values: escape their control characters.
+        logs.with_ansi(std::io::stderr().is_terminal())
+            .fmt_fields(s3ftp::logfmt::EscapedFields)
+            .init();
+    }
+    Ok(())
+}
+
+/// With no users configured, one user with a generated password, shown
+/// once, and only on loopback.
+fn add_default_user(config: &mut Config) -> anyhow::Result<()> {
+    if !config.users.is_empty() {
+        return Ok(());
+    }
+    if !is_loopback(config.listen.ip()) {
+        bail!(
+            "S3FTP_USERS: no users configured; refusing to listen on {} with a generated \
+             password (set S3FTP_USERS or S3FTP_USERS_FILE, or listen on 127.0.0.1)",
+            config.listen
+        );
+    }
+    let password = random_password();
+    let hash = hash_password(&password).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+    config.users.push(UserSpec {
+        name: DEFAULT_USER.into(),
+        password: hash,
+        home: "/".into(),
+        read_only: false,
+        drop_box: false,
+        no_delete: false,
+        no_overwrite: false,
+    });
+    println!(
+        "No users configured: log in as user {DEFAULT_USER:?} with password {password:?} \
+         (shown once; set S3FTP_USERS for real use)"
+    );
+    Ok(())
 }
 
 /// SIGHUP reloads the TLS certificate; sessions stay connected.

@@ -1,5 +1,7 @@
 //! Login and logout: USER, PASS, ACCT, REIN, QUIT.
 
+use std::sync::Arc;
+
 use super::{reply, Handled};
 use crate::auth::UserSpec;
 use crate::protocol::{Reply, ReplyCode};
@@ -32,31 +34,8 @@ pub(super) async fn pass(s: &mut Session, password: String) -> Handled {
             };
         }
     };
-    let anonymous = match &s.shared.config.anonymous_home {
-        Some(home) if matches!(name.to_ascii_lowercase().as_str(), "anonymous" | "ftp") => {
-            Some(std::sync::Arc::new(UserSpec::anonymous(home)))
-        }
-        _ => None,
-    };
-    let verified = match anonymous {
-        Some(user) => Some(user),
-        None => s.shared.users.verify(&name, &password).await,
-    };
-    let Some(user) = verified else {
-        tracing::warn!(user = %name, "login failed");
-        s.shared.metrics.login(false);
-        s.failed_logins += 1;
-        let banned = s.shared.guard.login_failed(s.peer.ip());
-        // Each failure on the connection makes the next answer slower.
-        let delay = (s.shared.config.login_fail_delay * s.failed_logins).min(MAX_FAIL_DELAY);
-        tokio::time::sleep(delay).await;
-        if banned {
-            return Ok(Outcome::Close(Reply::new(
-                ReplyCode::ServiceNotAvailable,
-                "Too many failed logins from your address; try again later.",
-            )));
-        }
-        return reply(ReplyCode::NotLoggedIn, "Login incorrect.");
+    let Some(user) = verify(s, &name, &password).await else {
+        return refuse(s, &name).await;
     };
     let perms = Permissions {
         read_only: user.read_only,
@@ -85,6 +64,34 @@ pub(super) async fn pass(s: &mut Session, password: String) -> Handled {
         cwd: "/".into(),
     });
     reply(ReplyCode::UserLoggedIn, "User logged in, proceed.")
+}
+
+/// The user `name` is, if `password` proves it (anonymous logins need none).
+async fn verify(s: &Session, name: &str, password: &str) -> Option<Arc<UserSpec>> {
+    match &s.shared.config.anonymous_home {
+        Some(home) if matches!(name.to_ascii_lowercase().as_str(), "anonymous" | "ftp") => {
+            Some(Arc::new(UserSpec::anonymous(home)))
+        }
+        _ => s.shared.users.verify(name, password).await,
+    }
+}
+
+/// A failed login: slower with each failure on the connection, and the
+/// connection closed once the address is banned.
+async fn refuse(s: &mut Session, name: &str) -> Handled {
+    tracing::warn!(user = %name, "login failed");
+    s.shared.metrics.login(false);
+    s.failed_logins += 1;
+    let banned = s.shared.guard.login_failed(s.peer.ip());
+    let delay = (s.shared.config.login_fail_delay * s.failed_logins).min(MAX_FAIL_DELAY);
+    tokio::time::sleep(delay).await;
+    if banned {
+        return Ok(Outcome::Close(Reply::new(
+            ReplyCode::ServiceNotAvailable,
+            "Too many failed logins from your address; try again later.",
+        )));
+    }
+    reply(ReplyCode::NotLoggedIn, "Login incorrect.")
 }
 
 pub(super) fn acct(s: &Session) -> Handled {
