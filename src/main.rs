@@ -5,7 +5,12 @@ use std::io::{IsTerminal, Read};
 use anyhow::{bail, Context};
 use s3ftp::auth::{hash_password, random_password, UserSpec};
 use s3ftp::config::{help_text, is_loopback, Config};
+use s3ftp::secrets::redact;
 use s3ftp::server::Server;
+use s3ftp::storage::s3::upload::UploadSettings;
+use s3ftp::storage::selfcheck::{self, StepResult};
+use s3ftp::storage::StorageSettings;
+use s3ftp::vfs::mount::MountTable;
 use tokio_util::sync::CancellationToken;
 
 /// Name of the user created when none is configured.
@@ -16,6 +21,7 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         None | Some("serve") => serve(),
         Some("hash-password") => hash_from_stdin(),
+        Some("check") => check_mounts(),
         Some("config") => {
             let config = Config::from_env()?;
             for s in &config.effective {
@@ -37,6 +43,52 @@ fn main() -> anyhow::Result<()> {
         }
         Some(other) => bail!("unknown argument {other:?} (see s3ftp --help)"),
     }
+}
+
+/// `s3ftp check`: every mount tried as the server will use it, a line per
+/// step; exits non-zero unless every step passed.
+fn check_mounts() -> anyhow::Result<()> {
+    let mut config = Config::from_env()?;
+    if config
+        .effective
+        .iter()
+        .any(|s| s.name == "S3FTP_LOG" && s.is_default)
+    {
+        config.log = "warn".into();
+    }
+    init_logging(&config)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let (passed, total) = runtime.block_on(async {
+        let settings = StorageSettings::new(UploadSettings::new(
+            config.part_size_mib << 20,
+            config.upload_concurrency,
+            config.upload_memory_mib,
+        ));
+        let mounts = MountTable::open(&config.mounts, &settings)
+            .await
+            .map_err(|e| anyhow::anyhow!("S3FTP_MOUNTS: {e}"))?;
+        let (mut passed, mut total) = (0, 0);
+        for mount in mounts.mounts() {
+            println!("{} = {}", mount.point, redact(&mount.uri));
+            for step in selfcheck::run(mount.backend.as_ref()).await {
+                total += 1;
+                match &step.result {
+                    StepResult::Passed => {
+                        passed += 1;
+                        println!("  ok       {}", step.name);
+                    }
+                    StepResult::Failed(why) => println!("  FAILED   {}: {why}", step.name),
+                    StepResult::Skipped => println!("  skipped  {}", step.name),
+                }
+            }
+        }
+        anyhow::Ok((passed, total))
+    })?;
+    if passed < total {
+        bail!("{} of {total} checks did not pass", total - passed);
+    }
+    println!("all {total} checks passed");
+    Ok(())
 }
 
 fn hash_from_stdin() -> anyhow::Result<()> {
@@ -78,15 +130,16 @@ fn serve() -> anyhow::Result<()> {
     let mut config = Config::from_env()?;
     init_logging(&config)?;
     add_default_user(&mut config)?;
-    // The start-up self-check: what is in effect, and what will hurt.
-    for s in &config.effective {
-        tracing::info!(
-            variable = s.name,
-            value = %s.value,
-            default = s.is_default,
-            "config"
-        );
+    // The start-up self-check: what differs from the defaults, and what
+    // will hurt. `s3ftp config` prints every variable.
+    let (set, defaults): (Vec<_>, Vec<_>) = config.effective.iter().partition(|s| !s.is_default);
+    for s in set {
+        tracing::info!(variable = s.name, value = %s.value, "config");
     }
+    tracing::info!(
+        "{} other variables at their defaults (s3ftp config lists them all)",
+        defaults.len()
+    );
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
@@ -111,9 +164,34 @@ fn serve() -> anyhow::Result<()> {
     })
 }
 
+/// Libraries whose messages a user cannot act on (rustls on an SNI by IP
+/// address, hyper's connection chatter, the AWS SDK's provider probes, whose
+/// failures the server reports in one line of its own): kept to their
+/// warnings or errors unless S3FTP_LOG names them.
+const QUIET: &[(&str, &str)] = &[
+    ("rustls", "error"),
+    ("hyper", "warn"),
+    ("hyper_util", "warn"),
+    ("h2", "warn"),
+    ("aws_config", "error"),
+    ("aws_smithy_runtime", "warn"),
+    ("aws_sdk_s3", "warn"),
+];
+
+/// S3FTP_LOG with [`QUIET`] added for the libraries it does not name.
+fn log_filter(log: &str) -> String {
+    let mut filter = log.to_string();
+    for (target, level) in QUIET {
+        if !log.contains(target) {
+            filter.push_str(&format!(",{target}={level}"));
+        }
+    }
+    filter
+}
+
 /// Logs to standard error, as JSON or as text whose fields are escaped.
 fn init_logging(config: &Config) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(&config.log))
         .with_context(|| format!("S3FTP_LOG: invalid filter {:?}", config.log))?;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)

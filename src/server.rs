@@ -21,8 +21,8 @@ use crate::metrics::Metrics;
 use crate::secrets::redact;
 use crate::session::{Session, Shared};
 use crate::storage::s3::{upload::UploadSettings, S3Settings};
-use crate::storage::StorageSettings;
-use crate::vfs::mount::MountTable;
+use crate::storage::{StorageSettings, Unusable};
+use crate::vfs::mount::{Mount, MountTable};
 
 const MIB: usize = 1024 * 1024;
 
@@ -54,8 +54,44 @@ pub struct Server {
     listener: TcpListener,
     /// Implicit FTPS (TLS from the first byte), when configured.
     implicit: Option<TcpListener>,
-    /// The monitoring HTTP listener, when configured.
-    monitor: Option<TcpListener>,
+    /// The monitoring HTTP listener, when configured: served from start-up
+    /// on, so /readyz can say which mount start-up is waiting for.
+    monitor: Option<Monitor>,
+}
+
+/// The monitoring endpoints, served until the server is dropped.
+struct Monitor {
+    addr: SocketAddr,
+    /// Cancelled when shutdown begins: /readyz then says 503.
+    draining: CancellationToken,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+impl Monitor {
+    async fn start(
+        addr: SocketAddr,
+        metrics: &Arc<Metrics>,
+        mounts: &Arc<MountTable>,
+    ) -> Result<Monitor, ServerError> {
+        let listener = bind("S3FTP_METRICS_LISTEN", addr).await?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            var: "S3FTP_METRICS_LISTEN",
+            addr,
+            source,
+        })?;
+        let (draining, stop) = (CancellationToken::new(), CancellationToken::new());
+        let probe = Arc::new(Probe {
+            metrics: metrics.clone(),
+            mounts: mounts.clone(),
+            draining: draining.clone(),
+        });
+        tokio::spawn(crate::metrics::http::serve(listener, probe, stop.clone()));
+        Ok(Monitor {
+            addr,
+            draining,
+            _stop: stop.drop_guard(),
+        })
+    }
 }
 
 impl Server {
@@ -74,17 +110,17 @@ impl Server {
                 upload_sweep_age: config.upload_sweep_age,
             },
         };
-        let mounts = MountTable::open(&config.mounts, &settings)
-            .await
-            .map_err(ServerError::Mount)?;
+        let mounts = Arc::new(
+            MountTable::open(&config.mounts, &settings)
+                .await
+                .map_err(ServerError::Mount)?,
+        );
+        let monitor = match config.metrics_listen {
+            Some(addr) => Some(Monitor::start(addr, &metrics, &mounts).await?),
+            None => None,
+        };
         for mount in mounts.mounts() {
-            mount.backend.check().await.map_err(|e| {
-                ServerError::Mount(format!(
-                    "{} ({}) is not reachable: {e}",
-                    mount.point,
-                    redact(&mount.uri)
-                ))
-            })?;
+            await_store(mount, config.store_wait).await?;
         }
         check_homes(&config, &mounts)?;
         let tls = config
@@ -97,13 +133,9 @@ impl Server {
             Some(addr) => Some(bind("S3FTP_TLS_IMPLICIT_LISTEN", addr).await?),
             None => None,
         };
-        let monitor = match config.metrics_listen {
-            Some(addr) => Some(bind("S3FTP_METRICS_LISTEN", addr).await?),
-            None => None,
-        };
         let shared = Shared {
             users: UserStore::new(config.users.clone()),
-            mounts: Arc::new(mounts),
+            mounts,
             pasv_pool: PassivePortPool::new(config.pasv_ports.clone()),
             tls,
             guard: crate::guard::AddressGuard::new(config.guard),
@@ -132,7 +164,7 @@ impl Server {
 
     /// The monitoring listener's address, when there is one.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.monitor.as_ref().and_then(|l| l.local_addr().ok())
+        self.monitor.as_ref().map(|m| m.addr)
     }
 
     /// The implicit FTPS listener's address, when there is one.
@@ -150,18 +182,6 @@ impl Server {
             implicit,
             monitor,
         } = self;
-        // The monitoring listener outlives the FTP one: /readyz says 503
-        // while transfers drain, and /metrics shows them finishing.
-        let monitor_stop = CancellationToken::new();
-        let _stop_monitor = monitor_stop.clone().drop_guard();
-        if let Some(monitor) = monitor {
-            let probe = Arc::new(Probe {
-                metrics: shared.metrics.clone(),
-                mounts: shared.mounts.clone(),
-                draining: shutdown.clone(),
-            });
-            tokio::spawn(crate::metrics::http::serve(monitor, probe, monitor_stop));
-        }
         let slots = Arc::new(Semaphore::new(shared.config.max_sessions));
         let tracker = TaskTracker::new();
         let mut next_id: u64 = 0;
@@ -194,7 +214,13 @@ impl Server {
         // Stop accepting: new clients get "connection refused" at once
         // instead of waiting in the backlog for a server that is leaving.
         drop((listener, implicit));
+        // The monitoring listener outlives the FTP one: /readyz says 503
+        // while transfers drain, and /metrics shows them finishing.
+        if let Some(monitor) = &monitor {
+            monitor.draining.cancel();
+        }
         drain(&shared, tracker).await;
+        drop(monitor);
     }
 }
 
@@ -361,4 +387,44 @@ fn check_homes(config: &Config, mounts: &MountTable) -> Result<(), ServerError> 
         }
     }
     Ok(())
+}
+
+/// Longest one check of a store may take at start.
+const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits until `mount`'s store answers its check, retrying with backoff
+/// for up to `wait` while the problem may pass (store starting, bucket not
+/// created yet); a lasting one (credentials, access, region) stops at once.
+async fn await_store(mount: &Mount, wait: Duration) -> Result<(), ServerError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pause = Duration::from_millis(200);
+    let mut warned = false;
+    loop {
+        let problem = match tokio::time::timeout(STORE_CHECK_TIMEOUT, mount.backend.check()).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e,
+            Err(_) => Unusable::passing(format!(
+                "no answer within {} s",
+                STORE_CHECK_TIMEOUT.as_secs()
+            )),
+        };
+        let now = tokio::time::Instant::now();
+        if problem.lasting || now + pause > deadline {
+            return Err(ServerError::Mount(format!(
+                "{} ({}): {problem}",
+                mount.point,
+                redact(&mount.uri)
+            )));
+        }
+        if !warned {
+            tracing::warn!(
+                mount = %mount.point,
+                "{problem}; retrying for up to {} s (S3FTP_STORE_WAIT)",
+                wait.as_secs()
+            );
+            warned = true;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
 }

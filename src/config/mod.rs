@@ -66,6 +66,8 @@ pub struct Config {
     pub dir_cache: Duration,
     /// S3FTP_UPLOAD_SWEEP_AGE (zero: no sweeping).
     pub upload_sweep_age: Duration,
+    /// S3FTP_STORE_WAIT: how long start-up retries an unreachable store.
+    pub store_wait: Duration,
     pub rename_overwrite: bool,
     /// Upload-then-rename suffixes (S3FTP_TEMP_SUFFIXES), each non-empty.
     pub temp_suffixes: Vec<String>,
@@ -187,6 +189,7 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
         upload_memory_mib: raw.upload_memory_mib,
         dir_cache: Duration::from_secs(raw.dir_cache_secs),
         upload_sweep_age: Duration::from_secs(raw.upload_sweep_age),
+        store_wait: Duration::from_secs(raw.store_wait),
         rename_overwrite: raw.rename_overwrite,
         temp_suffixes: uploads::temp_suffixes(&raw.temp_suffixes)?,
         legacy_encoding: uploads::legacy_encoding(&raw.legacy_encoding)?,

@@ -107,6 +107,8 @@ variables! {
         "Seconds an S3 mount trusts what it recently saw of its directories (that a directory exists; all of its subdirectories, from a listing, MKD or one listing page), so uploads into a known directory send only their PutObject. Changes by other writers show after this long; 0: check the store on every upload.";
     S3FTP_UPLOAD_SWEEP_AGE => upload_sweep_age: u64 = "3600",
         "Seconds after which a multipart upload under an S3 mount's prefix that this process is not sending counts as abandoned (a crashed server's, an abort that kept failing) and is aborted: it must have been started that long ago and its newest part be that old too, so another replica's slow upload survives. Swept at start and every min(age, 3600)/2 seconds. It also aborts other tools' uploads under the prefix that are that stale. 0: no sweeping.";
+    S3FTP_STORE_WAIT => store_wait: u64 = "60",
+        "Seconds start-up keeps retrying, with backoff, a mount whose store does not answer or whose bucket is not there yet (so container start order does not matter); /readyz says 503 naming the mount meanwhile. Lasting problems (no or wrong credentials, access denied, wrong region) stop the server at once. 0: no retry.";
     S3FTP_ANONYMOUS_HOME => anonymous_home: String = "",
         "Home of read-only anonymous logins (USER anonymous or ftp, any password); empty: anonymous login is off.";
     S3FTP_RENAME_OVERWRITE => rename_overwrite: bool = "true",
@@ -158,7 +160,7 @@ variables! {
     S3FTP_BANNER => banner: String = "s3ftp ready",
         "Text of the 220 greeting.";
     S3FTP_LOG => log: String = "info",
-        "Log filter (tracing EnvFilter syntax), e.g. info or s3ftp=debug.";
+        "Log filter (tracing EnvFilter syntax), e.g. info or s3ftp=debug. Libraries whose messages a user cannot act on (rustls, hyper, h2, the AWS SDK's credential probes) stay at warnings or errors unless the filter names them.";
     S3FTP_LOG_FORMAT => log_format: String = "text",
         "Log format on stderr: text (human-readable) or json (one object per line).";
 }

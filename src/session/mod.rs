@@ -172,11 +172,17 @@ impl Session {
     /// Back to the state right after connecting (REIN, USER while logged in).
     /// The TLS state of the control connection stays: it cannot be undone.
     pub(crate) fn reset(&mut self) {
+        let was_in = self.logged_in();
         let mut fresh = Session::new(self.shared.clone(), self.id, self.peer, self.local);
         fresh.tls = self.tls;
         fresh.failed_logins = self.failed_logins;
         *self = fresh;
-        tracing::Span::current().record("user", "-");
+        // Only a user who was logged in needs replacing (AUTH TLS resets
+        // a session before any login): the text log shows every value a
+        // span field was given.
+        if was_in {
+            tracing::Span::current().record("user", "-");
+        }
     }
 
     /// How names go out to this client (see `protocol::names`).

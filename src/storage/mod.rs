@@ -21,6 +21,7 @@
 mod key;
 pub mod opendal;
 pub mod s3;
+pub mod selfcheck;
 pub mod staging;
 
 use std::fmt::Debug;
@@ -217,7 +218,41 @@ pub trait Backend: Send + Sync + Debug {
     }
 
     /// Checks that the back end is reachable and usable (start-up, readiness).
-    async fn check(&self) -> Result<()>;
+    async fn check(&self) -> std::result::Result<(), Unusable>;
+
+    /// Steps of `s3ftp check` only this back end has, run while the probe
+    /// object `probe` exists (see `selfcheck`).
+    async fn extra_checks(&self, _probe: &NamedKey) -> Vec<selfcheck::CheckStep> {
+        Vec::new()
+    }
+}
+
+/// Why a back end cannot be used at all (start-up, `/readyz`, `s3ftp
+/// check`): one line a person can act on, saying what is wrong and what to
+/// try. The full detail of the failure goes to the debug log.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Unusable {
+    pub message: String,
+    /// Waiting will not help (no or wrong credentials, access denied, wrong
+    /// region): start-up stops at once instead of retrying.
+    pub lasting: bool,
+}
+
+impl Unusable {
+    pub fn lasting(message: impl Into<String>) -> Unusable {
+        Unusable {
+            message: message.into(),
+            lasting: true,
+        }
+    }
+
+    pub fn passing(message: impl Into<String>) -> Unusable {
+        Unusable {
+            message: message.into(),
+            lasting: false,
+        }
+    }
 }
 
 /// Settings shared by every back end a server opens.

@@ -372,6 +372,40 @@ api_bind_addr = "127.0.0.1:{s3_port}"
         .collect()
     }
 
+    /// CreateBucket of `name` (in the server's region); panics unless the
+    /// server creates it.
+    pub async fn create_bucket(&self, name: &str) {
+        let (name, region) = (name.to_string(), self.region.clone());
+        self.run(move |c| async move {
+            let location = (region != "us-east-1").then(|| {
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(region.as_str()))
+                    .build()
+            });
+            if let Err(e) = c
+                .create_bucket()
+                .bucket(&name)
+                .set_create_bucket_configuration(location)
+                .send()
+                .await
+            {
+                panic!("CreateBucket {name}: {}", DisplayErrorContext(e));
+            }
+        })
+        .await
+    }
+
+    /// DeleteBucket of an empty bucket; panics unless the server deletes it.
+    pub async fn delete_bucket(&self, name: &str) {
+        let name = name.to_string();
+        self.run(move |c| async move {
+            if let Err(e) = c.delete_bucket().bucket(&name).send().await {
+                panic!("DeleteBucket {name}: {}", DisplayErrorContext(e));
+            }
+        })
+        .await
+    }
+
     /// PutObject; panics unless the server accepts it.
     pub async fn put_object(&self, bucket: &str, key: &str, data: &[u8]) {
         let (bucket, key, data) = (bucket.to_string(), key.to_string(), data.to_vec());

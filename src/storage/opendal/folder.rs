@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use super::error::{io_error, join_error};
 use super::{Flavour, OpendalBackend, PARTIAL_DIR};
 use crate::storage::staging::{self, StagingDir, Sweep};
-use crate::storage::{Result, StorageError, Times};
+use crate::storage::{Result, StorageError, Times, Unusable};
 
 /// The folder's own state; `root` is canonical.
 #[derive(Debug)]
@@ -106,12 +106,17 @@ impl Flavour for Folder {
         }
     }
 
-    async fn check(&self) -> Result<()> {
-        let meta = tokio::fs::metadata(&self.root).await.map_err(io_error)?;
-        if !meta.is_dir() {
-            return Err(StorageError::NotDirectory);
+    async fn check(&self) -> std::result::Result<(), Unusable> {
+        let root = self.root.display();
+        match tokio::fs::metadata(&self.root).await {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(Unusable::lasting(format!(
+                "{root} is not a folder: point fs:// at a folder"
+            ))),
+            Err(e) => Err(Unusable::passing(format!(
+                "folder {root} cannot be used ({e}): check that the volume is mounted and readable"
+            ))),
         }
-        Ok(())
     }
 
     fn swept(&self) -> Option<Sweep> {

@@ -29,7 +29,7 @@ use self::sink::OpendalSink;
 use super::staging::Sweep;
 use super::{
     Backend, ByteStream, EntryKind, EntryPages, Key, KeyRules, Metadata, NamedKey, Result,
-    StorageError, Times, UploadSink, WriteOptions,
+    StorageError, Times, Unusable, UploadSink, WriteOptions,
 };
 
 /// The hidden folder inside an fs root where uploads are written before
@@ -72,7 +72,7 @@ trait Flavour: Send + Sync + Debug {
     /// Stores client-set times on existing file `key`.
     async fn set_times(&self, key: &str, times: Times) -> Result<()>;
     /// Is the service usable (start-up, readiness)?
-    async fn check(&self) -> Result<()> {
+    async fn check(&self) -> std::result::Result<(), Unusable> {
         Ok(())
     }
     /// What the start-up sweep of staging files removed, where there is one.
@@ -362,7 +362,7 @@ impl Backend for OpendalBackend {
         self.flavour().set_times(key, times).await
     }
 
-    async fn check(&self) -> Result<()> {
+    async fn check(&self) -> std::result::Result<(), Unusable> {
         self.flavour().check().await
     }
 }

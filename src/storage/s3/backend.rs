@@ -9,9 +9,10 @@ use super::error::map;
 use super::probe::Probe;
 use super::times::metadata_of;
 use super::S3Backend;
+use crate::storage::selfcheck::CheckStep;
 use crate::storage::{
     Backend, ByteStream, EntryPages, Key, KeyRules, Metadata, NamedKey, Result, StorageError,
-    Times, UploadSink, WriteOptions,
+    Times, Unusable, UploadSink, WriteOptions,
 };
 
 #[async_trait]
@@ -128,7 +129,11 @@ impl Backend for S3Backend {
         self.stat(key).await.map(|_| ())
     }
 
-    async fn check(&self) -> Result<()> {
-        self.target.check().await
+    async fn check(&self) -> std::result::Result<(), Unusable> {
+        self.target.check(&self.dir_prefix("")).await
+    }
+
+    async fn extra_checks(&self, probe: &NamedKey) -> Vec<CheckStep> {
+        self.target.multipart_checks(&self.full(probe)).await
     }
 }

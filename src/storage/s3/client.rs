@@ -4,19 +4,19 @@
 
 use std::sync::Arc;
 
-use aws_sdk_s3::config::{
-    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-};
+use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::operation::list_objects_v2::builders::ListObjectsV2FluentBuilder;
 use aws_sdk_s3::types::EncodingType;
 use aws_sdk_s3::Client;
 
+use super::diagnose::{diagnose, Place};
 use super::error::map;
+use super::identity;
 use super::observe;
 use super::upload::UploadSettings;
 use super::uri::{Checksum, S3Uri};
-use crate::storage::{Result, StorageError, StorageObserver};
+use crate::storage::{Result, StorageError, StorageObserver, Unusable};
 
 /// What operations and uploads share: the client, the bucket, the tuning.
 pub(crate) struct S3Target {
@@ -28,6 +28,8 @@ pub(crate) struct S3Target {
     pub(super) sha256: bool,
     /// Send Content-MD5 with every upload body.
     pub(super) content_md5: bool,
+    /// Where requests go, for the words of a diagnosis.
+    pub(super) place: Place,
 }
 
 impl S3Target {
@@ -38,20 +40,12 @@ impl S3Target {
         upload: UploadSettings,
         observer: Arc<dyn StorageObserver>,
     ) -> S3Target {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(region) = &uri.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let (Some(key), Some(secret)) = (&uri.access_key, &uri.secret_key) {
-            loader = loader.credentials_provider(Credentials::new(
-                key.clone(),
-                secret.clone(),
-                None,
-                None,
-                "s3ftp-mount-uri",
-            ));
-        }
-        let shared = loader.load().await;
+        let region = identity::region(uri).await;
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(region.clone())
+            .credentials_provider(identity::credentials(uri, &region).await)
+            .load()
+            .await;
         let checksum = uri.checksum.resolve(uri.endpoint.as_deref());
         let mut config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(uri.path_style)
@@ -61,9 +55,6 @@ impl S3Target {
             } else {
                 RequestChecksumCalculation::WhenRequired
             });
-        if shared.region().is_none() {
-            config = config.region(Region::new("us-east-1"));
-        }
         if let Some(endpoint) = &uri.endpoint {
             config = config.endpoint_url(endpoint);
         }
@@ -75,6 +66,13 @@ impl S3Target {
             observer,
             sha256: uri.sha256,
             content_md5: checksum == Checksum::Md5,
+            place: Place {
+                bucket: uri.bucket.clone(),
+                prefix: uri.prefix.clone(),
+                endpoint: identity::endpoint(uri),
+                region: region.to_string(),
+                path_style: uri.path_style,
+            },
         }
     }
 
@@ -134,14 +132,16 @@ impl S3Target {
         Ok(())
     }
 
-    /// HeadBucket: is the bucket there and may we use it?
-    pub(super) async fn check(&self) -> Result<()> {
-        self.client
-            .head_bucket()
-            .bucket(&self.bucket)
+    /// Is the store reachable, and may these credentials list the mount's
+    /// prefix? A listing rather than HeadBucket: its error has a body that
+    /// tells a bad secret from a denied access, and it needs only the
+    /// permission the mount needs, not one on the whole bucket.
+    pub(super) async fn check(&self, prefix: &str) -> std::result::Result<(), Unusable> {
+        self.list(prefix)
+            .max_keys(1)
             .send()
             .await
-            .map_err(|e| map(e, "HeadBucket"))?;
+            .map_err(|e| diagnose(&e, "ListObjectsV2", &self.place))?;
         Ok(())
     }
 }
@@ -164,6 +164,13 @@ mod tests {
             observer: Arc::new(crate::storage::NoObserver),
             sha256: false,
             content_md5: true,
+            place: Place {
+                bucket: "b".into(),
+                prefix: String::new(),
+                endpoint: None,
+                region: "us-east-1".into(),
+                path_style: false,
+            },
         };
         assert_eq!(t.copy_source("dir/a b+c é"), "b/dir/a%20b%2Bc%20%C3%A9");
     }

@@ -17,14 +17,14 @@ where
     let code = err.code().map(str::to_string);
     let message = format!("{what}: {}", describe(&err));
     let mapped = classify(code.as_deref(), status, &message);
+    // Logged once, by whoever reports the failure (the session's reply,
+    // the sweeper, start-up); here only the detail, and access denied,
+    // which the operator must fix in a policy and the client cannot see.
     match &mapped {
         StorageError::PermissionDenied => {
             tracing::warn!(operation = what, %message, "S3 access denied")
         }
-        StorageError::Transient(_) | StorageError::Other(_) => {
-            tracing::warn!(operation = what, %message, "S3 request failed")
-        }
-        _ => tracing::debug!(operation = what, %message, "S3 refusal"),
+        _ => tracing::debug!(operation = what, %message, "S3 request failed"),
     }
     mapped
 }
@@ -52,9 +52,20 @@ where
         parts.push(format!("HTTP {status}"));
     }
     if parts.is_empty() || !matches!(err, SdkError::ServiceError(_)) {
-        // "dispatch failure: io error: connection reset (...)": the whole
-        // chain of sources on one line.
-        let chain = format!("{}", aws_sdk_s3::error::DisplayErrorContext(err));
+        // "dispatch failure: io error: connection reset": the messages of
+        // the whole chain of sources on one line (their Debug form, pages
+        // of nested structs, only in the debug log).
+        let mut chain = err.to_string();
+        let mut source = std::error::Error::source(err);
+        while let Some(e) = source {
+            let text = e.to_string();
+            if !chain.contains(&text) {
+                chain.push_str(": ");
+                chain.push_str(&text);
+            }
+            source = e.source();
+        }
+        tracing::debug!(error = ?err, "S3 error in full");
         parts.push(one_line(&chain));
     }
     parts.join(", ")

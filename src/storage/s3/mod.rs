@@ -13,13 +13,16 @@
 
 mod backend;
 mod client;
+mod diagnose;
 mod dirs;
 mod error;
+mod identity;
 mod lister;
 mod observe;
 mod parts;
 mod probe;
 mod reader;
+mod selfcheck;
 mod settle;
 mod sweep;
 mod times;

@@ -53,6 +53,13 @@ pub(super) fn spawn(target: Arc<S3Target>, prefix: &str, age: Duration) -> Optio
         format!("{prefix}/")
     };
     let task = handle.spawn(async move {
+        // Start-up reports a store that cannot be used, once: the sweeper
+        // waits quietly until it can be.
+        let mut pause = Duration::from_millis(200);
+        while target.check(&prefix).await.is_err() {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(interval(age));
+        }
         loop {
             match sweep_once(&target, &prefix, age).await {
                 Ok(0) => tracing::debug!(?prefix, "no stale multipart uploads"),
