@@ -1,12 +1,12 @@
 # Multi-stage build: a static-enough release binary on a small Debian base,
 # running as a non-root user.
-FROM rust:1-bookworm AS build
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 RUN cargo build --release --locked --bin s3ftp
 
-FROM debian:bookworm-slim
+FROM debian:12-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \

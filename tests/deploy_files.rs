@@ -146,3 +146,30 @@ fn published_ports_are_the_configured_ones() {
     );
     assert!(docker.contains("USER s3ftp"), "the image runs as non-root");
 }
+
+/// Every image is pinned to a version: `latest` (or no tag) changes under a
+/// user's feet, and MinIO's `latest` stopped moving in October 2025.
+#[test]
+fn every_image_is_pinned_to_a_version() {
+    let compose = read("docker-compose.yml");
+    let docker = read("Dockerfile");
+    let images: Vec<&str> = compose
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("image:"))
+        .chain(
+            docker
+                .lines()
+                .filter_map(|l| l.strip_prefix("FROM "))
+                .map(|l| l.split_whitespace().next().unwrap_or_default()),
+        )
+        .map(str::trim)
+        .collect();
+    assert!(images.len() >= 4, "{images:?}");
+    for image in images {
+        let tag = image.rsplit_once(':').map(|(_, tag)| tag).unwrap_or("");
+        assert!(
+            !tag.is_empty() && tag != "latest" && tag.chars().any(|c| c.is_ascii_digit()),
+            "{image} is not pinned to a version"
+        );
+    }
+}
