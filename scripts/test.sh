@@ -25,6 +25,8 @@ command -v lftp >/dev/null 2>&1 || missing+=(lftp)
 command -v busybox >/dev/null 2>&1 || missing+=(busybox)
 command -v ncftpput >/dev/null 2>&1 || missing+=(ncftp)
 command -v tnftp >/dev/null 2>&1 || missing+=(tnftp)
+# promtool checks and unit-tests the alert rules in deploy/prometheus.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # Creating the moto venv needs venv and ensurepip (Debian ships them apart).
 tools="${S3FTP_TOOLS_DIR:-$HOME/.cache/s3ftp-tools}"
 if [[ ! -x "$tools/moto-venv/bin/moto_server" || ! -d "$tools/tf-venv" ]]; then

@@ -85,7 +85,12 @@ impl Monitor {
             mounts: mounts.clone(),
             draining: draining.clone(),
         });
-        tokio::spawn(crate::metrics::http::serve(listener, probe, stop.clone()));
+        tokio::spawn(crate::metrics::http::serve(
+            listener,
+            probe.clone(),
+            stop.clone(),
+        ));
+        tokio::spawn(crate::metrics::http::watch_mounts(probe, stop.clone()));
         Ok(Monitor {
             addr,
             draining,
@@ -110,6 +115,10 @@ impl Server {
                 upload_sweep_age: config.upload_sweep_age,
             },
         };
+        metrics.watch_upload_budget(
+            settings.s3.upload.budget.clone(),
+            settings.s3.upload.budget_mib,
+        );
         let mounts = Arc::new(
             MountTable::open(&config.mounts, &settings)
                 .await

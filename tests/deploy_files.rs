@@ -173,3 +173,45 @@ fn every_image_is_pinned_to_a_version() {
         );
     }
 }
+
+/// The alert rules parse and pass their unit tests, and the dashboard is a
+/// Grafana dashboard (promtool from Debian's prometheus package, which
+/// scripts/test.sh installs; the metric names are checked against the
+/// server's own in `metrics::tests`).
+#[test]
+fn alert_rules_pass_promtool_and_the_dashboard_parses() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for args in [
+        &["check", "rules", "alerts.yml"][..],
+        &["test", "rules", "alerts_test.yml"][..],
+    ] {
+        let out = std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(format!("{root}/deploy/prometheus"))
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("promtool: {e}; run the tests through scripts/test.sh, which installs it")
+            });
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&read("deploy/grafana/s3ftp-dashboard.json"))
+            .expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(panels.len() > 10, "{} panels", panels.len());
+    for panel in panels.iter().filter(|p| p["type"] != "row") {
+        let targets = panel["targets"].as_array().expect("targets");
+        assert!(
+            targets
+                .iter()
+                .all(|t| t["expr"].as_str().is_some_and(|e| e.contains("s3ftp_"))),
+            "panel {} queries nothing of s3ftp",
+            panel["title"]
+        );
+    }
+}

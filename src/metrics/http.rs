@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Metrics;
 use crate::secrets::redact;
-use crate::vfs::mount::MountTable;
+use crate::vfs::mount::{Mount, MountTable};
 
 /// Longest a mount's check may take before /readyz calls it unreachable.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -109,11 +109,13 @@ async fn respond(probe: &Probe, req: Request<Incoming>) -> Response<Full<Bytes>>
     }
 }
 
-/// Checks every mount at once; ready when all answer in time.
-async fn readiness(probe: &Probe) -> (bool, String) {
-    if probe.draining.is_cancelled() {
-        return (false, "not ready: shutting down\n".into());
-    }
+/// How often the mounts are checked for `s3ftp_mount_up` between scrapes
+/// of /readyz.
+const WATCH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Checks every mount at once, recording each outcome in `s3ftp_mount_up`;
+/// None for a mount that answered.
+async fn check_mounts(probe: &Probe) -> Vec<(&Mount, Option<String>)> {
     let checks = probe.mounts.mounts().iter().map(|mount| async move {
         let result = tokio::time::timeout(CHECK_TIMEOUT, mount.backend.check()).await;
         let problem = match result {
@@ -121,9 +123,29 @@ async fn readiness(probe: &Probe) -> (bool, String) {
             Ok(Err(e)) => Some(e.to_string()),
             Err(_) => Some(format!("no answer within {}s", CHECK_TIMEOUT.as_secs())),
         };
+        probe.metrics.mount_checked(&mount.point, problem.is_none());
         (mount, problem)
     });
-    let results = futures::future::join_all(checks).await;
+    futures::future::join_all(checks).await
+}
+
+/// Keeps `s3ftp_mount_up` current, so an alert needs no probe of /readyz.
+pub async fn watch_mounts(probe: Arc<Probe>, stop: CancellationToken) {
+    loop {
+        check_mounts(&probe).await;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(WATCH_INTERVAL) => {}
+        }
+    }
+}
+
+/// Checks every mount at once; ready when all answer in time.
+async fn readiness(probe: &Probe) -> (bool, String) {
+    if probe.draining.is_cancelled() {
+        return (false, "not ready: shutting down\n".into());
+    }
+    let results = check_mounts(probe).await;
     let ready = results.iter().all(|(_, problem)| problem.is_none());
     let mut text = String::from(if ready { "ready\n" } else { "not ready\n" });
     for (mount, problem) in results {

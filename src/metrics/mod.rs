@@ -67,6 +67,11 @@ struct EventLabel {
     event: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MountLabel {
+    mount: String,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Transfers take from milliseconds to hours: 10 ms to about 45 minutes.
@@ -93,6 +98,12 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     request_seconds: Histograms<OperationLabels>,
     multipart: Family<EventLabel, Counter>,
+    /// 1 while a mount's store answers its periodic check.
+    mount_up: Family<MountLabel, Gauge>,
+    budget_bytes: Gauge,
+    budget_used_bytes: Gauge,
+    /// The uploads' part budget and its size in MiB, read at each scrape.
+    budget: std::sync::OnceLock<(std::sync::Arc<tokio::sync::Semaphore>, usize)>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -130,6 +141,10 @@ impl Metrics {
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(request_buckets),
             multipart: Family::default(),
+            mount_up: Family::default(),
+            budget_bytes: Gauge::default(),
+            budget_used_bytes: Gauge::default(),
+            budget: std::sync::OnceLock::new(),
             registry: Registry::default(),
         };
         registry.register(
@@ -186,7 +201,37 @@ impl Metrics {
              resolved by reading the key (complete_confirmed, complete_not_stored)",
             m.multipart.clone(),
         );
+        registry.register(
+            "mount_up",
+            "1 while the mount's store answers its check (every 30 s and on /readyz), else 0",
+            m.mount_up.clone(),
+        );
+        registry.register(
+            "upload_budget_bytes",
+            "Size of the global budget of S3 part buffers (S3FTP_UPLOAD_MEMORY_MIB)",
+            m.budget_bytes.clone(),
+        );
+        registry.register(
+            "upload_budget_used_bytes",
+            "Part buffers in use now; uploads wait while it equals the budget",
+            m.budget_used_bytes.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Reports the uploads' part budget (`mib` MiB of permits) at each scrape.
+    pub fn watch_upload_budget(&self, budget: std::sync::Arc<tokio::sync::Semaphore>, mib: usize) {
+        self.budget_bytes.set((mib << 20) as i64);
+        let _ = self.budget.set((budget, mib));
+    }
+
+    /// The outcome of a check of the mount at `point`.
+    pub fn mount_checked(&self, point: &str, up: bool) {
+        self.mount_up
+            .get_or_create(&MountLabel {
+                mount: point.to_string(),
+            })
+            .set(i64::from(up));
     }
 
     pub fn session_opened(&self) {
@@ -247,6 +292,10 @@ impl Metrics {
 
     /// The text exposition (OpenMetrics, which Prometheus reads).
     pub fn encode(&self) -> String {
+        if let Some((budget, mib)) = self.budget.get() {
+            let free = budget.available_permits().min(*mib);
+            self.budget_used_bytes.set(((mib - free) << 20) as i64);
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
@@ -303,8 +352,8 @@ impl StorageObserver for Metrics {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_family_is_exposed_with_its_labels() {
+    /// Metrics with every family touched, as a busy server's are.
+    fn exercised() -> Metrics {
         let m = Metrics::new();
         m.session_opened();
         m.login(false);
@@ -324,6 +373,17 @@ mod tests {
         );
         m.multipart(MultipartEvent::Aborted);
         m.multipart(MultipartEvent::Swept);
+        m.mount_checked("/in", false);
+        let budget = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+        m.watch_upload_budget(budget.clone(), 16);
+        budget.try_acquire_many(5).expect("permits").forget();
+        m.connection_refused("banned");
+        m
+    }
+
+    #[test]
+    fn every_family_is_exposed_with_its_labels() {
+        let m = exercised();
         let text = m.encode();
         for line in [
             "s3ftp_sessions_active 1",
@@ -337,6 +397,9 @@ mod tests {
             "s3ftp_backend_request_duration_seconds_count{backend=\"s3\",operation=\"HeadObject\"} 1",
             "s3ftp_multipart_uploads_total{event=\"aborted\"} 1",
             "s3ftp_multipart_uploads_total{event=\"swept\"} 1",
+            "s3ftp_mount_up{mount=\"/in\"} 0",
+            "s3ftp_upload_budget_bytes 16777216",
+            "s3ftp_upload_budget_used_bytes 5242880",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -346,5 +409,62 @@ mod tests {
         assert!(text.ends_with("# EOF\n"), "{text}");
         m.session_closed();
         assert!(m.encode().lines().any(|l| l == "s3ftp_sessions_active 0"));
+    }
+
+    /// Every `s3ftp_*` series name in `text` (dashboard queries, alert rules).
+    fn metric_names_in(text: &str) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("s3ftp_") {
+            let name: String = rest[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            names.insert(name);
+            rest = &rest[i + "s3ftp_".len()..];
+        }
+        names
+    }
+
+    /// The series names an exposition holds, from its `# TYPE` lines:
+    /// counters end in `_total`, histograms have `_bucket`, `_sum`, `_count`.
+    fn exported_names(exposition: &str) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        for line in exposition.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let ["#", "TYPE", family, kind] = words[..] else {
+                continue;
+            };
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total"],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                _ => &[""],
+            };
+            names.extend(suffixes.iter().map(|s| format!("{family}{s}")));
+        }
+        names
+    }
+
+    /// The Grafana dashboard and the alert rules in deploy/ only use
+    /// series the server exports (promtool checks the rules themselves:
+    /// tests/deploy_files.rs).
+    #[test]
+    fn deploy_files_use_only_exported_metrics() {
+        let exported = exported_names(&exercised().encode());
+        let root = env!("CARGO_MANIFEST_DIR");
+        for file in [
+            "deploy/grafana/s3ftp-dashboard.json",
+            "deploy/prometheus/alerts.yml",
+        ] {
+            let text = std::fs::read_to_string(format!("{root}/{file}")).expect(file);
+            let used = metric_names_in(&text);
+            assert!(used.len() >= 8, "{file} uses only {used:?}");
+            for name in used {
+                assert!(
+                    exported.contains(&name),
+                    "{file} uses {name}, which the server does not export: {exported:?}"
+                );
+            }
+        }
     }
 }
