@@ -314,3 +314,53 @@ fn a_wrong_region_is_named() {
     let stderr = refused_start(&mount);
     assert_one_line(&stderr, &["wrong region"]);
 }
+
+#[test]
+fn access_denied_names_the_operation_and_the_bucket() {
+    let s3 = S3Server::shared();
+    let Some((id, secret)) = s3.key_without_access() else {
+        eprintln!("an external S3 server: no key without access can be made here");
+        return;
+    };
+    let plain = s3.mount_uri_without_credentials(&s3.bucket, "in");
+    let mount = format!("{plain}&access_key={id}&secret_key={secret}");
+    assert_one_line(
+        &refused_start(&mount),
+        &[
+            "access denied",
+            &format!("ListObjectsV2 on bucket {} prefix in/", s3.bucket),
+        ],
+    );
+}
+
+/// An HTTPS endpoint whose certificate no one vouches for: s3ftp's own
+/// implicit FTPS listener, self-signed, stands in for such a store (the
+/// TLS handshake fails before any HTTP is spoken).
+#[test]
+fn an_untrusted_certificate_is_named() {
+    let s3 = S3Server::shared();
+    let port = free_port();
+    let tls = Launch::new("/=memory://")
+        .var("S3FTP_TLS_SELF_SIGNED", "true")
+        .var("S3FTP_TLS_IMPLICIT_LISTEN", format!("127.0.0.1:{port}"));
+    let mut store = isolated(&tls)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the TLS listener");
+    let stdout = store.stdout.take().expect("stdout");
+    let listening = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| listening_address(&line));
+    assert!(listening.is_some(), "the TLS listener did not start");
+    let https = format!("https://127.0.0.1:{port}");
+    let mount = s3.mount_uri(&s3.bucket, "").replace(&s3.endpoint, &https);
+    let stderr = refused_start(&mount);
+    let _ = store.kill();
+    let _ = store.wait();
+    assert_one_line(
+        &stderr,
+        &["TLS certificate", "not trusted", "AWS_CA_BUNDLE"],
+    );
+}

@@ -572,6 +572,26 @@ api_bind_addr = "127.0.0.1:{s3_port}"
     }
 
     /// The directory of a server this harness started (removed when it stops).
+    /// A key the store knows but that may use no bucket (Garage only:
+    /// imported with Garage's own command line); None on other servers.
+    pub fn key_without_access(&self) -> Option<(String, String)> {
+        let dir = self.server_dir().filter(|_| self.kind == S3Kind::Garage)?;
+        let (id, secret) = (format!("GK{}", random_hex(12)), random_hex(32));
+        let out = Command::new(garage_bin())
+            .arg("-c")
+            .arg(dir.join("garage.toml"))
+            .args(["key", "import", &id, &secret, "--yes"])
+            .env("RUST_LOG", "garage=warn")
+            .output()
+            .expect("run garage key import");
+        assert!(
+            out.status.success(),
+            "garage key import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some((id, secret))
+    }
+
     pub fn server_dir(&self) -> Option<&Path> {
         self.process.as_ref().map(|p| p.dir.as_path())
     }
