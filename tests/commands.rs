@@ -25,6 +25,9 @@ on_every_backend!(
     upload_then_rename_to_the_final_name,
     client_habits,
     control_characters_in_new_names_are_refused,
+    recursive_listing,
+    site_chmod_is_accepted_and_changes_nothing,
+    directories_carry_a_modify_fact,
 );
 
 async fn login_and_access_control(server: TestServer) {
@@ -741,7 +744,8 @@ async fn active_mode_transfer(server: TestServer) {
         .expect("send");
     drop(data);
     assert_eq!(c.reply().await.0, 226);
-    c.expect(&format!("EPRT |1|127.0.0.1|{port}|"), 200).await;
+    let eprt = c.expect(&format!("EPRT |1|127.0.0.1|{port}|"), 200).await;
+    assert!(eprt.contains("EPRT command successful"), "{eprt}");
     c.expect("RETR active.bin", 150).await;
     let (mut data, _) = listener.accept().await.expect("server connects");
     let mut out = Vec::new();
@@ -901,4 +905,109 @@ async fn legacy_filename_encoding_on_a_folder() {
 async fn legacy_filename_encoding_on_s3() {
     let bucket = common::s3::S3Server::shared().fresh_bucket().await;
     legacy_filename_encoding(common::Store::S3 { bucket }).await;
+}
+
+/// `LIST -R` lists in `ls -lR` form: a `path:` header per directory, its
+/// lines, a blank line before the next; depth first, in name order.
+async fn recursive_listing(server: TestServer) {
+    let mut c = server.login().await;
+    c.expect("MKD top", 257).await;
+    c.expect("MKD top/b", 257).await;
+    c.expect("MKD top/a", 257).await;
+    c.expect("MKD top/a/deep", 257).await;
+    c.upload("STOR top/f.txt", b"12345").await;
+    c.upload("STOR top/a/x", b"x").await;
+    c.upload("STOR top/a/deep/y", b"yy").await;
+    let text = String::from_utf8(c.fetch("LIST -R top").await).expect("utf-8");
+    let blocks: Vec<&str> = text.split("\r\n\r\n").collect();
+    let headers: Vec<&str> = blocks
+        .iter()
+        .map(|b| b.lines().next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        headers,
+        ["top:", "top/a:", "top/a/deep:", "top/b:"],
+        "{text}"
+    );
+    let names = |block: &str| {
+        let mut n: Vec<String> = block
+            .lines()
+            .skip(1)
+            .map(|l| l.rsplit(' ').next().unwrap_or_default().to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(blocks[0]), ["a", "b", "f.txt"], "{text}");
+    assert_eq!(names(blocks[1]), ["deep", "x"], "{text}");
+    assert_eq!(names(blocks[2]), ["y"], "{text}");
+    assert!(names(blocks[3]).is_empty(), "{text}");
+    assert!(blocks[2].contains(" 2 "), "sizes are shown: {text}");
+    // `-lR` is the same; without a path, `.` is the first header.
+    c.expect("CWD top/a", 250).await;
+    let here = String::from_utf8(c.fetch("LIST -lR").await).expect("utf-8");
+    assert!(here.starts_with(".:\r\n"), "{here}");
+    assert!(here.contains("\r\n\r\n./deep:\r\n"), "{here}");
+    // A file or a pattern is listed as without -R.
+    assert_eq!(common::lines(&c.fetch("LIST -R x").await).len(), 1);
+    c.expect("CWD /", 250).await;
+    let root = String::from_utf8(c.fetch("LIST -R /").await).expect("utf-8");
+    assert!(root.starts_with("/:\r\n"), "{root}");
+    assert!(root.contains("\r\n/top/a/deep:\r\n"), "{root}");
+    // Listing changed nothing.
+    assert_eq!(c.fetch("RETR top/a/deep/y").await, b"yy");
+}
+
+/// SITE CHMOD (lftp `mirror -R` and WinSCP send it after uploads) is
+/// accepted for an existing path and changes nothing; bad modes and missing
+/// paths are refused, and the session goes on.
+async fn site_chmod_is_accepted_and_changes_nothing(server: TestServer) {
+    let mut pre = server.raw().await;
+    pre.expect("SITE CHMOD 644 f", 530).await;
+    let mut c = server.login().await;
+    c.upload("STOR f", b"kept").await;
+    let ok = c.expect("SITE CHMOD 644 f", 200).await;
+    assert!(ok.contains("nothing changed"), "{ok}");
+    c.expect("SITE CHMOD 0755 f", 200).await;
+    c.expect("SITE CHMOD 999 f", 501).await;
+    c.expect("SITE CHMOD rwx f", 501).await;
+    c.expect("SITE CHMOD 644", 501).await;
+    c.expect("SITE CHMOD", 501).await;
+    c.expect("SITE CHMOD 644 missing", 550).await;
+    let help = c.expect("SITE HELP", 214).await;
+    assert!(help.contains("CHMOD"), "{help}");
+    assert_eq!(c.fetch("RETR f").await, b"kept");
+    assert_eq!(server.names().await, ["f"]);
+}
+
+/// MLSD and MLST give directories a `modify` fact, as LIST prints a date
+/// for them: the directory's own time where the store keeps one, else the
+/// documented stand-in (the Unix epoch, the same at every listing).
+async fn directories_carry_a_modify_fact(server: TestServer) {
+    let mut c = server.login().await;
+    c.expect("MKD d", 257).await;
+    c.upload("STOR d/f", b"1").await;
+    let mlsd = common::lines(&c.fetch("MLSD").await);
+    let dir = mlsd
+        .iter()
+        .find(|l| l.ends_with("; d"))
+        .unwrap_or_else(|| panic!("{mlsd:?}"));
+    assert!(
+        dir.contains("type=dir;") && dir.contains("modify="),
+        "{dir}"
+    );
+    let again = common::lines(&c.fetch("MLSD").await);
+    assert!(again.contains(dir), "the same at every listing: {again:?}");
+    let mlst = c.expect("MLST d", 250).await;
+    let modify = mlst
+        .split(';')
+        .find_map(|f| f.trim().strip_prefix("modify="))
+        .unwrap_or_else(|| panic!("{mlst}"));
+    // MKD made the directory: a marker on S3 and a folder on disk keep its
+    // own time; the memory store keeps none, so it gets the stand-in.
+    if matches!(server.store, common::Store::Memory) {
+        assert_eq!(modify, "19700101000000", "{mlst}");
+    } else {
+        assert!(modify.starts_with("20"), "{mlst}");
+    }
 }

@@ -878,3 +878,76 @@ on_folder_and_s3! {
     sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest:
         sigterm_lets_transfers_finish_within_the_grace_period_then_aborts_the_rest(),
 }
+
+// ---------------------------------------------------------------------------
+// Protocol gaps real clients hit: LIST -R, SITE CHMOD, EPRT's reply, MLSD
+// times of directories
+// ---------------------------------------------------------------------------
+
+/// lftp's `mirror -R` sends SITE CHMOD after each upload and `chmod` sends
+/// it directly; curl asks for `LIST -R` and sends EPRT in active mode; MLSD
+/// gives directories a `modify` fact. On the local folder and on S3.
+#[test]
+fn lftp_chmod_and_curl_recursive_listing_eprt_and_mlsd() {
+    require("lftp");
+    require("curl");
+    for backend in [Backend::Folder, Backend::S3] {
+        let server = Server::alice_on(backend, &[]);
+        let work = Work::new();
+        let tree = work.path("tree");
+        fs::create_dir_all(tree.join("sub")).expect("local tree");
+        fs::write(tree.join("top.txt"), b"top").expect("file");
+        fs::write(tree.join("sub/inner.txt"), b"inner").expect("file");
+        let url = format!("ftp://127.0.0.1:{}", server.port);
+        let commands = format!(
+            "set net:max-retries 1; set net:timeout 10; open -u {USER},{PASSWORD} {url}; \
+             mirror -R --verbose {} up; chmod 600 up/top.txt; bye",
+            path_str(&tree)
+        );
+        let mut cmd = Command::new("lftp");
+        cmd.arg("-c").arg(&commands);
+        let r = run(cmd, Duration::from_secs(60));
+        assert!(
+            r.status.success() && !r.stderr.contains("chmod"),
+            "lftp on {}: {}\n{}\nserver: {}",
+            backend.name(),
+            r.status,
+            r.stderr,
+            server.stderr()
+        );
+        server.assert_file("up/top.txt", b"top");
+        server.assert_file("up/sub/inner.txt", b"inner");
+
+        let listing = text(&server.curl(&["--request", "LIST -R", &format!("{url}/up/")]))
+            .replace("\r\n", "\n");
+        // curl changes into up/ first, then sends a bare LIST -R.
+        assert!(listing.starts_with(".:\n"), "{listing}");
+        assert!(listing.contains("\n\n./sub:\n"), "{listing}");
+        assert!(
+            lists(&listing, "inner.txt") && lists(&listing, "top.txt"),
+            "{listing}"
+        );
+
+        let active = server.curl_run(
+            USER,
+            PASSWORD,
+            &["--ftp-port", "127.0.0.1", &format!("{url}/up/top.txt")],
+        );
+        assert_eq!(active.stdout, b"top");
+        assert!(
+            active.stderr.contains("EPRT command successful"),
+            "{}",
+            active.stderr
+        );
+
+        let mlsd = text(&server.curl(&["--request", "MLSD", &format!("{url}/up/")]));
+        let sub = mlsd
+            .lines()
+            .find(|l| l.ends_with(" sub"))
+            .unwrap_or_else(|| panic!("{mlsd}"));
+        assert!(
+            sub.contains("type=dir;") && sub.contains("modify="),
+            "{sub}"
+        );
+    }
+}

@@ -266,7 +266,13 @@ pub fn mlsx_line(f: &FileFacts, facts: &MlstFacts, name: &str) -> String {
     if facts.size && !f.is_dir {
         let _ = write!(line, "size={};", f.size);
     }
-    if let (true, Some(t)) = (facts.modify, f.modified) {
+    // A directory whose time the store does not keep (an S3 prefix with
+    // no marker, or one listed among its siblings, where a HEAD per
+    // directory would cost a request each) gets the stand-in LIST shows
+    // too: the Unix epoch, the same at every listing, so clients that sync
+    // by it see no change.
+    let modified = f.modified.or(f.is_dir.then_some(UNIX_EPOCH));
+    if let (true, Some(t)) = (facts.modify, modified) {
         let _ = write!(line, "modify={};", format_time(t));
     }
     if let (true, Some(t)) = (facts.create, f.created) {

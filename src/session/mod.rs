@@ -23,11 +23,10 @@ use crate::datachan::{BoxedStream, DataSetup, PassivePortPool};
 use crate::protocol::command::TransferType;
 use crate::protocol::listing::MlstFacts;
 use crate::protocol::{Reply, ReplyCode};
-use crate::storage::EntryPages;
 use crate::vfs::mount::MountTable;
 use crate::vfs::Vfs;
 use connection::{ControlConnection, Frame};
-use transfer::{LineFormatter, Transfer};
+use transfer::{LinePages, Transfer};
 
 /// Most commands held while a transfer runs; past that the session stops
 /// reading the control connection until the transfer ends.
@@ -56,13 +55,12 @@ pub struct Shared {
 pub enum Outcome {
     Reply(Reply),
     /// Start a data transfer; its replies come from the transfer.
-    Transfer(Transfer),
+    Transfer(Box<Transfer>),
     /// A listing sent over the control connection (STAT path), line by line.
     ControlListing {
         code: ReplyCode,
         header: String,
-        pages: EntryPages,
-        format: LineFormatter,
+        lines: LinePages,
     },
     /// Send the reply, then close the connection (QUIT).
     Close(Reply),
@@ -414,12 +412,11 @@ impl Session {
             Outcome::ControlListing {
                 code,
                 header,
-                pages,
-                format,
-            } => write_control_listing(conn, code, header, pages, format)
+                lines,
+            } => write_control_listing(conn, code, header, lines)
                 .await
                 .is_ok(),
-            Outcome::Transfer(t) => self.supervise(conn, queue, t).await,
+            Outcome::Transfer(t) => self.supervise(conn, queue, *t).await,
         }
     }
 
@@ -497,8 +494,7 @@ async fn write_control_listing(
     conn: &mut ControlConnection,
     code: ReplyCode,
     header: String,
-    mut pages: EntryPages,
-    mut format: LineFormatter,
+    mut pages: LinePages,
 ) -> std::io::Result<()> {
     use futures::StreamExt;
     conn.write_text(&format!("{}-{header}\r\n", code.as_u16()))
@@ -513,12 +509,10 @@ async fn write_control_listing(
             }
         };
         let mut out = String::new();
-        for entry in &page {
-            if let Some(line) = format(entry) {
-                out.push(' ');
-                out.push_str(&line.replace(['\r', '\n'], " "));
-                out.push_str("\r\n");
-            }
+        for line in page {
+            out.push(' ');
+            out.push_str(&line.replace(['\r', '\n'], " "));
+            out.push_str("\r\n");
         }
         conn.write_text(&out).await?;
     }

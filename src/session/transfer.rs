@@ -27,6 +27,17 @@ const READ_CHUNK: usize = 256 * 1024;
 /// Turns one directory entry into one listing line (without CRLF), or skips it.
 pub type LineFormatter = Box<dyn FnMut(&Entry) -> Option<String> + Send>;
 
+/// Listing lines (without CRLF), a page at a time, as the store pages them.
+pub type LinePages = futures::stream::BoxStream<'static, Result<Vec<String>, StorageError>>;
+
+/// The lines `format` makes of `pages`.
+pub fn lines_of(pages: EntryPages, mut format: LineFormatter) -> LinePages {
+    use futures::TryStreamExt;
+    pages
+        .map_ok(move |page| page.iter().filter_map(&mut format).collect())
+        .boxed()
+}
+
 pub enum TransferKind {
     /// RETR: storage to client.
     Send { source: ByteStream, ascii: bool },
@@ -40,10 +51,7 @@ pub enum TransferKind {
         defer: bool,
     },
     /// LIST, NLST, MLSD: listing lines to the client.
-    Listing {
-        pages: EntryPages,
-        format: LineFormatter,
-    },
+    Listing { lines: LinePages },
 }
 
 /// A transfer ready to run, built by a handler.
@@ -151,7 +159,7 @@ impl Transfer {
             TransferKind::Send { source, ascii } => send(&ctx, &mut data, source, ascii)
                 .await
                 .map(|()| (complete, None)),
-            TransferKind::Listing { pages, format } => send_listing(&ctx, &mut data, pages, format)
+            TransferKind::Listing { lines } => send_listing(&ctx, &mut data, lines)
                 .await
                 .map(|()| (complete, None)),
             TransferKind::Receive {
@@ -299,8 +307,7 @@ impl Drop for AbortOnDrop {
 async fn send_listing(
     ctx: &TransferContext,
     data: &mut BoxedStream,
-    mut pages: EntryPages,
-    mut format: LineFormatter,
+    mut pages: LinePages,
 ) -> Result<(), Stop> {
     // One page read ahead: the store fetches the next page while this one is
     // formatted and sent, so a long listing costs about what the store's own
@@ -317,17 +324,15 @@ async fn send_listing(
     let _reader = AbortOnDrop(reader.abort_handle());
     while let Some(page) = storage(ctx, async { pages_in.recv().await.transpose() }).await? {
         let mut out = Vec::new();
-        for entry in &page {
-            if let Some(mut line) = format(entry) {
-                // A key written by another tool may hold CR or LF; it must not
-                // split the listing into lines a client would misread.
-                if line.contains(['\r', '\n']) {
-                    line = line.replace(['\r', '\n'], " ");
-                }
-                line.push_str("\r\n");
-                // Line by line: a name the legacy encoding lacks goes as UTF-8.
-                out.extend_from_slice(&ctx.names.encode(&line));
+        for mut line in page {
+            // A key written by another tool may hold CR or LF; it must not
+            // split the listing into lines a client would misread.
+            if line.contains(['\r', '\n']) {
+                line = line.replace(['\r', '\n'], " ");
             }
+            line.push_str("\r\n");
+            // Line by line: a name the legacy encoding lacks goes as UTF-8.
+            out.extend_from_slice(&ctx.names.encode(&line));
         }
         if !out.is_empty() {
             guarded(ctx, data.write_all(&out)).await?;

@@ -154,22 +154,25 @@ pub(super) async fn spsv(s: &mut Session) -> Handled {
     Ok(Outcome::Reply(spsv_reply(port)))
 }
 
-/// PORT, EPRT and LPRT.
-pub(super) fn active(s: &mut Session, addr: SocketAddr) -> Handled {
+/// PORT, EPRT and LPRT; `verb` names the one the client sent in replies.
+pub(super) fn active(s: &mut Session, addr: SocketAddr, verb: &str) -> Handled {
     s.refuse_after_epsv_all()?;
     if !same_host(addr.ip(), s.peer.ip()) {
         tracing::warn!(target = %addr, "refused an active connection to another host");
         return reply(
             ReplyCode::SyntaxError,
-            "Illegal PORT: data connections go only to the client's own address.",
+            format!("Illegal {verb}: data connections go only to the client's own address."),
         );
     }
     if addr.port() < 1024 {
         return reply(
             ReplyCode::ParameterNotImplemented,
-            "Illegal PORT: privileged ports (below 1024) are refused.",
+            format!("Illegal {verb}: privileged ports (below 1024) are refused."),
         );
     }
     s.data = Some(DataSetup::Active { addr });
-    reply(ReplyCode::CommandOkay, "PORT command successful.")
+    reply(
+        ReplyCode::CommandOkay,
+        format!("{verb} command successful."),
+    )
 }

@@ -138,6 +138,32 @@ pub(super) async fn site_utime(s: &mut Session, args: Option<&str>) -> Handled {
     reply(ReplyCode::CommandOkay, "UTIME command successful.")
 }
 
+/// SITE CHMOD: object stores (and this server's folders) keep no Unix
+/// permissions, so a valid mode on an existing path is accepted and changes
+/// nothing; mirroring clients (lftp `mirror -R`, WinSCP) send it after
+/// every upload and would report each refusal as an error.
+pub(super) async fn site_chmod(s: &mut Session, args: Option<&str>) -> Handled {
+    let usage = || {
+        reply(
+            ReplyCode::ParameterSyntaxError,
+            "Use SITE CHMOD mode path, with an octal mode such as 644.",
+        )
+    };
+    let Some((mode, path)) = args.and_then(|a| a.split_once(' ')) else {
+        return usage();
+    };
+    let octal = (3..=4).contains(&mode.len()) && mode.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    if !octal || path.is_empty() {
+        return usage();
+    }
+    let resolved = s.resolve(path)?;
+    s.stat(&resolved).await?;
+    reply(
+        ReplyCode::CommandOkay,
+        "SITE CHMOD accepted; object storage keeps no permissions, so nothing changed.",
+    )
+}
+
 pub(super) async fn mfct(s: &mut Session, time: SystemTime, arg: &str) -> Handled {
     let times = Times {
         modified: None,

@@ -127,6 +127,7 @@ pub(super) fn site(command: &str, _args: Option<&str>) -> Handled {
             [
                 "SITE commands recognised:".to_string(),
                 " HELP".into(),
+                " CHMOD mode path (accepted; object storage keeps no permissions)".into(),
                 " UTIME YYYYMMDDhhmmss path (or: path atime mtime ctime UTC)".into(),
                 "Help OK.".into(),
             ],

@@ -109,9 +109,9 @@ async fn dispatch(s: &mut Session, cmd: Command, rename_from: Option<String>) ->
         Command::Epsv(arg) => datachan::epsv(s, arg).await,
         Command::Lpsv => datachan::lpsv(s).await,
         Command::Spsv => datachan::spsv(s).await,
-        Command::Port(addr) | Command::Eprt(addr) | Command::Lprt(addr) => {
-            datachan::active(s, addr)
-        }
+        Command::Port(addr) => datachan::active(s, addr, "PORT"),
+        Command::Eprt(addr) => datachan::active(s, addr, "EPRT"),
+        Command::Lprt(addr) => datachan::active(s, addr, "LPRT"),
         Command::Noop => reply(ReplyCode::CommandOkay, "NOOP ok."),
         Command::Syst => reply(ReplyCode::SystemType, "UNIX Type: L8"),
         Command::Feat => info::feat(s),
@@ -119,6 +119,9 @@ async fn dispatch(s: &mut Session, cmd: Command, rename_from: Option<String>) ->
         Command::Help(arg) => info::help(arg.as_deref()),
         Command::Site { command, args } if command == "UTIME" => {
             files::site_utime(s, args.as_deref()).await
+        }
+        Command::Site { command, args } if command == "CHMOD" => {
+            files::site_chmod(s, args.as_deref()).await
         }
         Command::Site { command, args } => info::site(&command, args.as_deref()),
         Command::Host(host) => info::host(s, &host),

@@ -47,14 +47,14 @@ pub(super) async fn retr(s: &mut Session, arg: &str) -> Handled {
         ),
     );
     let ascii = s.transfer_type == TransferType::Ascii;
-    Ok(Outcome::Transfer(Transfer {
+    Ok(Outcome::Transfer(Box::new(Transfer {
         setup: s.take_data()?,
         kind: TransferKind::Send { source, ascii },
         opening,
         verb: "RETR",
         path,
         staged_for: None,
-    }))
+    })))
 }
 
 /// How an upload treats the existing file.
@@ -103,7 +103,7 @@ async fn upload(
             return Err(reply);
         }
     };
-    Ok(Outcome::Transfer(Transfer {
+    Ok(Outcome::Transfer(Box::new(Transfer {
         setup,
         kind: TransferKind::Receive {
             sink,
@@ -115,7 +115,7 @@ async fn upload(
         verb,
         path,
         staged_for,
-    }))
+    })))
 }
 
 /// How many bytes of the existing file the upload keeps: all of them for

@@ -27,7 +27,10 @@ impl Backend for S3Backend {
                 self.times.remember_head(&self.full(key), &head);
                 Ok(metadata_of(&head))
             }
-            Probe::Dir => Ok(Metadata::dir()),
+            Probe::Dir { marked } => Ok(Metadata {
+                modified: marked,
+                ..Metadata::dir()
+            }),
             Probe::Missing => Err(StorageError::NotFound),
         }
     }
@@ -47,7 +50,7 @@ impl Backend for S3Backend {
     async fn delete(&self, key: &NamedKey) -> Result<()> {
         match self.probe(key).await? {
             Probe::Missing => return Err(StorageError::NotFound),
-            Probe::Dir => return Err(StorageError::IsDirectory),
+            Probe::Dir { .. } => return Err(StorageError::IsDirectory),
             Probe::File(_) => {}
         }
         self.target.delete(&self.full(key)).await?;
@@ -71,7 +74,7 @@ impl Backend for S3Backend {
         match source? {
             Probe::Missing => Err(StorageError::NotFound),
             Probe::File(head) => self.rename_file(from, to, &head, &target).await,
-            Probe::Dir => self.rename_dir(from, to, &target).await,
+            Probe::Dir { .. } => self.rename_dir(from, to, &target).await,
         }
     }
 
@@ -111,7 +114,7 @@ impl Backend for S3Backend {
         match self.probe(key).await? {
             Probe::Missing => return Err(StorageError::NotFound),
             Probe::File(_) => return Err(StorageError::NotDirectory),
-            Probe::Dir => {}
+            Probe::Dir { .. } => {}
         }
         let removed = self.delete_tree(key).await;
         self.dirs.dir_gone(key);
@@ -121,7 +124,7 @@ impl Backend for S3Backend {
     async fn set_times(&self, key: &NamedKey, times: Times) -> Result<()> {
         let head = match self.probe(key).await? {
             Probe::Missing => return Err(StorageError::NotFound),
-            Probe::Dir => return Err(StorageError::IsDirectory),
+            Probe::Dir { .. } => return Err(StorageError::IsDirectory),
             Probe::File(head) => head,
         };
         self.store_times(key, &head, times).await?;

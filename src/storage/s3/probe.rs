@@ -4,12 +4,14 @@
 //! sent at once; `dirs` spares the repeats.
 
 use std::collections::HashSet;
+use std::time::SystemTime;
 
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 
 use super::error::map;
 use super::lister::subdir_name;
+use super::times::to_system_time;
 use super::{dirs, urlkeys, S3Backend};
 use crate::storage::{Result, StorageError};
 
@@ -17,8 +19,11 @@ use crate::storage::{Result, StorageError};
 pub(super) enum Probe {
     /// An object, with its HEAD (boxed: it is large, the others are empty).
     File(Box<HeadObjectOutput>),
-    /// A marker or keys under the key's prefix (or the mount's root).
-    Dir,
+    /// A marker or keys under the key's prefix (or the mount's root), with
+    /// the marker's time when there is a marker.
+    Dir {
+        marked: Option<SystemTime>,
+    },
     Missing,
 }
 
@@ -30,35 +35,53 @@ impl S3Backend {
 
     /// True if anything (a marker or any key) lies under the directory `key`.
     pub(super) async fn dir_exists(&self, key: &str) -> Result<bool> {
+        Ok(self.dir_seen(key).await?.is_some())
+    }
+
+    /// None if nothing lies under the directory `key`; else the time of its
+    /// marker, when the first key under it is the marker (`dir/` sorts
+    /// before everything under it).
+    async fn dir_seen(&self, key: &str) -> Result<Option<Option<SystemTime>>> {
         if key.is_empty() {
-            return Ok(true);
+            return Ok(Some(None));
         }
+        let prefix = self.dir_prefix(key);
         let out = self
             .target
-            .list(self.dir_prefix(key))
+            .list(prefix.as_str())
             .max_keys(1)
             .send()
             .await
             .map_err(|e| map(e, "ListObjectsV2"))?;
         let exists = out.key_count().unwrap_or(0) > 0 || !out.contents().is_empty();
-        if exists {
-            self.dirs.saw(key);
-        } else {
+        if !exists {
             self.dirs.missing(key);
+            return Ok(None);
         }
-        Ok(exists)
+        self.dirs.saw(key);
+        let marker = out.contents().first().filter(|first| {
+            urlkeys::decode_opt(first.key()).ok().flatten().as_deref() == Some(prefix.as_str())
+        });
+        Ok(Some(
+            marker
+                .and_then(|m| m.last_modified())
+                .and_then(to_system_time),
+        ))
     }
 
     /// File, directory or nothing, with one round trip (both asked at once).
     pub(super) async fn probe(&self, key: &str) -> Result<Probe> {
         if key.is_empty() {
-            return Ok(Probe::Dir);
+            return Ok(Probe::Dir { marked: None });
         }
-        let (head, dir) = tokio::join!(self.head(key), self.dir_exists(key));
+        let (head, dir) = tokio::join!(self.head(key), self.dir_seen(key));
         if let Some(head) = head? {
             return Ok(Probe::File(Box::new(head)));
         }
-        Ok(if dir? { Probe::Dir } else { Probe::Missing })
+        Ok(match dir? {
+            Some(marked) => Probe::Dir { marked },
+            None => Probe::Missing,
+        })
     }
 
     /// Why `key`, found to be no directory, cannot be used as one:

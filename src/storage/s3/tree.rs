@@ -72,7 +72,7 @@ impl S3Backend {
         head: &HeadObjectOutput,
         target: &Probe,
     ) -> Result<()> {
-        if matches!(target, Probe::Dir) {
+        if matches!(target, Probe::Dir { .. }) {
             return Err(StorageError::IsDirectory);
         }
         let (from_full, to_full) = (self.full(from), self.full(to));

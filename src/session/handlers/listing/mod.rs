@@ -10,10 +10,12 @@ use super::{reply, Handled};
 use crate::protocol::command::ListArgs;
 use crate::protocol::listing::{glob_matches, is_glob, list_line, mlsx_line, FileFacts};
 use crate::protocol::{Reply, ReplyCode};
-use crate::session::transfer::{LineFormatter, Transfer, TransferKind};
+use crate::session::transfer::{lines_of, LineFormatter, LinePages, Transfer, TransferKind};
 use crate::session::{Outcome, Session};
 use crate::storage::{Entry, EntryPages, Metadata};
 use crate::vfs::path;
+
+mod recursive;
 
 /// What a listing argument names.
 enum Target {
@@ -109,13 +111,12 @@ fn listing_transfer(
     s: &mut Session,
     verb: &'static str,
     path: String,
-    pages: EntryPages,
-    format: LineFormatter,
+    lines: LinePages,
 ) -> Handled {
     let setup = s.take_data()?;
-    Ok(Outcome::Transfer(Transfer {
+    Ok(Outcome::Transfer(Box::new(Transfer {
         setup,
-        kind: TransferKind::Listing { pages, format },
+        kind: TransferKind::Listing { lines },
         opening: Reply::new(
             ReplyCode::FileStatusOkay,
             "Opening data connection for the listing.",
@@ -123,18 +124,28 @@ fn listing_transfer(
         verb,
         path,
         staged_for: None,
-    }))
+    })))
 }
 
 pub(super) async fn list(s: &mut Session, args: ListArgs) -> Handled {
     s.require_data()?;
     let target = target(s, args.path.as_deref()).await?;
+    let (writable, now) = (s.writable(), SystemTime::now());
+    let path = target.path().to_string();
+    if let (true, Target::Dir { pattern: None, .. }) = (args.has_option('R'), &target) {
+        let shown = match args.path.as_deref().map(|p| p.trim_end_matches('/')) {
+            None => ".".to_string(),
+            Some("") => "/".to_string(),
+            Some(p) => p.to_string(),
+        };
+        let walk = recursive::walk(s.vfs()?.clone(), path.clone(), shown, writable, now);
+        return listing_transfer(s, "LIST", path, walk);
+    }
     let pages = entries(s, &target).await?;
-    let (writable, pattern, now) = (s.writable(), pattern_of(&target), SystemTime::now());
+    let pattern = pattern_of(&target);
     let format: LineFormatter =
         Box::new(move |e| matches(&pattern, &e.name).then(|| list_line(&facts(e, writable), now)));
-    let path = target.path().to_string();
-    listing_transfer(s, "LIST", path, pages, format)
+    listing_transfer(s, "LIST", path, lines_of(pages, format))
 }
 
 pub(super) async fn nlst(s: &mut Session, args: ListArgs) -> Handled {
@@ -146,7 +157,7 @@ pub(super) async fn nlst(s: &mut Session, args: ListArgs) -> Handled {
     let format: LineFormatter =
         Box::new(move |e| matches(&pattern, &e.name).then(|| format!("{prefix}{}", e.name)));
     let path = target.path().to_string();
-    listing_transfer(s, "NLST", path, pages, format)
+    listing_transfer(s, "NLST", path, lines_of(pages, format))
 }
 
 /// What NLST puts before each name: the argument's directory, as the client
@@ -180,7 +191,7 @@ pub(super) async fn mlsd(s: &mut Session, arg: Option<&str>) -> Handled {
     let (writable, enabled) = (s.writable(), s.mlst_facts);
     let format: LineFormatter =
         Box::new(move |e| Some(mlsx_line(&facts(e, writable), &enabled, &e.name)));
-    listing_transfer(s, "MLSD", path, pages, format)
+    listing_transfer(s, "MLSD", path, lines_of(pages, format))
 }
 
 pub(super) async fn mlst(s: &mut Session, arg: Option<&str>) -> Handled {
@@ -207,12 +218,11 @@ pub(super) async fn stat_path(s: &mut Session, arg: &str) -> Handled {
     let target = target(s, Some(arg)).await?;
     let pages = entries(s, &target).await?;
     let (writable, pattern, now) = (s.writable(), pattern_of(&target), SystemTime::now());
+    let format: LineFormatter =
+        Box::new(move |e| matches(&pattern, &e.name).then(|| list_line(&facts(e, writable), now)));
     Ok(Outcome::ControlListing {
         code: ReplyCode::FileStatus,
         header: format!("Status of {}:", target.path()),
-        pages,
-        format: Box::new(move |e| {
-            matches(&pattern, &e.name).then(|| list_line(&facts(e, writable), now))
-        }),
+        lines: lines_of(pages, format),
     })
 }
