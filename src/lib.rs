@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod config;
 pub mod datachan;
+pub mod digest;
 pub mod guard;
 pub mod logfmt;
 pub mod metrics;

@@ -28,6 +28,7 @@ on_every_backend!(
     recursive_listing,
     site_chmod_is_accepted_and_changes_nothing,
     directories_carry_a_modify_fact,
+    checksums,
 );
 
 async fn login_and_access_control(server: TestServer) {
@@ -1010,4 +1011,123 @@ async fn directories_carry_a_modify_fact(server: TestServer) {
     } else {
         assert!(modify.starts_with("20"), "{mlst}");
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// HASH (with OPTS HASH and RANG) and XCRC, XMD5, XSHA1, XSHA256, XSHA512
+/// (with offsets), compared with digests computed here by other crates;
+/// refusals keep the session and the stored file.
+async fn checksums(server: TestServer) {
+    use md5::Digest as _;
+    let mut c = server.login().await;
+    let body = content(100_000, 11);
+    c.upload("STOR f.bin", &body).await;
+    c.upload("STOR name with 12 34", b"spaced").await;
+    let sha256 = |d: &[u8]| hex(&sha2::Sha256::digest(d));
+    let md5 = |d: &[u8]| hex(&md5::Md5::digest(d));
+    let crc = |d: &[u8]| format!("{:08x}", crc32fast::hash(d));
+
+    let feat = c.expect("FEAT", 211).await;
+    assert!(
+        feat.contains(" HASH SHA-1;SHA-256*;SHA-512;MD5;CRC32"),
+        "{feat}"
+    );
+    assert!(
+        feat.contains(" XSHA256") && feat.contains(" RANG STREAM"),
+        "{feat}"
+    );
+    let text = said(&mut c, "HASH f.bin", 213).await;
+    assert_eq!(text, format!("SHA-256 0-100000 {} f.bin", sha256(&body)));
+    c.expect("OPTS HASH MD5", 200).await;
+    assert_eq!(said(&mut c, "OPTS HASH", 200).await, "MD5");
+    let text = said(&mut c, "HASH f.bin", 213).await;
+    assert_eq!(text, format!("MD5 0-100000 {} f.bin", md5(&body)));
+    c.expect("OPTS HASH SHA-3", 501).await;
+    c.expect("OPTS HASH crc32", 200).await;
+    // A range applies to the next HASH only.
+    c.expect("RANG 10 19", 350).await;
+    let text = said(&mut c, "HASH f.bin", 213).await;
+    assert_eq!(text, format!("CRC32 10-20 {} f.bin", crc(&body[10..20])));
+    let text = said(&mut c, "HASH f.bin", 213).await;
+    assert_eq!(text, format!("CRC32 0-100000 {} f.bin", crc(&body)));
+    c.expect("RANG 5 2", 501).await;
+    c.expect("RANG 1 0", 350).await;
+
+    let x = |verb: &str, arg: &str| format!("{verb} {arg}");
+    assert_eq!(
+        said(&mut c, &x("XCRC", "f.bin"), 250).await,
+        crc(&body).to_uppercase()
+    );
+    assert_eq!(
+        said(&mut c, &x("XMD5", "f.bin"), 250).await,
+        md5(&body).to_uppercase()
+    );
+    assert_eq!(
+        said(&mut c, &x("XSHA1", "f.bin"), 250).await,
+        hex(&sha1::Sha1::digest(&body)).to_uppercase()
+    );
+    assert_eq!(
+        said(&mut c, &x("XSHA256", "f.bin"), 250).await,
+        sha256(&body).to_uppercase()
+    );
+    assert_eq!(
+        said(&mut c, &x("XSHA512", "f.bin"), 250).await,
+        hex(&sha2::Sha512::digest(&body)).to_uppercase()
+    );
+    // Offsets: start, or start and (exclusive) end; quoted paths.
+    assert_eq!(
+        said(&mut c, "XCRC f.bin 100 200", 250).await,
+        crc(&body[100..200]).to_uppercase()
+    );
+    assert_eq!(
+        said(&mut c, "XCRC \"f.bin\" 99000", 250).await,
+        crc(&body[99_000..]).to_uppercase()
+    );
+    // A name that ends in numbers is taken whole when it exists.
+    assert_eq!(
+        said(&mut c, "XSHA256 name with 12 34", 250).await,
+        sha256(b"spaced").to_uppercase()
+    );
+    // Replaced by content of the same size within the same second: the
+    // remembered checksum is not given for the new content.
+    c.upload("STOR same", b"aaaa").await;
+    assert_eq!(
+        said(&mut c, "XCRC same", 250).await,
+        crc(b"aaaa").to_uppercase()
+    );
+    c.upload("STOR same", b"bbbb").await;
+    assert_eq!(
+        said(&mut c, "XCRC same", 250).await,
+        crc(b"bbbb").to_uppercase()
+    );
+    c.expect("RNFR same", 350).await;
+    c.expect("RNTO moved", 250).await;
+    assert_eq!(
+        said(&mut c, "XCRC moved", 250).await,
+        crc(b"bbbb").to_uppercase()
+    );
+    c.expect("XCRC same", 550).await;
+    c.expect("DELE moved", 250).await;
+    // Refusals: the session goes on, the files stay.
+    c.expect("HASH missing", 550).await;
+    c.expect("XMD5 missing", 550).await;
+    c.expect("MKD d", 257).await;
+    c.expect("HASH d", 550).await;
+    c.expect("XCRC f.bin 200000", 501).await;
+    // Unquoted, `f.bin x y` is a name (none such); quoted, bad offsets.
+    c.expect("XCRC f.bin x y", 550).await;
+    c.expect("XCRC \"f.bin\" x y", 501).await;
+    c.expect("HASH", 501).await;
+    c.expect("NOOP", 200).await;
+    assert_eq!(sha256(&c.fetch("RETR f.bin").await), sha256(&body));
+    assert_eq!(server.stored("f.bin").await.as_deref(), Some(&body[..]));
+}
+
+/// The text of a reply after its code, for comparing whole answers.
+async fn said(c: &mut Raw, line: &str, code: u16) -> String {
+    let text = c.expect(line, code).await;
+    text.trim_end().get(4..).unwrap_or_default().to_string()
 }

@@ -951,3 +951,136 @@ fn lftp_chmod_and_curl_recursive_listing_eprt_and_mlsd() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Checksums as clients ask for them
+// ---------------------------------------------------------------------------
+
+/// The first word of a coreutils checksum tool's output for `path`.
+fn sum_of(tool: &str, path: &str) -> String {
+    let mut cmd = Command::new(tool);
+    cmd.arg(path);
+    let r = run(cmd, Duration::from_secs(30));
+    assert!(r.status.success(), "{tool}: {}", r.stderr);
+    r.stdout_text()
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// curl -Q (XSHA256, XSHA1, XSHA512), Python ftplib (OPTS HASH, HASH, RANG)
+/// and lftp `quote` (XMD5, XCRC) after an upload, compared with sha256sum,
+/// sha1sum, sha512sum, md5sum and Python's zlib.crc32 of the local file, on
+/// the local folder and on S3.
+#[test]
+fn clients_checksums_match_the_local_tools() {
+    require("curl");
+    require("lftp");
+    require("python3");
+    for backend in [Backend::Folder, Backend::S3] {
+        let server = Server::alice_on(backend, &[]);
+        let work = Work::new();
+        let body = content(3 * MIB + 17, 21);
+        let local = work.write("local.bin", &body);
+        let url = format!("ftp://127.0.0.1:{}", server.port);
+        server.curl(&[
+            "-T",
+            &local,
+            &format!("{url}/sums/f.bin"),
+            "--ftp-create-dirs",
+        ]);
+        server.assert_file("sums/f.bin", &body);
+
+        // curl: each -Q command's reply is in the verbose log.
+        let r = server.curl_run(
+            USER,
+            PASSWORD,
+            &[
+                "-Q",
+                "XSHA256 sums/f.bin",
+                "-Q",
+                "XSHA1 sums/f.bin",
+                "-Q",
+                "XSHA512 sums/f.bin",
+                "--list-only",
+                &format!("{url}/"),
+            ],
+        );
+        for (tool, verb) in [
+            ("sha256sum", "XSHA256"),
+            ("sha1sum", "XSHA1"),
+            ("sha512sum", "XSHA512"),
+        ] {
+            let expected = sum_of(tool, &local).to_uppercase();
+            assert!(
+                r.stderr.contains(&format!("< 250 {expected}")),
+                "{verb} on {}: want {expected}\n{}",
+                backend.name(),
+                r.stderr
+            );
+        }
+
+        // ftplib: HASH in the session's algorithm, and with a range.
+        let head_sha256 = sha256(&body[..1000]);
+        let whole_sha256 = sum_of("sha256sum", &local);
+        let md5 = sum_of("md5sum", &local);
+        python_ok(
+            &work,
+            &format!(
+                "import ftplib\n\
+                 ftp = ftplib.FTP()\n\
+                 ftp.connect('127.0.0.1', {port})\n\
+                 ftp.login('{USER}', '{PASSWORD}')\n\
+                 assert 'HASH SHA-1;SHA-256*;' in ftp.sendcmd('FEAT')\n\
+                 r = ftp.sendcmd('HASH sums/f.bin')\n\
+                 assert r == '213 SHA-256 0-{len} {whole_sha256} sums/f.bin', r\n\
+                 assert ftp.sendcmd('OPTS HASH MD5') == '200 MD5'\n\
+                 r = ftp.sendcmd('HASH sums/f.bin')\n\
+                 assert r.split()[3] == '{md5}', r\n\
+                 ftp.sendcmd('OPTS HASH SHA-256')\n\
+                 assert ftp.sendcmd('RANG 0 999').startswith('350')\n\
+                 r = ftp.sendcmd('HASH sums/f.bin')\n\
+                 assert r.split()[2:4] == ['0-1000', '{head_sha256}'], r\n\
+                 ftp.quit()\n\
+                 print('OK')\n",
+                port = server.port,
+                len = body.len(),
+            ),
+        );
+
+        // lftp quote: XMD5 and XCRC (checked against zlib.crc32).
+        let crc = python_crc32(&work, &local);
+        let commands = format!(
+            "set net:max-retries 1; set net:timeout 10; open -u {USER},{PASSWORD} {url}; \
+             quote XMD5 sums/f.bin; quote XCRC sums/f.bin; bye"
+        );
+        let mut cmd = Command::new("lftp");
+        cmd.arg("-c").arg(&commands);
+        let r = run(cmd, Duration::from_secs(60));
+        let out = r.stdout_text();
+        assert!(r.status.success(), "lftp: {}\n{out}", r.stderr);
+        assert!(
+            out.contains(&format!("250 {}", md5.to_uppercase())),
+            "{out}"
+        );
+        assert!(out.contains(&format!("250 {crc}")), "{out}");
+        server.assert_file("sums/f.bin", &body);
+    }
+}
+
+/// zlib's CRC-32 of a local file, as 8 upper-case hex digits.
+fn python_crc32(work: &Work, path: &str) -> String {
+    let script = work.write(
+        "crc.py",
+        format!(
+            "import zlib\nprint('%08X' % (zlib.crc32(open('{path}', 'rb').read()) & 0xffffffff))\n"
+        )
+        .as_bytes(),
+    );
+    let mut cmd = Command::new("python3");
+    cmd.arg(script);
+    let r = run(cmd, Duration::from_secs(30));
+    assert!(r.status.success(), "python: {}", r.stderr);
+    r.stdout_text().trim().to_string()
+}

@@ -601,3 +601,45 @@ async fn other_writers_are_seen_when_the_directory_facts_expire() {
     drop(data);
     assert!(shared().list_keys(&bucket, "").await.is_empty());
 }
+
+/// A checksum is computed by reading the object once and then remembered:
+/// asking again sends no GetObject; a new version of the file is read
+/// again; a file over S3FTP_HASH_MAX_MIB is refused unless a range fits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checksums_read_the_object_once_and_are_bounded() {
+    let server = TestServer::start(Store::s3().await, &[("S3FTP_HASH_MAX_MIB", "1")]).await;
+    let mut c = server.login().await;
+    let body = content(600_000, 5);
+    c.upload("STOR f", &body).await;
+    let gets = r#"s3ftp_backend_requests_total{backend="s3",operation="GetObject",outcome="ok"}"#;
+    let before = server.metric(gets).await;
+    let first = c.expect("XSHA256 f", 250).await;
+    assert!(first.contains(&sha256(&body).to_uppercase()), "{first}");
+    assert_eq!(server.metric(gets).await, before + 1.0);
+    assert_eq!(c.expect("XSHA256 f", 250).await, first);
+    c.expect("HASH f", 213).await;
+    assert_eq!(
+        server.metric(gets).await,
+        before + 1.0,
+        "answered from memory"
+    );
+    // A new version (another size) is read again.
+    let newer = content(700_000, 6);
+    c.upload("STOR f", &newer).await;
+    let second = c.expect("XSHA256 f", 250).await;
+    assert!(second.contains(&sha256(&newer).to_uppercase()), "{second}");
+    assert_eq!(server.metric(gets).await, before + 2.0);
+    // Over the limit: refused, unless the range asked for fits.
+    let big = content(MIB + 1, 7);
+    c.upload("STOR big", &big).await;
+    let refused = c.expect("XCRC big", 550).await;
+    assert!(refused.contains("S3FTP_HASH_MAX_MIB"), "{refused}");
+    c.expect("XCRC big 0 1000", 250).await;
+    c.expect("NOOP", 200).await;
+    assert_eq!(
+        shared()
+            .get_object(server.bucket().expect("bucket"), &key("big"))
+            .await,
+        Some(big)
+    );
+}

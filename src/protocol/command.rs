@@ -63,6 +63,20 @@ pub enum Command {
     Rnto(String),
     Size(String),
     Mdtm(String),
+    /// HASH (draft-bryan-ftpext-hash-02): the path.
+    Hash(String),
+    /// RANG <start> <end>: the byte range (end inclusive) of the next HASH;
+    /// `RANG 1 0` clears it.
+    Rang {
+        start: u64,
+        end: u64,
+    },
+    /// XCRC, XMD5, XSHA1, XSHA256, XSHA512: the argument as sent (a path,
+    /// perhaps quoted, perhaps followed by a start and an end offset).
+    XHash {
+        algorithm: crate::digest::Algorithm,
+        arg: String,
+    },
     Mfmt {
         time: SystemTime,
         path: String,
@@ -163,6 +177,9 @@ impl Command {
             Command::Rnto(_) => "RNTO",
             Command::Size(_) => "SIZE",
             Command::Mdtm(_) => "MDTM",
+            Command::Hash(_) => "HASH",
+            Command::Rang { .. } => "RANG",
+            Command::XHash { algorithm, .. } => x_hash_verb(*algorithm),
             Command::Mfmt { .. } => "MFMT",
             Command::Mfct { .. } => "MFCT",
             Command::Mff { .. } => "MFF",
@@ -210,5 +227,17 @@ impl Command {
             Command::Mic(_) => "MIC",
             Command::NotImplemented(verb) => verb,
         }
+    }
+}
+
+/// The verb of the older checksum command of `algorithm`.
+pub fn x_hash_verb(algorithm: crate::digest::Algorithm) -> &'static str {
+    use crate::digest::Algorithm::*;
+    match algorithm {
+        Sha1 => "XSHA1",
+        Sha256 => "XSHA256",
+        Sha512 => "XSHA512",
+        Md5 => "XMD5",
+        Crc32 => "XCRC",
     }
 }

@@ -523,10 +523,12 @@ mod tests {
             mlsx_line(&f, &MlstFacts::default(), "r"),
             "type=file;size=12;perm=r; r"
         );
+        // A directory with no time of its own gets the stand-in; a file
+        // with none gets no modify fact.
         f.is_dir = true;
         assert_eq!(
             mlsx_line(&f, &MlstFacts::default(), "r"),
-            "type=dir;perm=el; r"
+            "type=dir;modify=19700101000000;perm=el; r"
         );
     }
 

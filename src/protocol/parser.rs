@@ -163,6 +163,28 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         "RNTO" => C::Rnto(arg.required_path()?),
         "SIZE" => C::Size(arg.required_path()?),
         "MDTM" => C::Mdtm(arg.required_path()?),
+        "HASH" => C::Hash(arg.required_path()?),
+        "RANG" => {
+            let text = arg.required_text()?;
+            let numbers: Vec<Option<u64>> = text.split_whitespace().map(decimal).collect();
+            match numbers[..] {
+                [Some(start), Some(end)] => C::Rang { start, end },
+                _ => return Err(arg.syntax("expected RANG <start> <end>")),
+            }
+        }
+        "XCRC" | "XMD5" | "XSHA1" | "XSHA256" | "XSHA512" => {
+            let algorithm = match verb.as_str() {
+                "XCRC" => crate::digest::Algorithm::Crc32,
+                "XMD5" => crate::digest::Algorithm::Md5,
+                "XSHA1" => crate::digest::Algorithm::Sha1,
+                "XSHA256" => crate::digest::Algorithm::Sha256,
+                _ => crate::digest::Algorithm::Sha512,
+            };
+            C::XHash {
+                algorithm,
+                arg: arg.required_path()?,
+            }
+        }
         "MFMT" => {
             let (time, path) = time_and_path(&arg)?;
             C::Mfmt { time, path }

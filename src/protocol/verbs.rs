@@ -49,6 +49,10 @@ pub const FEAT_EXTRAS: [&str; 2] = ["TVFS", "UTF8"];
 /// The MLST row's FEAT line is replaced by the session's facts line.
 pub const MLST_FEAT: &str = "MLST";
 
+/// The HASH row's FEAT line is replaced by the algorithms, the session's
+/// choice starred.
+pub const HASH_FEAT: &str = "HASH";
+
 use Feat::{Line, No, WithTls};
 
 /// Every verb, sorted.
@@ -75,6 +79,7 @@ pub const VERBS: &[VerbFacts] = &[
     row("EPRT", false, true, Some("EPRT |<af>|<address>|<port>|"), Line("EPRT")),
     row("EPSV", false, true, Some("EPSV [1|2|ALL]"), Line("EPSV")),
     row("FEAT", true, true, Some("FEAT (list extensions)"), No),
+    row("HASH", false, false, Some("HASH <path> (checksum; OPTS HASH <algorithm>)"), Line(HASH_FEAT)),
     row("HELP", true, true, Some("HELP [<command>]"), No),
     row("HOST", true, false, Some("HOST <hostname>"), Line("HOST")),
     row("LANG", true, false, Some("LANG [<language>]"), Line("LANG EN*")),
@@ -100,6 +105,7 @@ pub const VERBS: &[VerbFacts] = &[
     row("PROT", true, false, None, WithTls("PROT")),
     row("PWD", false, true, Some("PWD"), No),
     row("QUIT", true, false, Some("QUIT"), No),
+    row("RANG", false, true, Some("RANG <start> <end> (byte range of the next HASH)"), Line("RANG STREAM")),
     row("REIN", true, false, Some("REIN (log out, keep the connection)"), No),
     row("REST", false, false, Some("REST <offset>"), Line("REST STREAM")),
     row("RETR", false, false, Some("RETR <path>"), No),
@@ -121,8 +127,10 @@ pub const VERBS: &[VerbFacts] = &[
     row("THMB", true, false, None, No),
     row("TYPE", false, true, Some("TYPE A | I | L 8"), No),
     row("USER", true, false, Some("USER <name>"), No),
+    row("XCRC", false, false, Some("XCRC <path> [<start> [<end>]] (CRC-32)"), Line("XCRC")),
     row("XCUP", false, false, Some("XCUP (same as CDUP)"), No),
     row("XCWD", false, false, Some("XCWD <path> (same as CWD)"), No),
+    row("XMD5", false, false, Some("XMD5 <path> [<start> [<end>]] (MD5)"), Line("XMD5")),
     row("XMKD", false, false, Some("XMKD <path> (same as MKD)"), No),
     row("XPWD", false, true, Some("XPWD (same as PWD)"), No),
     row("XRCP", true, false, None, No),
@@ -130,6 +138,9 @@ pub const VERBS: &[VerbFacts] = &[
     row("XRSQ", true, false, None, No),
     row("XSEM", true, false, None, No),
     row("XSEN", true, false, None, No),
+    row("XSHA1", false, false, Some("XSHA1 <path> [<start> [<end>]] (SHA-1)"), Line("XSHA1")),
+    row("XSHA256", false, false, Some("XSHA256 <path> [<start> [<end>]] (SHA-256)"), Line("XSHA256")),
+    row("XSHA512", false, false, Some("XSHA512 <path> [<start> [<end>]] (SHA-512)"), Line("XSHA512")),
 ];
 
 impl crate::protocol::Command {

@@ -97,6 +97,8 @@ pub struct Session {
     pub(crate) data: Option<DataSetup>,
     pub(crate) epsv_all: bool,
     pub(crate) mlst_facts: MlstFacts,
+    /// OPTS HASH's algorithm and RANG's range for the next HASH.
+    pub(crate) hash: handlers::HashChoice,
     /// The control connection is TLS (after AUTH TLS, or implicit FTPS).
     pub(crate) tls: bool,
     /// PROT P: data connections are TLS too.
@@ -159,6 +161,7 @@ impl Session {
             data: None,
             epsv_all: false,
             mlst_facts: MlstFacts::default(),
+            hash: Default::default(),
             tls: false,
             prot_private: false,
             failed_logins: 0,

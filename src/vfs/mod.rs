@@ -3,6 +3,7 @@
 //! turned into back-end keys. Permissions and key rules are enforced here, once,
 //! for every back end.
 
+mod digests;
 pub mod mount;
 pub mod path;
 
@@ -197,7 +198,30 @@ impl Vfs {
     pub async fn write(&self, path: &str, options: WriteOptions) -> Result<Box<dyn UploadSink>> {
         let (mount, key) = self.locate_for_write(path)?;
         self.check_not_replacing(mount, &key).await?;
-        mount.backend.write(&key, options).await
+        let sink = mount.backend.write(&key, options).await?;
+        Ok(self.forgetting(mount, &key, sink))
+    }
+
+    /// `sink`, which makes remembered checksums of `key` go when committed.
+    fn forgetting(
+        &self,
+        mount: &Mount,
+        key: &NamedKey,
+        sink: Box<dyn UploadSink>,
+    ) -> Box<dyn UploadSink> {
+        Box::new(digests::ForgetOnCommit {
+            inner: sink,
+            mounts: self.mounts.clone(),
+            id: (mount.point.clone(), key.to_string()),
+        })
+    }
+
+    /// Forgets remembered checksums of `key` (and under it): this server
+    /// changed it.
+    fn changed(&self, mount: &Mount, key: &NamedKey) {
+        self.mounts
+            .digests
+            .forget(&(mount.point.clone(), key.to_string()));
     }
 
     /// Starts an upload the client sends to the temporary name `temp` but
@@ -229,7 +253,8 @@ impl Vfs {
         ) {
             return None;
         }
-        mount.backend.write(&key, options).await.ok()
+        let sink = mount.backend.write(&key, options).await.ok()?;
+        Some(self.forgetting(mount, &key, sink))
     }
 
     /// Makes a staged upload (see [`Vfs::write_staged`]) appear under the
@@ -244,13 +269,18 @@ impl Vfs {
         sink.commit().await?;
         let (mount, from) = self.locate_for_write(target)?;
         let (_, to) = self.locate_for_write(temp)?;
-        mount.backend.rename(&from, &to).await
+        let renamed = mount.backend.rename(&from, &to).await;
+        self.changed(mount, &from);
+        self.changed(mount, &to);
+        renamed
     }
 
     pub async fn delete(&self, path: &str) -> Result<()> {
         self.check_may_delete()?;
         let (mount, key) = self.locate_for_write(path)?;
-        mount.backend.delete(&key).await
+        let deleted = mount.backend.delete(&key).await;
+        self.changed(mount, &key);
+        deleted
     }
 
     pub async fn mkdir(&self, path: &str) -> Result<()> {
@@ -278,12 +308,23 @@ impl Vfs {
         if !mount.backend.stat(&key).await?.is_dir() {
             return Err(StorageError::NotDirectory);
         }
-        mount.backend.remove_all(&key).await
+        let removed = mount.backend.remove_all(&key).await;
+        self.changed(mount, &key);
+        removed
     }
 
     /// Renames within one back end, or copies a file across back ends and then
     /// deletes the source (a directory cannot move between back ends).
     pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let (from_mount, from_key) = self.locate_for_write(from)?;
+        let (to_mount, to_key) = self.locate_for_write(to)?;
+        let moved = self.move_entry(from, to).await;
+        self.changed(from_mount, &from_key);
+        self.changed(to_mount, &to_key);
+        moved
+    }
+
+    async fn move_entry(&self, from: &str, to: &str) -> Result<()> {
         if self.perms.drop_box {
             return Err(StorageError::PermissionDenied);
         }
@@ -341,6 +382,55 @@ impl Vfs {
             Located::Mounted { mount, key, .. } => mount.backend.available(&key).await,
             Located::Virtual { .. } => Ok(None),
         }
+    }
+
+    /// The `algorithm` checksum of `len` bytes of the file at `path` from
+    /// `start` (None: to its end), reading them once. A whole file's result
+    /// is remembered while its size and time (`meta`, which the caller
+    /// read) stay the same.
+    pub async fn digest(
+        &self,
+        path: &str,
+        meta: &Metadata,
+        algorithm: crate::digest::Algorithm,
+        start: u64,
+        len: Option<u64>,
+    ) -> Result<String> {
+        if self.perms.drop_box {
+            return Err(StorageError::PermissionDenied);
+        }
+        let Located::Mounted { mount, key, .. } = self.locate(path)? else {
+            return Err(StorageError::IsDirectory);
+        };
+        let key = key.into_named().ok_or(StorageError::IsDirectory)?;
+        let whole = start == 0 && len.is_none_or(|l| l >= meta.size);
+        let id = (mount.point.clone(), key.to_string());
+        let cache = &self.mounts.digests;
+        if whole {
+            if let Some(value) = cache.get(&id, meta.size, meta.modified, algorithm) {
+                return Ok(value);
+            }
+        }
+        let mut hasher = crate::digest::Hasher::new(&[algorithm]);
+        let mut left = len.unwrap_or(u64::MAX);
+        let mut source = mount.backend.read(&key, start).await?;
+        while left > 0 {
+            let Some(chunk) = source.try_next().await? else {
+                break;
+            };
+            let take = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            hasher.update(&chunk[..take]);
+            left -= take as u64;
+        }
+        let value = hasher
+            .finish()
+            .get(algorithm)
+            .map(str::to_string)
+            .unwrap_or_default();
+        if whole {
+            cache.put(id, meta.size, meta.modified, algorithm, value.clone());
+        }
+        Ok(value)
     }
 
     /// Total size of the files under a directory, walked depth-first. Memory

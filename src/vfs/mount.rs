@@ -66,12 +66,17 @@ pub enum Location<'a> {
 pub struct MountTable {
     /// Sorted by decreasing mount point length, so the first match is the longest.
     mounts: Vec<Mount>,
+    /// Checksums of whole files computed so far, for every session.
+    pub(crate) digests: super::digests::DigestCache,
 }
 
 impl MountTable {
     pub fn new(mut mounts: Vec<Mount>) -> Self {
         mounts.sort_by_key(|m| std::cmp::Reverse(m.point.len()));
-        MountTable { mounts }
+        MountTable {
+            mounts,
+            digests: Default::default(),
+        }
     }
 
     /// Opens every back end of `specs`.

@@ -4,7 +4,7 @@
 use super::{reply, Handled};
 use crate::protocol::command::TransferType;
 use crate::protocol::listing::MlstFacts;
-use crate::protocol::verbs::{self, Feat, FEAT_EXTRAS, MLST_FEAT, VERBS};
+use crate::protocol::verbs::{self, Feat, FEAT_EXTRAS, HASH_FEAT, MLST_FEAT, VERBS};
 use crate::protocol::{Reply, ReplyCode};
 use crate::session::{Outcome, Session};
 
@@ -18,6 +18,7 @@ pub(super) fn feat(s: &Session) -> Handled {
         .iter()
         .filter_map(|row| match row.feat {
             Feat::Line(MLST_FEAT) => Some(MlstFacts::default().feat_line()),
+            Feat::Line(HASH_FEAT) => Some(s.hash.feat_line()),
             Feat::Line(line) => Some(line.to_string()),
             _ => None,
         })
@@ -57,6 +58,7 @@ pub(super) fn opts(s: &mut Session, option: &str, value: Option<&str>) -> Handle
             s.mlst_facts = MlstFacts::from_opts(value.unwrap_or(""));
             reply(ReplyCode::CommandOkay, s.mlst_facts.opts_reply_text())
         }
+        "HASH" => super::hashes::opts_hash(s, value),
         _ => reply(
             ReplyCode::ParameterSyntaxError,
             format!("Option {option} not understood."),

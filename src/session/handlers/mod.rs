@@ -6,12 +6,15 @@
 mod access;
 mod datachan;
 mod files;
+mod hashes;
 mod info;
 mod listing;
 mod navigation;
 mod security;
 mod staged;
 mod transfer;
+
+pub(crate) use hashes::HashChoice;
 
 use crate::protocol::{parse, Command, ParseError, Reply, ReplyCode};
 use crate::storage::Metadata;
@@ -112,6 +115,9 @@ async fn dispatch(s: &mut Session, cmd: Command, rename_from: Option<String>) ->
         Command::Port(addr) => datachan::active(s, addr, "PORT"),
         Command::Eprt(addr) => datachan::active(s, addr, "EPRT"),
         Command::Lprt(addr) => datachan::active(s, addr, "LPRT"),
+        Command::Hash(path) => hashes::hash(s, &path).await,
+        Command::Rang { start, end } => hashes::rang(s, start, end),
+        Command::XHash { algorithm, arg } => hashes::x_hash(s, algorithm, &arg).await,
         Command::Noop => reply(ReplyCode::CommandOkay, "NOOP ok."),
         Command::Syst => reply(ReplyCode::SystemType, "UNIX Type: L8"),
         Command::Feat => info::feat(s),
