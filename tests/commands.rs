@@ -1111,6 +1111,24 @@ async fn checksums(server: TestServer) {
     );
     c.expect("XCRC same", 550).await;
     c.expect("DELE moved", 250).await;
+    // APPE and REST+STOR keep existing bytes: a checksum kept with the old
+    // content must not be given for the new one.
+    c.upload("STOR grow", b"abc").await;
+    assert_eq!(
+        said(&mut c, "XCRC grow", 250).await,
+        crc(b"abc").to_uppercase()
+    );
+    c.upload("APPE grow", b"def").await;
+    assert_eq!(
+        said(&mut c, "XCRC grow", 250).await,
+        crc(b"abcdef").to_uppercase()
+    );
+    c.expect("REST 2", 350).await;
+    c.upload("STOR grow", b"XY").await;
+    assert_eq!(
+        said(&mut c, "XCRC grow", 250).await,
+        crc(b"abXY").to_uppercase()
+    );
     // Refusals: the session goes on, the files stay.
     c.expect("HASH missing", 550).await;
     c.expect("XMD5 missing", 550).await;

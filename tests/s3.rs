@@ -643,3 +643,48 @@ async fn checksums_read_the_object_once_and_are_bounded() {
         Some(big)
     );
 }
+
+/// Checksums computed while uploads stream (S3FTP_UPLOAD_DIGESTS) are
+/// answered without reading the object back: from the object's metadata
+/// for a single PutObject (also after a restart), from what this process
+/// remembers by ETag for a multipart object. Others are read once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_checksums_are_answered_without_reading_back() {
+    let store = Store::s3().await;
+    let vars = [
+        ("S3FTP_UPLOAD_DIGESTS", "crc32,sha256"),
+        ("S3FTP_PART_SIZE_MIB", "5"),
+    ];
+    let server = TestServer::start(store.clone(), &vars).await;
+    let mut c = server.login().await;
+    let small = content(100_000, 8);
+    let large = content(12 * MIB + 5, 9);
+    c.upload("STOR small", &small).await;
+    c.upload("STOR large", &large).await;
+    let gets = r#"s3ftp_backend_requests_total{backend="s3",operation="GetObject",outcome="ok"}"#;
+    let parts = r#"s3ftp_backend_requests_total{backend="s3",operation="UploadPart",outcome="ok"}"#;
+    assert!(server.metric(parts).await >= 3.0, "large went multipart");
+    let before = server.metric(gets).await;
+    for (name, body) in [("small", &small), ("large", &large)] {
+        let sha = c.expect(&format!("XSHA256 {name}"), 250).await;
+        assert!(sha.contains(&sha256(body).to_uppercase()), "{sha}");
+        let crc = c.expect(&format!("XCRC {name}"), 250).await;
+        let want = format!("{:08X}", crc32fast::hash(body));
+        assert!(crc.contains(&want), "{crc} != {want}");
+    }
+    assert_eq!(server.metric(gets).await, before, "nothing was read back");
+    // MD5 was not computed on the way: read once.
+    c.expect("XMD5 small", 250).await;
+    assert_eq!(server.metric(gets).await, before + 1.0);
+
+    // Another process on the same bucket: the PutObject's metadata still
+    // answers; the multipart object's checksums are read back once.
+    let again = TestServer::start(store, &vars).await;
+    let mut c = again.login().await;
+    let before = again.metric(gets).await;
+    c.expect("XSHA256 small", 250).await;
+    assert_eq!(again.metric(gets).await, before);
+    let sha = c.expect("XSHA256 large", 250).await;
+    assert!(sha.contains(&sha256(&large).to_uppercase()), "{sha}");
+    assert_eq!(again.metric(gets).await, before + 1.0);
+}

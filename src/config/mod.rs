@@ -70,6 +70,8 @@ pub struct Config {
     pub store_wait: Duration,
     /// S3FTP_HASH_MAX_MIB in bytes (0: no limit).
     pub hash_max_bytes: u64,
+    /// S3FTP_UPLOAD_DIGESTS.
+    pub upload_digests: Vec<crate::digest::Algorithm>,
     pub rename_overwrite: bool,
     /// Upload-then-rename suffixes (S3FTP_TEMP_SUFFIXES), each non-empty.
     pub temp_suffixes: Vec<String>,
@@ -193,6 +195,7 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
         upload_sweep_age: Duration::from_secs(raw.upload_sweep_age),
         store_wait: Duration::from_secs(raw.store_wait),
         hash_max_bytes: raw.hash_max_mib.saturating_mul(1 << 20),
+        upload_digests: uploads::digests(&raw.upload_digests)?,
         rename_overwrite: raw.rename_overwrite,
         temp_suffixes: uploads::temp_suffixes(&raw.temp_suffixes)?,
         legacy_encoding: uploads::legacy_encoding(&raw.legacy_encoding)?,

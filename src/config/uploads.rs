@@ -62,3 +62,20 @@ pub(super) fn legacy_encoding(value: &str) -> Result<NameEncoding, ConfigError> 
         }),
     }
 }
+
+/// S3FTP_UPLOAD_DIGESTS: algorithm names, comma-separated, each once.
+pub(super) fn digests(value: &str) -> Result<Vec<crate::digest::Algorithm>, ConfigError> {
+    let mut out = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let Some(algorithm) = crate::digest::Algorithm::from_name(name) else {
+            return Err(invalid(
+                super::vars::names::S3FTP_UPLOAD_DIGESTS,
+                format!("{name:?} is not one of crc32, md5, sha1, sha256, sha512"),
+            ));
+        };
+        if !out.contains(&algorithm) {
+            out.push(algorithm);
+        }
+    }
+    Ok(out)
+}

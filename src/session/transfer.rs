@@ -49,6 +49,9 @@ pub enum TransferKind {
         /// Hand the sink back uncommitted after a clean end of data (a staged
         /// upload-then-rename, committed when the client renames it).
         defer: bool,
+        /// Checksums to compute on the way and give the sink to keep
+        /// (none when existing bytes are kept: they never pass here).
+        digests: Vec<crate::digest::Algorithm>,
     },
     /// LIST, NLST, MLSD: listing lines to the client.
     Listing { lines: LinePages },
@@ -167,7 +170,8 @@ impl Transfer {
                 ascii,
                 done,
                 defer,
-            } => receive(&ctx, &mut data, sink, ascii, defer)
+                digests,
+            } => receive(&ctx, &mut data, sink, ascii, defer, &digests)
                 .await
                 .map(|deferred| (done, deferred)),
         };
@@ -348,10 +352,15 @@ async fn receive(
     mut sink: Box<dyn UploadSink>,
     ascii: bool,
     defer: bool,
+    digests: &[crate::digest::Algorithm],
 ) -> Result<Option<Box<dyn UploadSink>>, Stop> {
-    let result = receive_into(ctx, data, sink.as_mut(), ascii).await;
+    let mut hasher = (!digests.is_empty()).then(|| crate::digest::Hasher::new(digests));
+    let result = receive_into(ctx, data, sink.as_mut(), ascii, &mut hasher).await;
     match result {
         Ok(()) => {
+            if let Some(hasher) = hasher {
+                sink.keep_digests(hasher.finish());
+            }
             // Close our side too: under TLS this sends close_notify, which
             // clients such as Python's ftplib wait for before reading 226.
             let _ = guarded(ctx, data.shutdown()).await;
@@ -396,6 +405,7 @@ async fn receive_into(
     data: &mut BoxedStream,
     sink: &mut dyn UploadSink,
     ascii: bool,
+    hasher: &mut Option<crate::digest::Hasher>,
 ) -> Result<(), Stop> {
     let mut from_wire = FromWire::default();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
@@ -403,7 +413,15 @@ async fn receive_into(
         if !ascii {
             // Straight into the sink's part buffer when it lends one.
             let direct = match sink.room().await.map_err(Stop::Storage)? {
-                Some(mut room) => Some(guarded(ctx, data.read_buf(&mut room)).await?),
+                Some(mut room) => {
+                    let n = guarded(ctx, data.read_buf(&mut room)).await?;
+                    if let Some(h) = hasher.as_mut() {
+                        // The bytes just read are the end of the lent buffer.
+                        let filled = room.get_ref();
+                        h.update(&filled[filled.len() - n..]);
+                    }
+                    Some(n)
+                }
                 None => None,
             };
             if let Some(n) = direct {
@@ -429,11 +447,17 @@ async fn receive_into(
         } else {
             chunk
         };
+        if let Some(h) = hasher.as_mut() {
+            h.update(&chunk);
+        }
         // Writes are not dropped half-way when ABOR arrives (sinks need not be
         // cancel-safe); the abort is seen at the next read instead.
         sink.write(chunk).await.map_err(Stop::Storage)?;
     }
     if let Some(rest) = from_wire.finish() {
+        if let Some(h) = hasher.as_mut() {
+            h.update(&rest);
+        }
         sink.write(rest).await.map_err(Stop::Storage)?;
     }
     Ok(())

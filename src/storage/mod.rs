@@ -164,6 +164,10 @@ pub trait UploadSink: Send {
     async fn filled(&mut self, _n: usize) -> Result<()> {
         Ok(())
     }
+    /// Checksums of every byte written, computed on the way, for the back
+    /// end to keep with the object when it commits (they are known only at
+    /// the end). Not given for uploads that keep existing bytes.
+    fn keep_digests(&mut self, _digests: crate::digest::Digests) {}
     /// Makes the object visible; returns its final size in bytes.
     async fn commit(self: Box<Self>) -> Result<u64>;
     async fn abort(self: Box<Self>) -> Result<()>;
@@ -219,6 +223,16 @@ pub trait Backend: Send + Sync + Debug {
 
     /// Checks that the back end is reachable and usable (start-up, readiness).
     async fn check(&self) -> std::result::Result<(), Unusable>;
+
+    /// A checksum of the whole file kept with it (or remembered since this
+    /// process wrote it), so it need not be read back; None: not known.
+    async fn stored_digest(
+        &self,
+        _key: &NamedKey,
+        _algorithm: crate::digest::Algorithm,
+    ) -> Result<Option<String>> {
+        Ok(None)
+    }
 
     /// Steps of `s3ftp check` only this back end has, run while the probe
     /// object `probe` exists (see `selfcheck`).

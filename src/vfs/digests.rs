@@ -145,6 +145,10 @@ impl UploadSink for ForgetOnCommit {
         self.inner.filled(n).await
     }
 
+    fn keep_digests(&mut self, digests: Digests) {
+        self.inner.keep_digests(digests)
+    }
+
     async fn commit(self: Box<Self>) -> crate::storage::Result<u64> {
         let size = self.inner.commit().await;
         self.mounts.digests.forget(&self.id);

@@ -410,6 +410,10 @@ impl Vfs {
             if let Some(value) = cache.get(&id, meta.size, meta.modified, algorithm) {
                 return Ok(value);
             }
+            if let Some(value) = mount.backend.stored_digest(&key, algorithm).await? {
+                cache.put(id, meta.size, meta.modified, algorithm, value.clone());
+                return Ok(value);
+            }
         }
         let mut hasher = crate::digest::Hasher::new(&[algorithm]);
         let mut left = len.unwrap_or(u64::MAX);

@@ -110,6 +110,11 @@ async fn upload(
             ascii,
             done,
             defer: staged_for.is_some(),
+            digests: if keep_prefix == 0 {
+                s.shared.config.upload_digests.clone()
+            } else {
+                Vec::new()
+            },
         },
         opening: Reply::new(ReplyCode::FileStatusOkay, opening),
         verb,

@@ -136,6 +136,17 @@ impl Backend for S3Backend {
         self.target.check(&self.dir_prefix("")).await
     }
 
+    async fn stored_digest(
+        &self,
+        key: &NamedKey,
+        algorithm: crate::digest::Algorithm,
+    ) -> Result<Option<String>> {
+        Ok(self
+            .head(key)
+            .await?
+            .and_then(|head| self.target.digests.of(&head, algorithm)))
+    }
+
     async fn extra_checks(&self, probe: &NamedKey) -> Vec<CheckStep> {
         self.target.multipart_checks(&self.full(probe)).await
     }

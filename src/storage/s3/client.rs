@@ -30,6 +30,8 @@ pub(crate) struct S3Target {
     pub(super) content_md5: bool,
     /// Where requests go, for the words of a diagnosis.
     pub(super) place: Place,
+    /// Checksums of multipart objects this process uploaded, by ETag.
+    pub(super) digests: super::digests::KnownDigests,
 }
 
 impl S3Target {
@@ -73,6 +75,7 @@ impl S3Target {
                 region: region.to_string(),
                 path_style: uri.path_style,
             },
+            digests: Default::default(),
         }
     }
 
@@ -171,6 +174,7 @@ mod tests {
                 region: "us-east-1".into(),
                 path_style: false,
             },
+            digests: Default::default(),
         };
         assert_eq!(t.copy_source("dir/a b+c é"), "b/dir/a%20b%2Bc%20%C3%A9");
     }

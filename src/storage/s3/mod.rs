@@ -14,6 +14,7 @@
 mod backend;
 mod client;
 mod diagnose;
+mod digests;
 mod dirs;
 mod error;
 mod identity;

@@ -53,6 +53,8 @@ pub(super) struct MultipartSink {
     /// Hash of every byte of the object; None once a prefix was copied
     /// server-side (those bytes never pass through here).
     sha256: Option<Sha256>,
+    /// Checksums the uploader computed, kept with the object at commit.
+    kept: crate::digest::Digests,
     finished: bool,
     /// Budget held for the part buffer being filled, taken when a file
     /// outgrows the small-file range and handed on to that part's upload:
@@ -82,6 +84,7 @@ impl MultipartSink {
             slots,
             total: 0,
             sha256,
+            kept: Default::default(),
             finished: false,
             fill_permit: None,
         }
@@ -204,6 +207,9 @@ impl MultipartSink {
         if let Some(sum) = sha256 {
             metadata.insert("sha256".into(), sum.to_string());
         }
+        for (algorithm, value) in self.kept.iter() {
+            metadata.insert(super::digests::meta_name(algorithm), value.to_string());
+        }
         let sent = self
             .target
             .client
@@ -275,7 +281,7 @@ impl MultipartSink {
                 let _ = map(e, "CompleteMultipartUpload");
                 let expected = Expected {
                     token: Some(&self.token),
-                    etag,
+                    etag: etag.clone(),
                 };
                 settle::settle_commit(
                     &self.target,
@@ -287,6 +293,9 @@ impl MultipartSink {
                 .await?;
             }
             Err(e) => return Err(map(e, "CompleteMultipartUpload")),
+        }
+        if let Some(etag) = &etag {
+            self.target.digests.remember(etag, &self.kept);
         }
         // Completed: nothing left to abort or sweep.
         self.upload_id = None;
@@ -426,6 +435,10 @@ impl UploadSink for MultipartSink {
             self.start_part(full).await?;
         }
         Ok(())
+    }
+
+    fn keep_digests(&mut self, digests: crate::digest::Digests) {
+        self.kept = digests;
     }
 
     async fn commit(mut self: Box<Self>) -> Result<u64> {

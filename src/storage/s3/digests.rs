@@ -1,0 +1,83 @@
+//! Checksums of objects this process uploaded, for HASH and the X-commands
+//! to answer without reading the object back. A single PutObject keeps them
+//! in the object's metadata (`x-amz-meta-s3ftp-<algorithm>`), which survives
+//! restarts and moves with copies and renames; a multipart object's
+//! metadata is fixed when the upload starts, before its checksums are
+//! known, so those are remembered here by the object's ETag, which changes
+//! with its content.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+
+use crate::digest::{checked_value, Algorithm, Digests};
+
+/// ETags remembered at most.
+const CAPACITY: usize = 10_000;
+
+/// The metadata name of an algorithm's value.
+pub(super) fn meta_name(algorithm: Algorithm) -> String {
+    format!("s3ftp-{}", algorithm.key())
+}
+
+#[derive(Default)]
+struct Table {
+    by_etag: HashMap<String, Digests>,
+    order: VecDeque<String>,
+}
+
+#[derive(Default)]
+pub(super) struct KnownDigests {
+    table: Mutex<Table>,
+}
+
+fn bare(etag: &str) -> String {
+    etag.trim().trim_matches('"').to_ascii_lowercase()
+}
+
+impl KnownDigests {
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn remember(&self, etag: &str, digests: &Digests) {
+        if digests.is_empty() {
+            return;
+        }
+        let etag = bare(etag);
+        let mut table = self.table();
+        if !table.by_etag.contains_key(&etag) {
+            while table.by_etag.len() >= CAPACITY {
+                let Some(oldest) = table.order.pop_front() else {
+                    break;
+                };
+                table.by_etag.remove(&oldest);
+            }
+            table.order.push_back(etag.clone());
+        }
+        table.by_etag.insert(etag, digests.clone());
+    }
+
+    /// The value for the object whose HEAD is `head`: its metadata, else
+    /// what this process remembers of its ETag.
+    pub(super) fn of(&self, head: &HeadObjectOutput, algorithm: Algorithm) -> Option<String> {
+        let meta = head.metadata();
+        let stored = meta
+            .and_then(|m| m.get(&meta_name(algorithm)))
+            // `sha256=true` mounts have kept the whole-object SHA-256 so.
+            .or_else(|| {
+                meta.filter(|_| algorithm == Algorithm::Sha256)?
+                    .get("sha256")
+            });
+        if let Some(value) = stored.and_then(|v| checked_value(algorithm, v)) {
+            return Some(value);
+        }
+        let etag = bare(head.e_tag()?);
+        self.table()
+            .by_etag
+            .get(&etag)
+            .and_then(|d| d.get(algorithm))
+            .map(str::to_string)
+    }
+}
