@@ -340,3 +340,36 @@ async fn session_limit_answers_421() {
     let mut again = common::login_when_a_slot_frees(&server).await;
     again.expect("NOOP", 200).await;
 }
+
+/// On the local folder, the checksums computed during an upload are kept in
+/// the file's `user.s3ftp.digests` extended attribute with the size and time
+/// they hold for; a file changed by another program is hashed anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folder_keeps_upload_checksums_in_an_extended_attribute() {
+    let server = TestServer::start(
+        common::Store::folder(),
+        &[("S3FTP_UPLOAD_DIGESTS", "crc32,sha256")],
+    )
+    .await;
+    let root = server.folder_path().expect("folder").to_path_buf();
+    let mut c = server.login().await;
+    let body = common::content(300_000, 4);
+    c.upload("STOR f", &body).await;
+    let kept = xattr::get(root.join("f"), "user.s3ftp.digests")
+        .expect("extended attributes work on the test folder")
+        .expect("checksums kept");
+    let kept = String::from_utf8(kept).expect("utf-8");
+    let crc = format!("{:08x}", crc32fast::hash(&body));
+    assert!(kept.contains(&format!(";crc32={crc}")), "{kept}");
+    assert!(
+        kept.contains(&format!(";sha256={}", common::sha256(&body))),
+        "{kept}"
+    );
+    let answer = c.expect("XCRC f", 250).await;
+    assert!(answer.contains(&crc.to_uppercase()), "{answer}");
+    // Another program rewrites the file: the kept values no longer hold.
+    std::fs::write(root.join("f"), b"changed elsewhere").expect("write");
+    let answer = c.expect("XCRC f", 250).await;
+    let fresh = format!("{:08X}", crc32fast::hash(b"changed elsewhere"));
+    assert!(answer.contains(&fresh), "{answer}");
+}

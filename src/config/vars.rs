@@ -110,7 +110,7 @@ variables! {
     S3FTP_STORE_WAIT => store_wait: u64 = "60",
         "Seconds start-up keeps retrying, with backoff, a mount whose store does not answer or whose bucket is not there yet (so container start order does not matter); /readyz says 503 naming the mount meanwhile. Lasting problems (no or wrong credentials, access denied, wrong region) stop the server at once. 0: no retry.";
     S3FTP_UPLOAD_DIGESTS => upload_digests: String = "crc32",
-        "Checksums computed while an upload streams (comma-separated: crc32, md5, sha1, sha256, sha512; empty: none) and kept with the object, so HASH and the X-commands answer them without reading it back. CRC-32 costs about 0.1 CPU-s per GiB, SHA-256 about 0.6, MD5 about 1.6.";
+        "Checksums computed while an upload streams (comma-separated: crc32, md5, sha1, sha256, sha512; empty: none) and kept with the object, so HASH and the X-commands answer them without reading it back. CRC-32 costs about 0.1 CPU-s per GiB uploaded; SHA-256 about 0.8 and MD5 about 1.8, which also slow each upload (measured by scripts/bench.sh).";
     S3FTP_HASH_MAX_MIB => hash_max_mib: u64 = "4096",
         "Largest read, in MiB, that HASH, XSHA256, XMD5, XCRC and the like make to compute a checksum no one has computed yet (the result is then remembered while the file is unchanged); larger files get 550. 0: no limit.";
     S3FTP_ANONYMOUS_HOME => anonymous_home: String = "",

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 
 use super::error::{io_error, join_error};
 use super::{Flavour, OpendalBackend, PARTIAL_DIR};
+use crate::digest::{checked_value, Algorithm, Digests};
 use crate::storage::staging::{self, StagingDir, Sweep};
 use crate::storage::{Result, StorageError, Times, Unusable};
 
@@ -89,11 +90,29 @@ impl Flavour for Folder {
         }
     }
 
-    async fn committed(&self, key: &str, modified: Option<SystemTime>) -> Result<()> {
-        match modified {
-            Some(t) => set_file_mtime(self.real_path(key), t).await,
-            None => Ok(()),
+    async fn committed(
+        &self,
+        key: &str,
+        modified: Option<SystemTime>,
+        digests: &Digests,
+    ) -> Result<()> {
+        if let Some(t) = modified {
+            set_file_mtime(self.real_path(key), t).await?;
         }
+        if !digests.is_empty() {
+            let (path, digests) = (self.real_path(key), digests.clone());
+            tokio::task::spawn_blocking(move || keep_digests(&path, &digests))
+                .await
+                .map_err(|e| join_error("keep_digests", e))?;
+        }
+        Ok(())
+    }
+
+    async fn stored_digest(&self, key: &str, algorithm: Algorithm) -> Result<Option<String>> {
+        let path = self.real_path(key);
+        tokio::task::spawn_blocking(move || kept_digest(&path, algorithm))
+            .await
+            .map_err(|e| join_error("kept_digest", e))
     }
 
     async fn set_times(&self, key: &str, times: Times) -> Result<()> {
@@ -146,6 +165,51 @@ fn confine(root: &Path, key: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The extended attribute that keeps a file's checksums with it, with the
+/// size and modification time they are valid for: another program that
+/// changes the file changes one of those, and the values are then ignored.
+const DIGESTS_XATTR: &str = "user.s3ftp.digests";
+
+/// `size=N;mtime=NANOS;crc32=...;sha256=...` of the file's current state.
+fn validator(meta: &std::fs::Metadata) -> String {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("size={};mtime={mtime}", meta.len())
+}
+
+/// Blocking. A file system without user extended attributes keeps none:
+/// HASH then reads the file.
+fn keep_digests(path: &Path, digests: &Digests) {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mut value = validator(&meta);
+    for (algorithm, hex) in digests.iter() {
+        value.push_str(&format!(";{}={hex}", algorithm.key()));
+    }
+    if let Err(e) = xattr::set(path, DIGESTS_XATTR, value.as_bytes()) {
+        tracing::debug!(path = %path.display(), error = %e, "checksums not kept (no extended attributes)");
+    }
+}
+
+/// Blocking. The kept value of `algorithm`, if the file is as it was.
+fn kept_digest(path: &Path, algorithm: Algorithm) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    let raw = xattr::get(path, DIGESTS_XATTR).ok()??;
+    let text = String::from_utf8(raw).ok()?;
+    let expected = validator(&meta);
+    let rest = text.strip_prefix(&expected)?.strip_prefix(';')?;
+    rest.split(';').find_map(|pair| {
+        let (name, hex) = pair.split_once('=')?;
+        (name == algorithm.key())
+            .then(|| checked_value(algorithm, hex))
+            .flatten()
+    })
 }
 
 async fn set_file_mtime(path: PathBuf, time: SystemTime) -> Result<()> {

@@ -105,7 +105,12 @@ impl Flavour for MemoryTimes {
         self.table().retain(|k, _| !k.starts_with(dir_path));
     }
 
-    async fn committed(&self, key: &str, modified: Option<SystemTime>) -> Result<()> {
+    async fn committed(
+        &self,
+        key: &str,
+        modified: Option<SystemTime>,
+        _digests: &crate::digest::Digests,
+    ) -> Result<()> {
         let times = Times {
             modified: Some(modified.unwrap_or_else(SystemTime::now)),
             created: None,

@@ -68,7 +68,22 @@ trait Flavour: Send + Sync + Debug {
     /// Everything under `dir_path` (ending in `/`) was deleted.
     fn forget_tree(&self, _dir_path: &str) {}
     /// An upload to `key` became visible.
-    async fn committed(&self, key: &str, modified: Option<SystemTime>) -> Result<()>;
+    /// After an upload's commit: the client's time, and the checksums
+    /// computed on the way, to keep where the service can.
+    async fn committed(
+        &self,
+        key: &str,
+        modified: Option<SystemTime>,
+        digests: &crate::digest::Digests,
+    ) -> Result<()>;
+    /// A checksum kept with the file `key` and still valid for its content.
+    async fn stored_digest(
+        &self,
+        _key: &str,
+        _algorithm: crate::digest::Algorithm,
+    ) -> Result<Option<String>> {
+        Ok(None)
+    }
     /// Stores client-set times on existing file `key`.
     async fn set_times(&self, key: &str, times: Times) -> Result<()>;
     /// Is the service usable (start-up, readiness)?
@@ -301,6 +316,7 @@ impl Backend for OpendalBackend {
             modified: options.modified,
             written: options.keep_prefix,
             writer: Some(writer),
+            digests: Default::default(),
         }))
     }
 
@@ -364,6 +380,15 @@ impl Backend for OpendalBackend {
 
     async fn check(&self) -> std::result::Result<(), Unusable> {
         self.flavour().check().await
+    }
+
+    async fn stored_digest(
+        &self,
+        key: &NamedKey,
+        algorithm: crate::digest::Algorithm,
+    ) -> Result<Option<String>> {
+        self.admit(key).await?;
+        self.flavour().stored_digest(key, algorithm).await
     }
 }
 

@@ -18,6 +18,8 @@ pub(super) struct OpendalSink {
     pub(super) written: u64,
     /// `None` once committed or aborted.
     pub(super) writer: Option<Writer>,
+    /// Checksums the uploader computed, kept with the file at commit.
+    pub(super) digests: crate::digest::Digests,
 }
 
 #[async_trait]
@@ -30,6 +32,10 @@ impl UploadSink for OpendalSink {
         Ok(())
     }
 
+    fn keep_digests(&mut self, digests: crate::digest::Digests) {
+        self.digests = digests;
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<u64> {
         let mut writer = self.writer.take().ok_or_else(finished_error)?;
         if let Err(e) = writer.close().await {
@@ -38,10 +44,14 @@ impl UploadSink for OpendalSink {
             }
             return Err(e.into());
         }
-        let committed = self.backend.flavour().committed(&self.key, self.modified);
+        let committed = self
+            .backend
+            .flavour()
+            .committed(&self.key, self.modified, &self.digests);
         if let Err(e) = committed.await {
-            // The data is stored; only the time is missing. Not worth failing.
-            tracing::warn!(key = self.key, "setting the modification time: {e}");
+            // The data is stored; only the time or checksums are missing.
+            // Not worth failing.
+            tracing::warn!(key = self.key, "after storing the file: {e}");
         }
         Ok(self.written)
     }
