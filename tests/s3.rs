@@ -688,3 +688,94 @@ async fn upload_checksums_are_answered_without_reading_back() {
     assert!(sha.contains(&sha256(&large).to_uppercase()), "{sha}");
     assert_eq!(again.metric(gets).await, before + 1.0);
 }
+
+/// `checksum=crc32`: each upload body carries its CRC-32 and a multipart
+/// object the whole object's (FULL_OBJECT), which the store verifies and
+/// keeps; XCRC then answers it from a HEAD even in another process, without
+/// reading the object. A prefix kept by APPE makes none (copied parts pass
+/// elsewhere), and the next XCRC reads the object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_keeps_and_verifies_the_whole_object_crc32() {
+    whole_object_crc32_on(shared()).await;
+}
+
+/// moto, which enforces AWS's multipart rules, accepts the checksums but
+/// keeps no whole-object CRC-32 of a multipart upload: uploads still work,
+/// and XCRC reads the object instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crc32_uploads_work_on_a_store_that_keeps_no_full_object_checksum() {
+    let moto = S3Server::shared_moto();
+    let bucket = moto.fresh_bucket().await;
+    let mount = format!("/={}&checksum=crc32", moto.mount_uri(&bucket, "m"));
+    let server = TestServer::start(
+        Store::Memory,
+        &[
+            ("S3FTP_MOUNTS", mount.as_str()),
+            ("S3FTP_PART_SIZE_MIB", "5"),
+            ("S3FTP_UPLOAD_DIGESTS", ""),
+        ],
+    )
+    .await;
+    let mut c = server.login().await;
+    let large = content(12 * MIB + 3, 14);
+    c.upload("STOR large", &large).await;
+    let crc = c.expect("XCRC large", 250).await;
+    assert!(
+        crc.contains(&format!("{:08X}", crc32fast::hash(&large))),
+        "{crc}"
+    );
+    assert_eq!(moto.get_object(&bucket, "m/large").await, Some(large));
+}
+
+async fn whole_object_crc32_on(s3: &S3Server) {
+    let bucket = s3.fresh_bucket().await;
+    let mount = format!("/={}&checksum=crc32", s3.mount_uri(&bucket, "m"));
+    let vars = [
+        ("S3FTP_MOUNTS", mount.as_str()),
+        ("S3FTP_PART_SIZE_MIB", "5"),
+        ("S3FTP_UPLOAD_DIGESTS", ""),
+    ];
+    let server = TestServer::start(Store::Memory, &vars).await;
+    let mut c = server.login().await;
+    let large = content(12 * MIB + 3, 12);
+    let small = content(70_000, 13);
+    c.upload("STOR large", &large).await;
+    c.upload("STOR small", &small).await;
+    let b64 = |d: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(crc32fast::hash(d).to_be_bytes())
+    };
+    let (value, kind) = s3.stored_crc32(&bucket, "m/large").await.expect("kept");
+    assert_eq!(
+        (value.as_str(), kind.as_str()),
+        (b64(&large).as_str(), "FULL_OBJECT")
+    );
+    let (value, _) = s3.stored_crc32(&bucket, "m/small").await.expect("kept");
+    assert_eq!(value, b64(&small));
+    drop(c);
+    drop(server);
+
+    let again = TestServer::start(Store::Memory, &vars).await;
+    let mut c = again.login().await;
+    let gets = r#"s3ftp_backend_requests_total{backend="s3",operation="GetObject",outcome="ok"}"#;
+    let before = again.metric(gets).await;
+    for (name, body) in [("large", &large), ("small", &small)] {
+        let crc = c.expect(&format!("XCRC {name}"), 250).await;
+        assert!(
+            crc.contains(&format!("{:08X}", crc32fast::hash(body))),
+            "{crc}"
+        );
+    }
+    assert_eq!(again.metric(gets).await, before, "answered from HEAD");
+    // APPE keeps the 12 MiB by server-side copy: no whole-object CRC-32.
+    c.upload("APPE large", b"tail").await;
+    let mut grown = large.clone();
+    grown.extend_from_slice(b"tail");
+    let crc = c.expect("XCRC large", 250).await;
+    assert!(
+        crc.contains(&format!("{:08X}", crc32fast::hash(&grown))),
+        "{crc}"
+    );
+    assert_eq!(again.metric(gets).await, before + 1.0, "read back once");
+    assert_eq!(s3.get_object(&bucket, "m/large").await, Some(grown));
+}

@@ -458,6 +458,30 @@ api_bind_addr = "127.0.0.1:{s3_port}"
         .await
     }
 
+    /// The store's own CRC-32 of an object (HeadObject with ChecksumMode
+    /// ENABLED): the base64 value and the checksum type, when it keeps one.
+    pub async fn stored_crc32(&self, bucket: &str, key: &str) -> Option<(String, String)> {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.run(move |c| async move {
+            let out = c
+                .head_object()
+                .bucket(&bucket)
+                .key(&key)
+                .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+                .send()
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("HeadObject {bucket}/{key}: {}", DisplayErrorContext(e))
+                });
+            let kind = out
+                .checksum_type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default();
+            out.checksum_crc32().map(|v| (v.to_string(), kind))
+        })
+        .await
+    }
+
     /// DeleteObject (succeeds whether or not the object existed).
     pub async fn delete_object(&self, bucket: &str, key: &str) {
         let (bucket, key) = (bucket.to_string(), key.to_string());

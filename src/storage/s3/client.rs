@@ -28,6 +28,9 @@ pub(crate) struct S3Target {
     pub(super) sha256: bool,
     /// Send Content-MD5 with every upload body.
     pub(super) content_md5: bool,
+    /// Send each upload body's CRC-32 and the whole object's (FULL_OBJECT),
+    /// which the store verifies and keeps (the mount's `checksum=crc32`).
+    pub(super) crc32: bool,
     /// Where requests go, for the words of a diagnosis.
     pub(super) place: Place,
     /// Checksums of multipart objects this process uploaded, by ETag.
@@ -52,11 +55,10 @@ impl S3Target {
         let mut config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(uri.path_style)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .request_checksum_calculation(if checksum == Checksum::Crc32 {
-                RequestChecksumCalculation::WhenSupported
-            } else {
-                RequestChecksumCalculation::WhenRequired
-            });
+            // Checksums are sent explicitly where wanted (`crc32`): the
+            // SDK's own would stream them as trailers, which stores such as
+            // Garage refuse.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired);
         if let Some(endpoint) = &uri.endpoint {
             config = config.endpoint_url(endpoint);
         }
@@ -68,6 +70,7 @@ impl S3Target {
             observer,
             sha256: uri.sha256,
             content_md5: checksum == Checksum::Md5,
+            crc32: checksum == Checksum::Crc32,
             place: Place {
                 bucket: uri.bucket.clone(),
                 prefix: uri.prefix.clone(),
@@ -105,13 +108,18 @@ impl S3Target {
             .encoding_type(EncodingType::Url)
     }
 
-    /// HeadObject of an object key; None when nothing is there.
+    /// HeadObject of an object key; None when nothing is there. With
+    /// `crc32`, the object's stored checksums come along.
     pub(super) async fn head(&self, full: &str) -> Result<Option<HeadObjectOutput>> {
         match self
             .client
             .head_object()
             .bucket(&self.bucket)
             .key(full)
+            .set_checksum_mode(
+                self.crc32
+                    .then_some(aws_sdk_s3::types::ChecksumMode::Enabled),
+            )
             .send()
             .await
         {
@@ -167,6 +175,7 @@ mod tests {
             observer: Arc::new(crate::storage::NoObserver),
             sha256: false,
             content_md5: true,
+            crc32: false,
             place: Place {
                 bucket: "b".into(),
                 prefix: String::new(),

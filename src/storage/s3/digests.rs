@@ -10,11 +10,27 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use aws_sdk_s3::types::ChecksumType;
 
 use crate::digest::{checked_value, Algorithm, Digests};
 
 /// ETags remembered at most.
 const CAPACITY: usize = 10_000;
+
+/// The store's own CRC-32 of the whole object (`checksum=crc32` mounts), as
+/// hex: a FULL_OBJECT checksum, or one of a single PutObject. A COMPOSITE
+/// one (a checksum of the parts' checksums) is no CRC-32 of the content.
+fn store_crc32(head: &HeadObjectOutput) -> Option<String> {
+    let whole = match head.checksum_type() {
+        Some(ChecksumType::FullObject) => true,
+        None => !head.e_tag().unwrap_or("-").contains('-'),
+        Some(_) => false,
+    };
+    let value = head.checksum_crc32().filter(|_| whole)?;
+    let bytes = aws_smithy_types::base64::decode(value).ok()?;
+    let bytes: [u8; 4] = bytes.try_into().ok()?;
+    Some(format!("{:08x}", u32::from_be_bytes(bytes)))
+}
 
 /// The metadata name of an algorithm's value.
 pub(super) fn meta_name(algorithm: Algorithm) -> String {
@@ -72,6 +88,11 @@ impl KnownDigests {
             });
         if let Some(value) = stored.and_then(|v| checked_value(algorithm, v)) {
             return Some(value);
+        }
+        if algorithm == Algorithm::Crc32 {
+            if let Some(value) = store_crc32(head) {
+                return Some(value);
+            }
         }
         let etag = bare(head.e_tag()?);
         self.table()

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart};
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
@@ -55,6 +55,10 @@ pub(super) struct MultipartSink {
     sha256: Option<Sha256>,
     /// Checksums the uploader computed, kept with the object at commit.
     kept: crate::digest::Digests,
+    /// With the mount's `checksum=crc32`: each part's number, CRC-32 and
+    /// length, for the whole object's CRC-32 at Complete. None without it,
+    /// or once a prefix is copied server-side (those bytes pass elsewhere).
+    part_crcs: Option<Vec<(i32, u32, u64)>>,
     finished: bool,
     /// Budget held for the part buffer being filled, taken when a file
     /// outgrows the small-file range and handed on to that part's upload:
@@ -69,6 +73,7 @@ impl MultipartSink {
         metadata: HashMap<String, String>,
     ) -> Self {
         let slots = Arc::new(Semaphore::new(target.upload.concurrency));
+        let target_crc32 = target.crc32;
         let sha256 = target.sha256.then(Sha256::new);
         MultipartSink {
             target,
@@ -85,6 +90,7 @@ impl MultipartSink {
             total: 0,
             sha256,
             kept: Default::default(),
+            part_crcs: target_crc32.then(Vec::new),
             finished: false,
             fill_permit: None,
         }
@@ -134,6 +140,8 @@ impl MultipartSink {
             .bucket(&self.target.bucket)
             .key(&self.key)
             .set_metadata(Some(metadata))
+            .set_checksum_algorithm(self.part_crcs.as_ref().map(|_| ChecksumAlgorithm::Crc32))
+            .set_checksum_type(self.part_crcs.as_ref().map(|_| ChecksumType::FullObject))
             .send()
             .await
             .map_err(|e| map(e, "CreateMultipartUpload"))?;
@@ -162,11 +170,16 @@ impl MultipartSink {
         };
         let number = self.next_part;
         self.next_part += 1;
+        let crc = self.part_crcs.as_mut().map(|crcs| {
+            let crc = crc32fast::hash(&body);
+            crcs.push((number, crc, body.len() as u64));
+            crc
+        });
         let target = self.target.clone();
         let key = self.key.clone();
         self.tasks.spawn(async move {
             let permits: (OwnedSemaphorePermit, OwnedSemaphorePermit) = (slot, budget);
-            let result = upload_part(&target, &key, &upload_id, number, body).await;
+            let result = upload_part(&target, &key, &upload_id, number, body, crc).await;
             drop(permits);
             result
         });
@@ -217,6 +230,7 @@ impl MultipartSink {
             .bucket(&self.target.bucket)
             .key(&self.key)
             .set_content_md5(self.target.content_md5.then(|| content_md5(&body)))
+            .set_checksum_crc32(self.target.crc32.then(|| crc32_b64(crc32fast::hash(&body))))
             .set_metadata(Some(metadata))
             .body(ByteStream::from(body.clone()))
             .customize()
@@ -258,6 +272,14 @@ impl MultipartSink {
         let count = parts.len();
         let upload_id = self.upload_id.clone().unwrap_or_default();
         let etag = settle::multipart_etag(&parts);
+        let whole_crc = self.part_crcs.as_mut().map(|crcs| {
+            crcs.sort_by_key(|(number, ..)| *number);
+            let mut whole = crc32fast::Hasher::new();
+            for &(_, crc, len) in crcs.iter() {
+                whole.combine(&crc32fast::Hasher::new_with_initial_len(crc, len));
+            }
+            whole.finalize()
+        });
         let sent = self
             .target
             .client
@@ -270,6 +292,8 @@ impl MultipartSink {
                     .set_parts(Some(parts))
                     .build(),
             )
+            .set_checksum_crc32(whole_crc.map(crc32_b64))
+            .set_checksum_type(whole_crc.map(|_| ChecksumType::FullObject))
             .send()
             .await;
         match sent {
@@ -319,6 +343,8 @@ impl MultipartSink {
     /// Puts copied parts (UploadPartCopy of an existing object's first bytes)
     /// at the start of the upload. Each part is at least 5 MiB and at most 5 GiB.
     pub(super) async fn copy_prefix(&mut self, source_key: &str, len: u64) -> Result<()> {
+        // Copied parts carry no CRC-32 of ours: no whole-object checksum.
+        self.part_crcs = None;
         let upload_id = self.create_upload().await?;
         let ranges = copy_ranges(len);
         let first = self.next_part;
@@ -476,8 +502,10 @@ async fn upload_part(
     upload_id: &str,
     number: i32,
     body: Bytes,
+    crc: Option<u32>,
 ) -> Result<CompletedPart> {
     let md5 = target.content_md5.then(|| content_md5(&body));
+    let crc = crc.map(crc32_b64);
     let buffer = body.clone();
     let out = target
         .client
@@ -487,6 +515,7 @@ async fn upload_part(
         .upload_id(upload_id)
         .part_number(number)
         .set_content_md5(md5)
+        .set_checksum_crc32(crc.clone())
         .body(ByteStream::from(body))
         // The body is protected by Content-MD5, TLS or a loopback socket
         // (see Checksum): signing it too would hash every byte with SHA-256.
@@ -499,7 +528,13 @@ async fn upload_part(
     Ok(CompletedPart::builder()
         .part_number(number)
         .set_e_tag(out.e_tag().map(str::to_string))
+        .set_checksum_crc32(crc)
         .build())
+}
+
+/// A CRC-32 as S3's `x-amz-checksum-crc32`: base64 of its 4 big-endian bytes.
+fn crc32_b64(crc: u32) -> String {
+    aws_smithy_types::base64::encode(crc.to_be_bytes())
 }
 
 /// Smallest part a server-side copy is split into: big enough that copies

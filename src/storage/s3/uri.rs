@@ -36,8 +36,11 @@ pub enum Checksum {
     /// Content-MD5 on every part, which every store verifies (about 1.7
     /// CPU-s per GiB: MD5 has no hardware support).
     Md5,
-    /// The SDK's `x-amz-checksum-*` (flexible checksums; not accepted by
-    /// every store, e.g. Garage 2.5 with streamed bodies).
+    /// `x-amz-checksum-crc32` on every body, and the whole object's CRC-32
+    /// (FULL_OBJECT) at CompleteMultipartUpload: the store verifies each
+    /// and keeps the whole one, which XCRC and HASH CRC32 then read from a
+    /// HEAD. Sent as headers, not the SDK's streamed trailers (which Garage
+    /// refuses).
     Crc32,
     /// Nothing beyond the transport's own (TLS, or TCP on loopback).
     None,
