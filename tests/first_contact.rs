@@ -38,6 +38,15 @@ fn isolated(launch: &Launch) -> Command {
     cmd
 }
 
+/// Where a started binary (standard output piped) listens, once it says.
+fn listening(child: &mut std::process::Child) -> Option<SocketAddr> {
+    let stdout = child.stdout.take()?;
+    BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| listening_address(&line))
+}
+
 /// Starts the binary on `mount` expecting it to stop at once; returns its
 /// standard error.
 fn refused_start(mount: &str) -> String {
@@ -173,12 +182,7 @@ fn a_bucket_that_appears_later_is_waited_for() {
     assert_eq!(http_get(metrics, "/healthz").map(|r| r.0), Some(200));
 
     block_on(s3.create_bucket(&bucket));
-    let stdout = child.stdout.take().expect("stdout");
-    let listening = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| listening_address(&line));
-    assert!(listening.is_some(), "never listened");
+    assert!(listening(&mut child).is_some(), "never listened");
     let (status, body) = http_get(metrics, "/readyz").expect("readyz");
     assert_eq!(status, 200, "{body}");
     let _ = child.kill();
@@ -209,12 +213,7 @@ fn a_default_start_is_quiet() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start s3ftp");
-    let stdout = child.stdout.take().expect("stdout");
-    let addr = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| listening_address(&line))
-        .expect("listening");
+    let addr = listening(&mut child).expect("listening");
     // lftp sends the IP address as SNI, which rustls warns about.
     let mut lftp = Command::new("lftp");
     lftp.arg("-e")
@@ -348,12 +347,10 @@ fn an_untrusted_certificate_is_named() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start the TLS listener");
-    let stdout = store.stdout.take().expect("stdout");
-    let listening = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| listening_address(&line));
-    assert!(listening.is_some(), "the TLS listener did not start");
+    assert!(
+        listening(&mut store).is_some(),
+        "the TLS listener did not start"
+    );
     let https = format!("https://127.0.0.1:{port}");
     let mount = s3.mount_uri(&s3.bucket, "").replace(&s3.endpoint, &https);
     let stderr = refused_start(&mount);

@@ -10,7 +10,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
-use super::error::describe;
+use super::error::{describe, one_line};
 use crate::storage::Unusable;
 
 /// Where a mount's requests go, for the words of a diagnosis.
@@ -255,17 +255,6 @@ where
         source = e.source();
     }
     one_line(&last)
-}
-
-fn one_line(text: &str) -> String {
-    let flat: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    match flat.char_indices().nth(300) {
-        Some((cut, _)) => format!("{}...", &flat[..cut]),
-        None => flat,
-    }
 }
 
 #[cfg(test)]

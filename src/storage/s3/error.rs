@@ -99,7 +99,7 @@ where
 }
 
 /// Keeps a message on one line and short (a store may send a page of HTML).
-fn one_line(text: &str) -> String {
+pub(super) fn one_line(text: &str) -> String {
     let flat: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
