@@ -32,6 +32,10 @@ pub struct UserSpec {
     /// Existing files cannot be replaced (STOR, APPE, RNTO onto them).
     #[serde(default)]
     pub no_overwrite: bool,
+    /// Logs in only with a client certificate naming the user
+    /// (S3FTP_TLS_CLIENT_CA); the password alone is refused.
+    #[serde(default)]
+    pub cert_required: bool,
 }
 
 impl UserSpec {
@@ -45,6 +49,7 @@ impl UserSpec {
             drop_box: false,
             no_delete: true,
             no_overwrite: true,
+            cert_required: false,
         }
     }
 }
@@ -143,6 +148,11 @@ impl UserStore {
 
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
+    }
+
+    /// The user called `name`, if there is one.
+    pub fn get(&self, name: &str) -> Option<Arc<UserSpec>> {
+        self.users.get(name).cloned()
     }
 
     /// The user, if the password matches.

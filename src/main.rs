@@ -230,6 +230,7 @@ fn add_default_user(config: &mut Config) -> anyhow::Result<()> {
         drop_box: false,
         no_delete: false,
         no_overwrite: false,
+        cert_required: false,
     });
     println!(
         "No users configured: log in as user {DEFAULT_USER:?} with password {password:?} \

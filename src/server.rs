@@ -135,7 +135,7 @@ impl Server {
         let tls = config
             .tls
             .as_ref()
-            .map(crate::tls::TlsState::new)
+            .map(|source| crate::tls::TlsState::new(source, config.tls_client_ca.as_deref()))
             .transpose()?;
         let listener = bind("S3FTP_LISTEN", config.listen).await?;
         let implicit = match config.tls_implicit_listen {

@@ -23,6 +23,8 @@ pub enum TlsError {
     Key { path: String, reason: String },
     #[error("TLS configuration refused: {0}")]
     Config(String),
+    #[error("S3FTP_TLS_CLIENT_CA: cannot use {path} as client certificate authorities: {reason}")]
+    ClientCa { path: String, reason: String },
 }
 
 /// Where the certificate comes from.
@@ -47,8 +49,10 @@ pub struct Acceptors {
 }
 
 impl Acceptors {
-    pub fn new(source: &CertSource) -> Result<Acceptors, TlsError> {
-        let control = server_config(source)?;
+    /// `client_ca`: a PEM file of the CAs whose client certificates are
+    /// asked for (and verified when presented); None: none asked for.
+    pub fn new(source: &CertSource, client_ca: Option<&str>) -> Result<Acceptors, TlsError> {
+        let control = server_config(source, client_ca)?;
         let mut data = control.clone();
         data.send_tls13_tickets = 0;
         Ok(Acceptors {
@@ -63,14 +67,16 @@ impl Acceptors {
 /// new handshakes use the new certificate.
 pub struct TlsState {
     source: CertSource,
+    client_ca: Option<String>,
     current: RwLock<Acceptors>,
 }
 
 impl TlsState {
-    pub fn new(source: &CertSource) -> Result<TlsState, TlsError> {
+    pub fn new(source: &CertSource, client_ca: Option<&str>) -> Result<TlsState, TlsError> {
         Ok(TlsState {
             source: source.clone(),
-            current: RwLock::new(Acceptors::new(source)?),
+            client_ca: client_ca.map(str::to_string),
+            current: RwLock::new(Acceptors::new(source, client_ca)?),
         })
     }
 
@@ -83,7 +89,7 @@ impl TlsState {
 
     /// Reads the certificate again; on error the old one stays in use.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let fresh = Acceptors::new(&self.source)?;
+        let fresh = Acceptors::new(&self.source, self.client_ca.as_deref())?;
         *self
             .current
             .write()
@@ -92,16 +98,20 @@ impl TlsState {
     }
 }
 
-fn server_config(source: &CertSource) -> Result<ServerConfig, TlsError> {
+fn server_config(source: &CertSource, client_ca: Option<&str>) -> Result<ServerConfig, TlsError> {
     let (certs, key) = match source {
         CertSource::Files { cert, key } => (read_certs(cert)?, read_key(key)?),
         CertSource::SelfSigned => self_signed()?,
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_no_client_auth()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => builder.with_client_cert_verifier(client_verifier(path, provider)?),
+    };
+    let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| TlsError::Config(e.to_string()))?;
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
@@ -123,6 +133,58 @@ fn read_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         return Err(err("no CERTIFICATE block in the file".into()));
     }
     Ok(certs)
+}
+
+/// Verifies client certificates against the CAs in `path`; a client
+/// presenting none is still served (it logs in with a password).
+fn client_verifier(
+    path: &str,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let err = |reason: String| TlsError::ClientCa {
+        path: path.to_string(),
+        reason,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(Path::new(path)).map_err(|e| err(e.to_string()))? {
+        roots
+            .add(cert.map_err(|e| err(e.to_string()))?)
+            .map_err(|e| err(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(err("no CERTIFICATE block in the file".into()));
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| err(e.to_string()))
+}
+
+/// The names a verified client certificate vouches for: its subject's
+/// common names and its DNS and e-mail alternative names. Empty without a
+/// certificate (the verifier already refused any it could not verify).
+pub fn client_identities(conn: &rustls::ServerConnection) -> Vec<String> {
+    let Some(leaf) = conn.peer_certificates().and_then(|c| c.first()) else {
+        return Vec::new();
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = cert
+        .subject()
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok().map(str::to_string))
+        .collect();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                x509_parser::extensions::GeneralName::DNSName(n)
+                | x509_parser::extensions::GeneralName::RFC822Name(n) => names.push(n.to_string()),
+                _ => {}
+            }
+        }
+    }
+    names
 }
 
 fn read_key(path: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
@@ -147,15 +209,18 @@ mod tests {
 
     #[test]
     fn self_signed_acceptors_build() {
-        assert!(Acceptors::new(&CertSource::SelfSigned).is_ok());
+        assert!(Acceptors::new(&CertSource::SelfSigned, None).is_ok());
     }
 
     #[test]
     fn unreadable_files_name_the_variable() {
-        let err = Acceptors::new(&CertSource::Files {
-            cert: "/nonexistent/cert.pem".into(),
-            key: "/nonexistent/key.pem".into(),
-        })
+        let err = Acceptors::new(
+            &CertSource::Files {
+                cert: "/nonexistent/cert.pem".into(),
+                key: "/nonexistent/key.pem".into(),
+            },
+            None,
+        )
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
@@ -175,7 +240,13 @@ mod tests {
             cert: cert.display().to_string(),
             key: key.display().to_string(),
         };
-        assert!(Acceptors::new(&source).is_ok());
+        assert!(Acceptors::new(&source, None).is_ok());
+        let err = Acceptors::new(&source, Some("/nonexistent/ca.pem"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("S3FTP_TLS_CLIENT_CA"), "{err}");
+        assert!(Acceptors::new(&source, Some(&cert.display().to_string())).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1084,3 +1084,134 @@ fn python_crc32(work: &Work, path: &str) -> String {
     assert!(r.status.success(), "python: {}", r.stderr);
     r.stdout_text().trim().to_string()
 }
+
+// ---------------------------------------------------------------------------
+// Login by client certificate (S3FTP_TLS_CLIENT_CA)
+// ---------------------------------------------------------------------------
+
+/// A certificate and key for `name` (common name, and a DNS alternative
+/// name when `san`), signed by `issuer`, written to `<file>.pem` and
+/// `<file>.key`; returns the two paths.
+fn client_cert(
+    work: &Work,
+    file: &str,
+    name: &str,
+    san: bool,
+    issuer: &rcgen::Issuer<'_, rcgen::KeyPair>,
+) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let sans = if san {
+        vec![name.to_string()]
+    } else {
+        Vec::new()
+    };
+    let mut params = rcgen::CertificateParams::new(sans).expect("params");
+    if !san {
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+    }
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, issuer).expect("sign");
+    (
+        work.write(&format!("{file}.pem"), cert.pem().as_bytes()),
+        work.write(&format!("{file}.key"), key.serialize_pem().as_bytes()),
+    )
+}
+
+/// A certificate authority: its PEM file and an issuer for client certs.
+fn certificate_authority(
+    work: &Work,
+    file: &str,
+) -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{file} test CA"));
+    let cert = params.self_signed(&key).expect("self-sign");
+    let path = work.write(&format!("{file}.pem"), cert.pem().as_bytes());
+    (path, rcgen::Issuer::new(params, key))
+}
+
+/// curl over explicit FTPS presenting a client certificate: a certificate
+/// naming a user (common name, or alternative name) logs that user in at
+/// USER with 232, without a password; a `cert_required` user cannot log in
+/// by password alone; a certificate of another CA fails the handshake; one
+/// naming no user changes nothing. On the local folder.
+#[test]
+fn curl_logs_in_by_client_certificate() {
+    require("curl");
+    let work = Work::new();
+    let (ca, issuer) = certificate_authority(&work, "ca");
+    let (_, stranger_issuer) = certificate_authority(&work, "other");
+    let alice = client_cert(&work, "alice", USER, false, &issuer);
+    let carol = client_cert(&work, "carol", "carol", true, &issuer);
+    let mallory = client_cert(&work, "mallory", "mallory", false, &issuer);
+    let forged = client_cert(&work, "forged", USER, false, &stranger_issuer);
+    let users = format!(
+        r#"[{{"name":"{USER}","password":"{h}"}},{{"name":"carol","password":"{h}","cert_required":true}}]"#,
+        h = common::cheap_hash(PASSWORD),
+    );
+    let server = Server::start_with(
+        Some(&users),
+        &tls_env(&[("S3FTP_TLS_CLIENT_CA", ca.clone())]),
+    );
+    let url = format!("ftp://127.0.0.1:{}/", server.port);
+    let with_cert = |user: &str, password: &str, cert: Option<&(String, String)>| {
+        let mut args = vec!["--ssl-reqd", "--insecure", "--list-only"];
+        if let Some((pem, key)) = cert {
+            args.extend(["--cert", pem.as_str(), "--key", key.as_str()]);
+        }
+        args.push(&url);
+        server.curl_as(user, password, &args)
+    };
+    server.curl(&[
+        "-T",
+        &work.write("f.txt", b"x"),
+        &url,
+        "--ssl-reqd",
+        "--insecure",
+    ]);
+
+    // The certificate is the proof: a wrong password is never even sent.
+    let r = with_cert(USER, "not-the-password", Some(&alice));
+    assert!(r.status.success(), "{}", r.stderr);
+    assert!(r.stderr.contains("< 232 "), "{}", r.stderr);
+    assert!(!r.stderr.contains("> PASS"), "{}", r.stderr);
+    assert!(lists(&r.stdout_text(), "f.txt"), "{}", r.stdout_text());
+
+    // cert_required: the password alone is refused; the certificate works
+    // (here through its DNS alternative name).
+    let r = with_cert("carol", PASSWORD, None);
+    assert!(
+        !r.status.success() && r.stderr.contains("< 530"),
+        "{}",
+        r.stderr
+    );
+    let r = with_cert("carol", "", Some(&carol));
+    assert!(
+        r.status.success() && r.stderr.contains("< 232 "),
+        "{}",
+        r.stderr
+    );
+
+    // Signed by another CA: no TLS session, and the server goes on.
+    let r = with_cert(USER, PASSWORD, Some(&forged));
+    assert!(!r.status.success(), "{}", r.stderr);
+    // Naming no user: the password decides, as without a certificate.
+    let r = with_cert(USER, PASSWORD, Some(&mallory));
+    assert!(
+        r.status.success() && r.stderr.contains("< 230 "),
+        "{}",
+        r.stderr
+    );
+    let r = with_cert(USER, "wrong", Some(&mallory));
+    assert!(
+        !r.status.success() && r.stderr.contains("< 530"),
+        "{}",
+        r.stderr
+    );
+    server.assert_file("f.txt", b"x");
+}

@@ -81,6 +81,8 @@ pub struct Config {
     pub anonymous_home: Option<String>,
     /// Where the TLS certificate comes from; None: no FTPS.
     pub tls: Option<CertSource>,
+    /// CA certificates of client certificates (S3FTP_TLS_CLIENT_CA).
+    pub tls_client_ca: Option<String>,
     pub tls_implicit_listen: Option<SocketAddr>,
     /// The monitoring HTTP listener; None: off.
     pub metrics_listen: Option<SocketAddr>,
@@ -200,6 +202,7 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
         temp_suffixes: uploads::temp_suffixes(&raw.temp_suffixes)?,
         legacy_encoding: uploads::legacy_encoding(&raw.legacy_encoding)?,
         anonymous_home: users::anonymous_home(&raw.anonymous_home)?,
+        tls_client_ca: tls::client_ca(&raw, tls.is_some())?,
         tls,
         tls_implicit_listen,
         metrics_listen: listeners::optional_addr(

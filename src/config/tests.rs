@@ -61,6 +61,15 @@ fn tls_settings_are_checked_together() {
     assert_eq!(e.var, "S3FTP_TLS_IMPLICIT_LISTEN");
     let c = Config::from_vars([("S3FTP_TLS_SELF_SIGNED", "true")]).unwrap();
     assert_eq!(c.tls, Some(CertSource::SelfSigned));
+    assert_eq!(c.tls_client_ca, None);
+    let e = Config::from_vars([("S3FTP_TLS_CLIENT_CA", "/ca.pem")]).unwrap_err();
+    assert_eq!(e.var, "S3FTP_TLS_CLIENT_CA");
+    let c = Config::from_vars([
+        ("S3FTP_TLS_SELF_SIGNED", "true"),
+        ("S3FTP_TLS_CLIENT_CA", "/ca.pem"),
+    ])
+    .unwrap();
+    assert_eq!(c.tls_client_ca.as_deref(), Some("/ca.pem"));
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! TLS: where the certificate comes from, and the settings that need one.
 
 use super::vars::names::{
-    S3FTP_REQUIRE_TLS, S3FTP_TLS_CERT, S3FTP_TLS_IMPLICIT_LISTEN, S3FTP_TLS_KEY,
+    S3FTP_REQUIRE_TLS, S3FTP_TLS_CERT, S3FTP_TLS_CLIENT_CA, S3FTP_TLS_IMPLICIT_LISTEN,
+    S3FTP_TLS_KEY,
 };
 use super::vars::Raw;
 use super::{invalid, ConfigError};
@@ -35,4 +36,17 @@ pub(super) fn cert_source(
         ));
     }
     Ok(tls)
+}
+
+/// S3FTP_TLS_CLIENT_CA: only with a server certificate (client certificates
+/// are a TLS matter); the file is read when the server starts.
+pub(super) fn client_ca(raw: &Raw, tls: bool) -> Result<Option<String>, ConfigError> {
+    match raw.tls_client_ca.trim() {
+        "" => Ok(None),
+        _ if !tls => Err(invalid(
+            S3FTP_TLS_CLIENT_CA,
+            "needs FTPS: set S3FTP_TLS_CERT and S3FTP_TLS_KEY (or S3FTP_TLS_SELF_SIGNED=true)",
+        )),
+        path => Ok(Some(path.to_string())),
+    }
 }

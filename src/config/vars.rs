@@ -127,6 +127,8 @@ variables! {
         "PEM file with the private key of S3FTP_TLS_CERT.";
     S3FTP_TLS_SELF_SIGNED => tls_self_signed: bool = "false",
         "Generate a self-signed certificate at start when no S3FTP_TLS_CERT is given (development only).";
+    S3FTP_TLS_CLIENT_CA => tls_client_ca: String = "",
+        "PEM file of the CA certificates that sign client certificates: FTPS clients may then present one, and a certificate whose subject common name or alternative name (DNS or e-mail) is a user's name logs that user in at USER (232), without a password. Users with cert_required must log in so. Empty: no client certificates.";
     S3FTP_TLS_IMPLICIT_LISTEN => tls_implicit_listen: String = "",
         "Address and port of an implicit FTPS listener (TLS from the first byte, conventionally port 990).";
     S3FTP_METRICS_LISTEN => metrics_listen: String = "",

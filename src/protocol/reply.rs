@@ -25,6 +25,8 @@ pub enum ReplyCode {
     EnteringLongPassiveMode = 228,
     EnteringExtendedPassiveMode = 229,
     UserLoggedIn = 230,
+    /// RFC 4217: logged in by the TLS exchange (a client certificate).
+    LoggedInBySecurityData = 232,
     AuthOkayNoDataNeeded = 234,
     FileActionOkay = 250,
     PathCreated = 257,

@@ -144,15 +144,21 @@ impl ControlConnection {
     }
 
     /// Switches the connection to TLS (AUTH TLS, or implicit FTPS at connect).
-    pub async fn upgrade(&mut self, acceptor: &tokio_rustls::TlsAcceptor) -> io::Result<()> {
+    /// Switches to TLS; returns the names a verified client certificate
+    /// vouches for (none without one).
+    pub async fn upgrade(
+        &mut self,
+        acceptor: &tokio_rustls::TlsAcceptor,
+    ) -> io::Result<Vec<String>> {
         // Bytes that arrived after AUTH but before the handshake would be
         // plaintext injected into the protected session: they are dropped.
         self.buf.clear();
         self.discarding = false;
         let plain = std::mem::replace(&mut self.stream, Box::new(tokio::io::empty()));
         let tls = acceptor.accept(plain).await?;
+        let identities = crate::tls::client_identities(tls.get_ref().1);
         self.stream = Box::new(tls);
-        Ok(())
+        Ok(identities)
     }
 
     pub async fn write_reply(&mut self, reply: &Reply) -> io::Result<()> {

@@ -101,6 +101,8 @@ pub struct Session {
     pub(crate) hash: handlers::HashChoice,
     /// The control connection is TLS (after AUTH TLS, or implicit FTPS).
     pub(crate) tls: bool,
+    /// Names the client's verified certificate vouches for (S3FTP_TLS_CLIENT_CA).
+    pub(crate) client_identities: Vec<String>,
     /// PROT P: data connections are TLS too.
     pub(crate) prot_private: bool,
     /// Failed logins on this connection (each makes the next reply slower).
@@ -163,6 +165,7 @@ impl Session {
             mlst_facts: MlstFacts::default(),
             hash: Default::default(),
             tls: false,
+            client_identities: Vec::new(),
             prot_private: false,
             failed_logins: 0,
             staged: None,
@@ -176,6 +179,7 @@ impl Session {
         let was_in = self.logged_in();
         let mut fresh = Session::new(self.shared.clone(), self.id, self.peer, self.local);
         fresh.tls = self.tls;
+        fresh.client_identities = std::mem::take(&mut self.client_identities);
         fresh.failed_logins = self.failed_logins;
         *self = fresh;
         // Only a user who was logged in needs replacing (AUTH TLS resets
@@ -276,10 +280,11 @@ impl Session {
                 self.shared.config.data_timeout,
                 conn.upgrade(&acceptors.control),
             );
-            if !matches!(handshake.await, Ok(Ok(()))) {
+            let Ok(Ok(identities)) = handshake.await else {
                 tracing::info!("implicit TLS handshake failed");
                 return;
-            }
+            };
+            self.client_identities = identities;
             // Implicit FTPS protects data connections too unless PROT C says otherwise.
             self.tls = true;
             self.prot_private = true;
@@ -436,8 +441,9 @@ impl Session {
             conn.upgrade(&acceptors.control),
         );
         match handshake.await {
-            Ok(Ok(())) => {
+            Ok(Ok(identities)) => {
                 self.tls = true;
+                self.client_identities = identities;
                 true
             }
             _ => {

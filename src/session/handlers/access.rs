@@ -11,10 +11,24 @@ use crate::vfs::{Permissions, Vfs};
 /// Longest delay before answering a failed login.
 const MAX_FAIL_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
 
-pub(super) fn user(s: &mut Session, name: String) -> Handled {
+pub(super) async fn user(s: &mut Session, name: String) -> Handled {
     if s.logged_in() {
         // RFC 959 allows changing user: the old login ends here.
         s.reset();
+    }
+    // A verified client certificate naming the user is the proof (RFC 4217).
+    if s.client_identities.contains(&name) {
+        if let Some(user) = s.shared.users.get(&name) {
+            tracing::info!(user = %name, "logged in by client certificate");
+            return log_in(
+                s,
+                user,
+                name,
+                ReplyCode::LoggedInBySecurityData,
+                "User logged in, authorized by the client certificate.",
+            )
+            .await;
+        }
     }
     let text = format!("Password required for {name}.");
     s.login = Login::Named(name);
@@ -37,6 +51,28 @@ pub(super) async fn pass(s: &mut Session, password: String) -> Handled {
     let Some(user) = verify(s, &name, &password).await else {
         return refuse(s, &name).await;
     };
+    if user.cert_required {
+        tracing::warn!(user = %name, "password login refused: the account needs a client certificate");
+        return refuse(s, &name).await;
+    }
+    log_in(
+        s,
+        user,
+        name,
+        ReplyCode::UserLoggedIn,
+        "User logged in, proceed.",
+    )
+    .await
+}
+
+/// Opens the account of `user`: its file view and home, then `code`.
+async fn log_in(
+    s: &mut Session,
+    user: Arc<UserSpec>,
+    name: String,
+    code: ReplyCode,
+    text: &'static str,
+) -> Handled {
     let perms = Permissions {
         read_only: user.read_only,
         drop_box: user.drop_box,
@@ -63,7 +99,7 @@ pub(super) async fn pass(s: &mut Session, password: String) -> Handled {
         vfs,
         cwd: "/".into(),
     });
-    reply(ReplyCode::UserLoggedIn, "User logged in, proceed.")
+    reply(code, text)
 }
 
 /// The user `name` is, if `password` proves it (anonymous logins need none).

@@ -67,7 +67,7 @@ async fn dispatch(s: &mut Session, cmd: Command, rename_from: Option<String>) ->
     match cmd {
         Command::User(name) => {
             security::login_allowed(s)?;
-            access::user(s, name)
+            access::user(s, name).await
         }
         Command::Pass(password) => {
             security::login_allowed(s)?;
