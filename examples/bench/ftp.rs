@@ -1,24 +1,59 @@
-//! A minimal FTP client.
+//! A minimal FTP client, plain or explicit FTPS (AUTH TLS, PROT P, TLS 1.3,
+//! data connections resuming the control connection's session).
 
 use super::*;
+
+/// A control or data connection, plain or TLS.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+pub(crate) type BoxStream = Box<dyn Stream>;
 
 /// A minimal FTP client: the bench measures the server, so the client does
 /// nothing but move bytes (no parsing beyond reply codes).
 pub(crate) struct Ftp {
-    pub(crate) reader: BufReader<OwnedReadHalf>,
-    pub(crate) writer: OwnedWriteHalf,
+    pub(crate) reader: BufReader<ReadHalf<BoxStream>>,
+    pub(crate) writer: WriteHalf<BoxStream>,
+    peer: SocketAddr,
+    /// FTPS: how data connections are made TLS too.
+    tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl Ftp {
     pub(crate) async fn login(addr: SocketAddr) -> Result<Ftp> {
-        let stream = TcpStream::connect(addr).await?;
+        Ftp::login_with(addr, false).await
+    }
+
+    /// Explicit FTPS: AUTH TLS, PBSZ 0, PROT P, then the login.
+    pub(crate) async fn login_tls(addr: SocketAddr) -> Result<Ftp> {
+        Ftp::login_with(addr, true).await
+    }
+
+    async fn login_with(addr: SocketAddr, tls: bool) -> Result<Ftp> {
+        let mut stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        let (r, w) = stream.into_split();
+        let (control, connector): (BoxStream, _) = if tls {
+            raw_reply(&mut stream, 220).await?;
+            stream.write_all(b"AUTH TLS\r\n").await?;
+            raw_reply(&mut stream, 234).await?;
+            let connector = tls_connector();
+            let tls = connector.connect(server_name(), stream).await?;
+            (Box::new(tls), Some(connector))
+        } else {
+            (Box::new(stream), None)
+        };
+        let (r, w) = tokio::io::split(control);
         let mut ftp = Ftp {
             reader: BufReader::new(r),
             writer: w,
+            peer: addr,
+            tls: connector,
         };
-        ftp.expect_reply(220).await?;
+        if ftp.tls.is_some() {
+            ftp.cmd("PBSZ 0", 200).await?;
+            ftp.cmd("PROT P", 200).await?;
+        } else {
+            ftp.expect_reply(220).await?;
+        }
         ftp.cmd(&format!("USER {USER}"), 331).await?;
         ftp.cmd(&format!("PASS {PASSWORD}"), 230).await?;
         ftp.cmd("TYPE I", 200).await?;
@@ -75,10 +110,23 @@ impl Ftp {
             .nth(3)
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| format!("bad EPSV reply {text:?}"))?;
-        let peer = self.writer.peer_addr()?;
-        let stream = TcpStream::connect(SocketAddr::new(peer.ip(), port)).await?;
+        let stream = TcpStream::connect(SocketAddr::new(self.peer.ip(), port)).await?;
         stream.set_nodelay(true)?;
         Ok(stream)
+    }
+
+    /// A data connection after the 150: under PROT P, its TLS handshake
+    /// (resuming the control connection's session).
+    fn secure(&self, stream: TcpStream) -> impl std::future::Future<Output = Result<BoxStream>> {
+        let tls = self.tls.clone();
+        async move {
+            Ok(match tls {
+                Some(connector) => {
+                    Box::new(connector.connect(server_name(), stream).await?) as BoxStream
+                }
+                None => Box::new(stream) as BoxStream,
+            })
+        }
     }
 
     /// STOR of `chunks`; returns the bytes sent.
@@ -87,8 +135,9 @@ impl Ftp {
         path: &str,
         chunks: impl Iterator<Item = Bytes>,
     ) -> Result<u64> {
-        let mut data = self.data().await?;
+        let data = self.data().await?;
         self.cmd(&format!("STOR {path}"), 150).await?;
+        let mut data = self.secure(data).await?;
         let mut sent = 0;
         for chunk in chunks {
             data.write_all(&chunk).await?;
@@ -105,8 +154,9 @@ impl Ftp {
     /// and drops, as the direct path does).
     pub(crate) async fn fetch(&mut self, line: &str) -> Result<(u64, u64)> {
         let count_lines = !line.starts_with("RETR");
-        let mut data = self.data().await?;
+        let data = self.data().await?;
         self.cmd(line, 150).await?;
+        let mut data = self.secure(data).await?;
         let mut buf = vec![0u8; 256 * 1024];
         let (mut total, mut lines) = (0u64, 0u64);
         loop {
@@ -121,5 +171,98 @@ impl Ftp {
         }
         self.expect_reply(226).await?;
         Ok((total, lines))
+    }
+}
+
+/// One reply read from a connection not yet split (before AUTH TLS).
+async fn raw_reply(stream: &mut TcpStream, code: u16) -> Result<()> {
+    let mut line = Vec::new();
+    loop {
+        let mut byte = [0u8; 1];
+        if stream.read(&mut byte).await? == 0 {
+            return Err("connection closed".into());
+        }
+        line.push(byte[0]);
+        if byte[0] == b'\n' {
+            let text = String::from_utf8_lossy(&line).to_string();
+            if text.len() >= 4 && text.as_bytes()[3] == b' ' {
+                if text.starts_with(&code.to_string()) {
+                    return Ok(());
+                }
+                return Err(format!("expected {code}, got {}", text.trim_end()).into());
+            }
+            line.clear();
+        }
+    }
+}
+
+fn server_name() -> rustls::pki_types::ServerName<'static> {
+    rustls::pki_types::ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into())
+}
+
+/// TLS 1.3 to the server's self-signed certificate (loopback only), with
+/// the session cache shared by every connection, so data connections resume.
+fn tls_connector() -> tokio_rustls::TlsConnector {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("TLS 1.3")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth();
+        Arc::new(config)
+    });
+    tokio_rustls::TlsConnector::from(config.clone())
+}
+
+/// Accepts the server's certificate unseen (the bench's own server on
+/// loopback), still checking the handshake signatures.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

@@ -31,6 +31,7 @@ mod s3;
 mod data;
 mod direct;
 mod ftp;
+mod ftps;
 mod large;
 mod listing;
 mod report;
@@ -51,13 +52,16 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf,
+    WriteHalf,
+};
 use tokio::net::TcpStream;
 
 use data::*;
 use direct::*;
 use ftp::*;
+use ftps::*;
 use large::*;
 use launch::{listening_address, Launch};
 use listing::*;
@@ -146,7 +150,7 @@ impl Options {
                     println!(
                         "bench [--size-mib 1024] [--big-mib 4096] [--small-files 1000] \
                          [--list-entries 10000] [--sessions 50] [--session-mib 20] \
-                         [--idle-sessions 200] [--rounds 3] [--only W1,W2,W3,W4,W5,IDLE] [--quick] \
+                         [--idle-sessions 200] [--rounds 3] [--only W1,W2,W3,W4,W5,IDLE,W6] [--quick] \
                          [--set S3FTP_NAME=VALUE ...]\n\
                          Server binary: S3FTP_BENCH_BIN (default: target/release/s3ftp)."
                     );
@@ -162,6 +166,13 @@ impl Options {
         self.only
             .as_ref()
             .is_none_or(|o| o.iter().any(|n| n == name))
+    }
+
+    /// Workloads outside the default run: only when `--only` names them.
+    fn runs_extra(&self, name: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|n| n == name))
     }
 }
 
@@ -205,6 +216,17 @@ async fn main() -> Result<()> {
     if let Some(big) = opts.big_mib {
         // One round: 4 GiB shows that memory does not grow with size.
         w1_w2(&mut r, &server, &direct, &pattern, big, "W1big", false, 1).await?;
+    }
+    if opts.runs_extra("W6") {
+        w6(
+            &mut r,
+            &server,
+            &direct,
+            &pattern,
+            opts.size_mib,
+            opts.rounds,
+        )
+        .await?;
     }
     if opts.runs("W3") {
         w3(

@@ -33,6 +33,8 @@ impl ServerProcess {
             .var("S3FTP_MAX_COMMANDS_PER_SECOND", "0")
             .var("S3FTP_DATA_TIMEOUT", "120")
             .var("S3FTP_METRICS_LISTEN", metrics.to_string())
+            // For W6 (FTPS); plain FTP is unaffected.
+            .var("S3FTP_TLS_SELF_SIGNED", "true")
             .vars(extra)
             .command(&bin)
             .stdout(Stdio::piped())
