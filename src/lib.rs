@@ -4,6 +4,7 @@
 //! `config` and `auth` are read by the server and the session.
 
 pub mod auth;
+pub mod bounded;
 pub mod config;
 pub mod datachan;
 pub mod digest;

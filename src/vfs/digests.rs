@@ -3,10 +3,10 @@
 //! file's size and modification time stay what they were. Bounded: the
 //! oldest entries go first.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use crate::bounded::BoundedMap;
 use crate::digest::{Algorithm, Digests};
 use crate::storage::UploadSink;
 
@@ -22,16 +22,16 @@ struct Known {
     digests: Digests,
 }
 
-#[derive(Default)]
-struct Table {
-    entries: HashMap<FileId, Known>,
-    /// Insertion order, for eviction.
-    order: VecDeque<FileId>,
+pub struct DigestCache {
+    table: Mutex<BoundedMap<FileId, Known>>,
 }
 
-#[derive(Default)]
-pub struct DigestCache {
-    table: Mutex<Table>,
+impl Default for DigestCache {
+    fn default() -> Self {
+        DigestCache {
+            table: Mutex::new(BoundedMap::new(CAPACITY)),
+        }
+    }
 }
 
 impl std::fmt::Debug for DigestCache {
@@ -41,7 +41,7 @@ impl std::fmt::Debug for DigestCache {
 }
 
 impl DigestCache {
-    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+    fn table(&self) -> std::sync::MutexGuard<'_, BoundedMap<FileId, Known>> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -54,7 +54,7 @@ impl DigestCache {
         algorithm: Algorithm,
     ) -> Option<String> {
         let table = self.table();
-        let known = table.entries.get(id)?;
+        let known = table.get(id)?;
         if known.size != size || known.modified != modified {
             return None;
         }
@@ -65,13 +65,9 @@ impl DigestCache {
     /// this server changed it, perhaps keeping its size within the same
     /// second of modification time.
     pub fn forget(&self, id: &FileId) {
-        let mut table = self.table();
         let under = format!("{}/", id.1);
-        table
-            .entries
+        self.table()
             .retain(|(point, key), _| point != &id.0 || (key != &id.1 && !key.starts_with(&under)));
-        let Table { entries, order } = &mut *table;
-        order.retain(|k| entries.contains_key(k));
     }
 
     /// Remembers a checksum of the file as it is (`size`, `modified`).
@@ -84,33 +80,15 @@ impl DigestCache {
         value: String,
     ) {
         let mut table = self.table();
-        match table.entries.get_mut(&id) {
-            Some(known) if known.size == size && known.modified == modified => {
+        if let Some(known) = table.get_mut(&id) {
+            if known.size == size && known.modified == modified {
                 known.digests.insert(algorithm, value);
                 return;
             }
-            Some(known) => {
-                let mut digests = Digests::default();
-                digests.insert(algorithm, value);
-                *known = Known {
-                    size,
-                    modified,
-                    digests,
-                };
-                return;
-            }
-            None => {}
-        }
-        while table.entries.len() >= CAPACITY {
-            let Some(oldest) = table.order.pop_front() else {
-                break;
-            };
-            table.entries.remove(&oldest);
         }
         let mut digests = Digests::default();
         digests.insert(algorithm, value);
-        table.order.push_back(id.clone());
-        table.entries.insert(
+        table.insert(
             id,
             Known {
                 size,
@@ -191,7 +169,7 @@ mod tests {
                 "x".into(),
             );
         }
-        assert_eq!(cache.table().entries.len(), CAPACITY);
+        assert_eq!(cache.table().len(), CAPACITY);
         assert!(cache
             .get(&("/".into(), "0".into()), 1, None, Algorithm::Crc32)
             .is_none());

@@ -6,12 +6,12 @@
 //! known, so those are remembered here by the object's ETag, which changes
 //! with its content.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::types::ChecksumType;
 
+use crate::bounded::BoundedMap;
 use crate::digest::{checked_value, Algorithm, Digests};
 
 /// ETags remembered at most.
@@ -37,15 +37,17 @@ pub(super) fn meta_name(algorithm: Algorithm) -> String {
     format!("s3ftp-{}", algorithm.key())
 }
 
-#[derive(Default)]
-struct Table {
-    by_etag: HashMap<String, Digests>,
-    order: VecDeque<String>,
+pub(super) struct KnownDigests {
+    /// By ETag (bare, lower-case).
+    table: Mutex<BoundedMap<String, Digests>>,
 }
 
-#[derive(Default)]
-pub(super) struct KnownDigests {
-    table: Mutex<Table>,
+impl Default for KnownDigests {
+    fn default() -> Self {
+        KnownDigests {
+            table: Mutex::new(BoundedMap::new(CAPACITY)),
+        }
+    }
 }
 
 fn bare(etag: &str) -> String {
@@ -53,7 +55,7 @@ fn bare(etag: &str) -> String {
 }
 
 impl KnownDigests {
-    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+    fn table(&self) -> std::sync::MutexGuard<'_, BoundedMap<String, Digests>> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -61,18 +63,7 @@ impl KnownDigests {
         if digests.is_empty() {
             return;
         }
-        let etag = bare(etag);
-        let mut table = self.table();
-        if !table.by_etag.contains_key(&etag) {
-            while table.by_etag.len() >= CAPACITY {
-                let Some(oldest) = table.order.pop_front() else {
-                    break;
-                };
-                table.by_etag.remove(&oldest);
-            }
-            table.order.push_back(etag.clone());
-        }
-        table.by_etag.insert(etag, digests.clone());
+        self.table().insert(bare(etag), digests.clone());
     }
 
     /// The value for the object whose HEAD is `head`: its metadata, else
@@ -96,7 +87,6 @@ impl KnownDigests {
         }
         let etag = bare(head.e_tag()?);
         self.table()
-            .by_etag
             .get(&etag)
             .and_then(|d| d.get(algorithm))
             .map(str::to_string)
