@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. The real-client tests (tests/real_clients.rs)
-# drive curl, lftp, python3, busybox, ncftp and tnftp, so they are installed
-# first when missing. The S3
+# drive curl, lftp, python3, busybox, ncftp and tnftp, and the LDAP tests
+# run OpenLDAP's slapd, so they are installed first when missing. The S3
 # tests start Garage and moto on loopback: scripts/s3-servers.sh installs them
 # when missing (Garage with cargo install, about 10 minutes once; moto in a
 # venv under ${S3FTP_TOOLS_DIR:-~/.cache/s3ftp-tools}) and exports
@@ -25,6 +25,8 @@ command -v lftp >/dev/null 2>&1 || missing+=(lftp)
 command -v busybox >/dev/null 2>&1 || missing+=(busybox)
 command -v ncftpput >/dev/null 2>&1 || missing+=(ncftp)
 command -v tnftp >/dev/null 2>&1 || missing+=(tnftp)
+# OpenLDAP's slapd (tests/auth_ldap.rs starts its own on loopback ports).
+[[ -x /usr/sbin/slapd ]] || command -v slapd >/dev/null 2>&1 || missing+=(slapd)
 # promtool checks and unit-tests the alert rules in deploy/prometheus.
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # Creating the moto venv needs venv and ensurepip (Debian ships them apart).

@@ -9,6 +9,7 @@ pub mod config;
 pub mod datachan;
 pub mod digest;
 pub mod guard;
+pub mod httpclient;
 pub mod logfmt;
 pub mod metrics;
 pub mod protocol;

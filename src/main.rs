@@ -210,7 +210,8 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
 /// With no users configured, one user with a generated password, shown
 /// once, and only on loopback.
 fn add_default_user(config: &mut Config) -> anyhow::Result<()> {
-    if !config.users.is_empty() {
+    let external = config.auth.hook.is_some() || config.auth.ldap.is_some();
+    if !config.users.is_empty() || external {
         return Ok(());
     }
     if !is_loopback(config.listen.ip()) {

@@ -2,6 +2,16 @@
 //! carry. Used wherever a mount URI is shown (configuration dump, start-up
 //! errors, the readiness page, mount specs in debug output).
 
+/// A password or token: its `Debug` form does not show it.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "(empty)" } else { "***" })
+    }
+}
+
 /// The URI with its secret replaced, for logs and error messages.
 pub fn redact(uri: &str) -> String {
     match uri.split_once("secret_key=") {

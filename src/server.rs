@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::UserStore;
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::datachan::PassivePortPool;
 use crate::guard::SessionSlot;
@@ -41,6 +41,8 @@ pub enum ServerError {
     },
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    Auth(String),
     #[error("{who}: home {home:?} cannot be stored on its mount: {why}; choose another home")]
     Home {
         who: String,
@@ -62,8 +64,7 @@ pub struct Server {
 /// The monitoring endpoints, served until the server is dropped.
 struct Monitor {
     addr: SocketAddr,
-    /// Cancelled when shutdown begins: /readyz then says 503.
-    draining: CancellationToken,
+    probe: Arc<Probe>,
     _stop: tokio_util::sync::DropGuard,
 }
 
@@ -79,21 +80,24 @@ impl Monitor {
             addr,
             source,
         })?;
-        let (draining, stop) = (CancellationToken::new(), CancellationToken::new());
+        let stop = CancellationToken::new();
         let probe = Arc::new(Probe {
             metrics: metrics.clone(),
             mounts: mounts.clone(),
-            draining: draining.clone(),
+            shutdown: Default::default(),
         });
         tokio::spawn(crate::metrics::http::serve(
             listener,
             probe.clone(),
             stop.clone(),
         ));
-        tokio::spawn(crate::metrics::http::watch_mounts(probe, stop.clone()));
+        tokio::spawn(crate::metrics::http::watch_mounts(
+            probe.clone(),
+            stop.clone(),
+        ));
         Ok(Monitor {
             addr,
-            draining,
+            probe,
             _stop: stop.drop_guard(),
         })
     }
@@ -113,6 +117,7 @@ impl Server {
                 ),
                 dir_cache: config.dir_cache,
                 upload_sweep_age: config.upload_sweep_age,
+                clients: Default::default(),
             },
         };
         metrics.watch_upload_budget(
@@ -143,8 +148,10 @@ impl Server {
             None => None,
         };
         let shared = Shared {
-            users: UserStore::new(config.users.clone()),
+            auth: Authenticator::new(config.users.clone(), &config.auth)
+                .map_err(|e| ServerError::Auth(e.to_string()))?,
             mounts,
+            user_trees: crate::vfs::mount::UserTrees::new(settings.clone()),
             pasv_pool: PassivePortPool::new(config.pasv_ports.clone()),
             tls,
             guard: crate::guard::AddressGuard::new(config.guard),
@@ -191,6 +198,10 @@ impl Server {
             implicit,
             monitor,
         } = self;
+        if let Some(monitor) = &monitor {
+            // Set once: a server runs once.
+            let _ = monitor.probe.shutdown.set(shutdown.clone());
+        }
         let slots = Arc::new(Semaphore::new(shared.config.max_sessions));
         let tracker = TaskTracker::new();
         let mut next_id: u64 = 0;
@@ -224,10 +235,8 @@ impl Server {
         // instead of waiting in the backlog for a server that is leaving.
         drop((listener, implicit));
         // The monitoring listener outlives the FTP one: /readyz says 503
-        // while transfers drain, and /metrics shows them finishing.
-        if let Some(monitor) = &monitor {
-            monitor.draining.cancel();
-        }
+        // (since `shutdown`) while transfers drain, and /metrics shows them
+        // finishing.
         drain(&shared, tracker).await;
         drop(monitor);
     }

@@ -23,6 +23,8 @@ pub enum TlsError {
     Key { path: String, reason: String },
     #[error("TLS configuration refused: {0}")]
     Config(String),
+    #[error("cannot use {path} as certificate authorities: {reason}")]
+    CaFile { path: String, reason: String },
     #[error("S3FTP_TLS_CLIENT_CA: cannot use {path} as client certificate authorities: {reason}")]
     ClientCa { path: String, reason: String },
 }
@@ -158,6 +160,41 @@ fn client_verifier(
         .allow_unauthenticated()
         .build()
         .map_err(|e| err(e.to_string()))
+}
+
+/// A TLS client configuration for the servers this one calls (the auth
+/// hook, the LDAP directory): the system's CAs, plus those in `extra_ca`.
+pub fn client_config(extra_ca: Option<&str>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    // Certificates the system has but rustls cannot parse are skipped.
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = extra_ca {
+        let err = |reason: String| TlsError::CaFile {
+            path: path.to_string(),
+            reason,
+        };
+        let mut added = 0;
+        for cert in
+            CertificateDer::pem_file_iter(Path::new(path)).map_err(|e| err(e.to_string()))?
+        {
+            roots
+                .add(cert.map_err(|e| err(e.to_string()))?)
+                .map_err(|e| err(e.to_string()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(err("no CERTIFICATE block in the file".into()));
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+    .map_err(|e| TlsError::Config(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// The names a verified client certificate vouches for: its subject's

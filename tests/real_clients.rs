@@ -1215,3 +1215,86 @@ fn curl_logs_in_by_client_certificate() {
     );
     server.assert_file("f.txt", b"x");
 }
+
+/// A client certificate naming a user the auth hook knows: the hook is
+/// asked with the certificate's names and no password, and its 200 logs
+/// the user in at USER (232). A certificate naming someone the hook does
+/// not know leaves the password to decide, and the hook then refuses it.
+#[test]
+fn curl_logs_in_by_client_certificate_through_the_auth_hook() {
+    require("curl");
+    let work = Work::new();
+    let (ca, issuer) = certificate_authority(&work, "ca");
+    let acme = client_cert(&work, "acme", "acme", true, &issuer);
+    let stranger = client_cert(&work, "stranger", "stranger", false, &issuer);
+    let hook = common::hook::Hook::start();
+    hook.add(
+        "acme",
+        "unused-password",
+        serde_json::json!({"home": "/acme"}),
+    );
+    let server = Server::start_with(
+        None,
+        &tls_env(&[
+            ("S3FTP_TLS_CLIENT_CA", ca.clone()),
+            ("S3FTP_AUTH_URL", hook.url()),
+        ]),
+    );
+    let url = format!("ftp://127.0.0.1:{}/c.txt", server.port);
+    let file = work.write("c.txt", b"by certificate");
+    let r = server.curl_as(
+        "acme",
+        "",
+        &[
+            "--ssl-reqd",
+            "--insecure",
+            "--cert",
+            &acme.0,
+            "--key",
+            &acme.1,
+            "-T",
+            &file,
+            &url,
+        ],
+    );
+    assert!(
+        r.status.success() && r.stderr.contains("< 232 "),
+        "{}",
+        r.stderr
+    );
+    server.assert_file("acme/c.txt", b"by certificate");
+    let asked = hook.received();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    let names = asked[0].body["certificate_names"].as_array().cloned();
+    assert!(
+        names.is_some_and(|n| n.contains(&serde_json::json!("acme"))),
+        "{asked:?}"
+    );
+    assert!(asked[0].body.get("password").is_none());
+    assert_eq!(asked[0].body["tls"], true);
+
+    let r = server.curl_as(
+        "stranger",
+        "guess",
+        &[
+            "--ssl-reqd",
+            "--insecure",
+            "--cert",
+            &stranger.0,
+            "--key",
+            &stranger.1,
+            "--list-only",
+            &url,
+        ],
+    );
+    assert!(
+        !r.status.success() && r.stderr.contains("< 530"),
+        "{}",
+        r.stderr
+    );
+    // Asked twice: with the certificate at USER, with the password at PASS.
+    let asked = hook.received();
+    assert_eq!(hook.asked_for("stranger"), 2, "{asked:?}");
+    assert!(asked[1].body.get("password").is_none());
+    assert_eq!(asked[2].body["password"], "guess");
+}

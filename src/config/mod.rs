@@ -5,6 +5,7 @@
 //! typed parser, then checked by section (listeners, uploads, users, TLS,
 //! sessions, logging); errors name the variable.
 
+mod auth;
 mod listeners;
 mod sessions;
 mod tls;
@@ -28,9 +29,9 @@ pub use vars::{Variable, VARIABLES};
 pub use warnings::{is_loopback, is_private};
 
 use vars::names::{
-    S3FTP_DATA_TIMEOUT, S3FTP_IDLE_TIMEOUT, S3FTP_LOGIN_TIMEOUT, S3FTP_LOG_FORMAT,
-    S3FTP_MAX_SESSIONS, S3FTP_METRICS_LISTEN, S3FTP_MOUNTS, S3FTP_TLS_IMPLICIT_LISTEN,
-    S3FTP_UPLOAD_CONCURRENCY, S3FTP_USERS,
+    S3FTP_AUTH_TOKEN, S3FTP_DATA_TIMEOUT, S3FTP_IDLE_TIMEOUT, S3FTP_LDAP_BIND_PASSWORD,
+    S3FTP_LOGIN_TIMEOUT, S3FTP_LOG_FORMAT, S3FTP_MAX_SESSIONS, S3FTP_METRICS_LISTEN, S3FTP_MOUNTS,
+    S3FTP_TLS_IMPLICIT_LISTEN, S3FTP_UPLOAD_CONCURRENCY, S3FTP_USERS,
 };
 use vars::Raw;
 
@@ -59,6 +60,10 @@ pub struct Config {
     pub pasv_address: Option<String>,
     pub mounts: Vec<MountSpec>,
     pub users: Vec<UserSpec>,
+    /// The auth hook or LDAP directory, and the login cache.
+    pub auth: crate::auth::AuthSettings,
+    /// S3FTP_SERVER_ID, or the host name.
+    pub server_id: String,
     pub part_size_mib: usize,
     pub upload_concurrency: usize,
     pub upload_memory_mib: usize,
@@ -181,7 +186,10 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
         "0.0.0.0:990",
     )?;
     let tls = tls::cert_source(&raw, tls_implicit_listen.is_some())?;
+    let server_id = auth::server_id(&raw.server_id);
     Ok(Config {
+        auth: auth::auth(&raw, &server_id)?,
+        server_id,
         listen: listeners::listen(&raw.listen)?,
         pasv_ports: listeners::port_range(&raw.pasv_ports)?,
         pasv_address: listeners::non_empty(&raw.pasv_address),
@@ -259,7 +267,9 @@ fn effective(values: &HashMap<String, String>) -> Vec<Setting> {
 /// Hides what must not reach logs: user hashes, S3 secret keys in mount URIs.
 fn redact_setting(name: &str, value: &str) -> String {
     match name {
-        S3FTP_USERS if !value.trim().is_empty() => "(set, not shown)".into(),
+        S3FTP_USERS | S3FTP_AUTH_TOKEN | S3FTP_LDAP_BIND_PASSWORD if !value.trim().is_empty() => {
+            "(set, not shown)".into()
+        }
         S3FTP_MOUNTS => value
             .split(',')
             .map(crate::secrets::redact)

@@ -113,6 +113,54 @@ variables! {
         "Checksums computed while an upload streams (comma-separated: crc32, md5, sha1, sha256, sha512; empty: none) and kept with the object, so HASH and the X-commands answer them without reading it back. CRC-32 costs about 0.1 CPU-s per GiB uploaded; SHA-256 about 0.8 and MD5 about 1.8, which also slow each upload (measured by scripts/bench.sh).";
     S3FTP_HASH_MAX_MIB => hash_max_mib: u64 = "4096",
         "Largest read, in MiB, that HASH, XSHA256, XMD5, XCRC and the like make to compute a checksum no one has computed yet (the result is then remembered while the file is unchanged); larger files get 550. 0: no limit.";
+    S3FTP_LOGIN_CACHE_SECS => login_cache_secs: u64 = "60",
+        "Seconds a successful login is remembered, so the same name with the same password (or certificate) logs in again without another argon2 check, hook call or LDAP bind; keyed by a per-process secret hash of both, so another password is always checked. 0: every login is checked.";
+    S3FTP_AUTH_URL => auth_url: String = "",
+        "URL of an HTTP auth hook: names that are not local users are POSTed there as JSON (user, password or certificate names, client address, TLS, server id) and a 200 answer with a JSON user (home, rights, own mounts) lets them in; 401, 403 or 404 refuse; anything else, or no answer, refuses with 421 (see README). Plain http:// only to loopback unless S3FTP_AUTH_ALLOW_PLAINTEXT.";
+    S3FTP_AUTH_TOKEN => auth_token: String = "",
+        "Bearer token sent to the auth hook (Authorization: Bearer ...), so it can tell this server from others.";
+    S3FTP_AUTH_TIMEOUT => auth_timeout: u64 = "5",
+        "Seconds the auth hook or the LDAP directory has to answer (each LDAP operation; the hook's whole exchange); then the login is refused with 421.";
+    S3FTP_AUTH_CA_FILE => auth_ca_file: String = "",
+        "PEM file of CA certificates trusted, besides the system's, for the auth hook's https:// and the LDAP server's TLS.";
+    S3FTP_AUTH_ALLOW_PLAINTEXT => auth_allow_plaintext: bool = "false",
+        "Allow sending passwords without TLS to a hook (http://) or LDAP server (ldap:// without StartTLS) that is not on loopback; only on a private network.";
+    S3FTP_SERVER_ID => server_id: String = "",
+        "This server's name, sent to the auth hook (empty: the host name).";
+    S3FTP_LDAP_URL => ldap_url: String = "",
+        "LDAP or Active Directory server: ldap://HOST[:PORT] (StartTLS) or ldaps://HOST[:PORT]; names that are not local users log in by binding as themselves. Empty: off.";
+    S3FTP_LDAP_STARTTLS => ldap_starttls: bool = "true",
+        "Upgrade ldap:// connections with StartTLS before any bind.";
+    S3FTP_LDAP_BIND_DN_TEMPLATE => ldap_bind_dn_template: String = "",
+        "DN to bind as, {user} being the (escaped) login name, e.g. uid={user},ou=people,dc=example,dc=org or {user}@corp.example.org for Active Directory. Or use S3FTP_LDAP_BIND_DN to search.";
+    S3FTP_LDAP_BIND_DN => ldap_bind_dn: String = "",
+        "Service account that searches for the user's entry (search, then bind as the entry found).";
+    S3FTP_LDAP_BIND_PASSWORD => ldap_bind_password: String = "",
+        "Password of S3FTP_LDAP_BIND_DN.";
+    S3FTP_LDAP_BASE_DN => ldap_base_dn: String = "",
+        "Where users are searched (subtree), with S3FTP_LDAP_BIND_DN.";
+    S3FTP_LDAP_FILTER => ldap_filter: String = "(uid={user})",
+        "Filter the user's entry must match, {user} being the escaped name; e.g. (&(sAMAccountName={user})(!(userAccountControl:1.2.840.113556.1.4.803:=2))) for enabled Active Directory accounts.";
+    S3FTP_LDAP_HOME_ATTRIBUTE => ldap_home_attribute: String = "",
+        "Attribute of the user's entry holding the home (a path in the virtual tree); empty, or absent from the entry: S3FTP_LDAP_HOME_TEMPLATE.";
+    S3FTP_LDAP_HOME_TEMPLATE => ldap_home_template: String = "/{user}",
+        "Home of directory users, {user} being the lower-cased login name.";
+    S3FTP_LDAP_GROUP_BASE_DN => ldap_group_base_dn: String = "",
+        "Where the user's groups are searched (subtree) with S3FTP_LDAP_GROUP_FILTER; empty: the entry's memberOf values.";
+    S3FTP_LDAP_GROUP_FILTER => ldap_group_filter: String = "(|(member={dn})(uniqueMember={dn}))",
+        "Filter of the user's groups, {dn} being the user's DN and {user} the name (escaped).";
+    S3FTP_LDAP_REQUIRED_GROUP => ldap_required_group: String = "",
+        "DN of the group a user must be in to log in (empty: any user the filter matches).";
+    S3FTP_LDAP_READ_ONLY_GROUP => ldap_read_only_group: String = "",
+        "DN of the group whose members are read-only.";
+    S3FTP_LDAP_DROP_BOX_GROUP => ldap_drop_box_group: String = "",
+        "DN of the group whose members may only upload new files (drop box).";
+    S3FTP_LDAP_NO_DELETE_GROUP => ldap_no_delete_group: String = "",
+        "DN of the group whose members may not delete.";
+    S3FTP_LDAP_NO_OVERWRITE_GROUP => ldap_no_overwrite_group: String = "",
+        "DN of the group whose members may not replace existing files.";
+    S3FTP_LDAP_POOL => ldap_pool: usize = "4",
+        "Idle LDAP connections kept for the next logins.";
     S3FTP_ANONYMOUS_HOME => anonymous_home: String = "",
         "Home of read-only anonymous logins (USER anonymous or ftp, any password); empty: anonymous login is off.";
     S3FTP_RENAME_OVERWRITE => rename_overwrite: bool = "true",

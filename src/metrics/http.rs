@@ -35,9 +35,11 @@ const TEXT: &str = "text/plain; charset=utf-8";
 pub struct Probe {
     pub metrics: Arc<Metrics>,
     pub mounts: Arc<MountTable>,
-    /// Cancelled when shutdown begins: /readyz then answers 503 so that load
-    /// balancers stop sending new clients while transfers finish.
-    pub draining: CancellationToken,
+    /// The server's shutdown signal, once it serves: when cancelled,
+    /// /readyz answers 503 so that load balancers stop sending new clients
+    /// while transfers finish. Read directly, so the answer changes the
+    /// moment shutdown begins, not when the accept loop notices.
+    pub shutdown: std::sync::OnceLock<CancellationToken>,
 }
 
 /// Serves the monitoring endpoints until `stop` is cancelled.
@@ -142,7 +144,7 @@ pub async fn watch_mounts(probe: Arc<Probe>, stop: CancellationToken) {
 
 /// Checks every mount at once; ready when all answer in time.
 async fn readiness(probe: &Probe) -> (bool, String) {
-    if probe.draining.is_cancelled() {
+    if probe.shutdown.get().is_some_and(|t| t.is_cancelled()) {
         return (false, "not ready: shutting down\n".into());
     }
     let results = check_mounts(probe).await;

@@ -68,6 +68,11 @@ struct EventLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ViaLabel {
+    via: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MountLabel {
     mount: String,
 }
@@ -91,6 +96,7 @@ pub struct Metrics {
     sessions: Counter,
     refused: Family<ReasonLabel, Counter>,
     logins: Family<ResultLabel, Counter>,
+    login_check_seconds: Histograms<ViaLabel>,
     commands: Family<CommandLabels, Counter>,
     bytes: Family<DirectionLabel, Counter>,
     transfers: Family<TransferLabels, Counter>,
@@ -134,6 +140,7 @@ impl Metrics {
             sessions: Counter::default(),
             refused: Family::default(),
             logins: Family::default(),
+            login_check_seconds: Family::new_with_constructor(request_buckets),
             commands: Family::default(),
             bytes: Family::default(),
             transfers: Family::default(),
@@ -162,7 +169,16 @@ impl Metrics {
             "Connections closed at once: session limit, per-address limit, ban",
             m.refused.clone(),
         );
-        registry.register("logins", "Login attempts by result", m.logins.clone());
+        registry.register(
+            "logins",
+            "Login attempts by result: ok, failed, unavailable (the auth hook or directory did not answer)",
+            m.logins.clone(),
+        );
+        registry.register(
+            "login_check_seconds",
+            "Time to check a login, by who answered: cache, local (argon2), hook, ldap",
+            m.login_check_seconds.clone(),
+        );
         registry.register(
             "commands",
             "Commands by verb and final reply code",
@@ -248,9 +264,16 @@ impl Metrics {
         self.refused.get_or_create(&ReasonLabel { reason }).inc();
     }
 
-    pub fn login(&self, ok: bool) {
-        let result = if ok { "ok" } else { "failed" };
+    /// A login attempt's result: "ok", "failed" or "unavailable".
+    pub fn login(&self, result: &'static str) {
         self.logins.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    /// How long checking a login took, and who answered it.
+    pub fn login_check(&self, via: &'static str, took: std::time::Duration) {
+        self.login_check_seconds
+            .get_or_create(&ViaLabel { via })
+            .observe(took.as_secs_f64());
     }
 
     /// A command and the code of its final reply. `verb` comes from the
@@ -356,7 +379,7 @@ mod tests {
     fn exercised() -> Metrics {
         let m = Metrics::new();
         m.session_opened();
-        m.login(false);
+        m.login("failed");
         m.command("STOR", ReplyCode::ClosingDataConnection);
         m.transfer(
             "RETR",

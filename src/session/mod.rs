@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{UserSpec, UserStore};
+use crate::auth::{Authenticator, User};
 use crate::config::Config;
 use crate::datachan::{BoxedStream, DataSetup, PassivePortPool};
 use crate::protocol::command::TransferType;
@@ -39,8 +39,11 @@ const STAGED_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// What every session shares: configuration, users, the tree, the port pool.
 pub struct Shared {
     pub config: Config,
-    pub users: UserStore,
+    pub auth: Authenticator,
+    /// The server's mounts: the tree of every user without mounts of their own.
     pub mounts: Arc<MountTable>,
+    /// Trees of users with mounts of their own (from the auth hook).
+    pub user_trees: crate::vfs::mount::UserTrees,
     pub pasv_pool: PassivePortPool,
     /// Present when FTPS is configured.
     pub tls: Option<crate::tls::TlsState>,
@@ -126,7 +129,7 @@ pub(crate) enum Login {
 
 /// A logged-in user, their view of the tree and where they are in it.
 pub(crate) struct Account {
-    pub user: Arc<UserSpec>,
+    pub user: Arc<User>,
     pub vfs: Vfs,
     pub cwd: String,
 }
@@ -207,7 +210,7 @@ impl Session {
         matches!(self.login, Login::In(_))
     }
 
-    pub(crate) fn user(&self) -> Option<&Arc<UserSpec>> {
+    pub(crate) fn user(&self) -> Option<&Arc<User>> {
         match &self.login {
             Login::In(account) => Some(&account.user),
             _ => None,

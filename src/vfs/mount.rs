@@ -2,12 +2,14 @@
 //! matching prefix wins; directories above mount points (such as `/` when only
 //! `/inbox` and `/archive` are mounted) exist virtually and list the mounts.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use crate::bounded::BoundedMap;
 
 use crate::storage::{self, Backend, Key, KeyError, StorageSettings};
 
 /// One `PATH=URI` entry of `S3FTP_MOUNTS`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct MountSpec {
     /// Normalised virtual path: `/` or `/a/b`.
     pub point: String,
@@ -27,22 +29,28 @@ pub fn parse_mounts(value: &str) -> Result<Vec<MountSpec>, String> {
         let (point, uri) = item
             .split_once('=')
             .ok_or_else(|| format!("{item:?} is not PATH=URI"))?;
-        if !point.starts_with('/') {
-            return Err(format!("mount point {point:?} must start with /"));
-        }
-        let point = super::path::resolve("/", point).map_err(|e| e.to_string())?;
-        if specs.iter().any(|s| s.point == point) {
-            return Err(format!("mount point {point} given twice"));
-        }
-        specs.push(MountSpec {
-            point,
-            uri: uri.trim().to_string(),
-        });
+        add_mount(&mut specs, point, uri)?;
     }
     if specs.is_empty() {
         return Err("no mount given".into());
     }
     Ok(specs)
+}
+
+/// Adds the mount of `uri` at `point` (normalised) to `specs`, once.
+pub fn add_mount(specs: &mut Vec<MountSpec>, point: &str, uri: &str) -> Result<(), String> {
+    if !point.starts_with('/') {
+        return Err(format!("mount point {point:?} must start with /"));
+    }
+    let point = super::path::resolve("/", point).map_err(|e| e.to_string())?;
+    if specs.iter().any(|s| s.point == point) {
+        return Err(format!("mount point {point} given twice"));
+    }
+    specs.push(MountSpec {
+        point,
+        uri: uri.trim().to_string(),
+    });
+    Ok(())
 }
 
 #[derive(Debug)]
@@ -148,6 +156,59 @@ fn rest_under<'a>(point: &str, path: &'a str) -> Option<&'a str> {
         Some(rest)
     } else {
         rest.strip_prefix('/')
+    }
+}
+
+/// The trees of users who bring their own mounts (from the auth hook), by
+/// mount list: opened and checked on the first login that needs them, then
+/// shared by every session with the same list. Back ends keep their
+/// directory cache and sweeper across logins, and S3 clients are shared by
+/// endpoint and credentials (`StorageSettings::s3.clients`).
+pub struct UserTrees {
+    settings: StorageSettings,
+    tables: Mutex<BoundedMap<Vec<MountSpec>, Arc<MountTable>>>,
+}
+
+/// Different mount lists kept at most.
+const MAX_USER_TREES: usize = 1000;
+
+impl UserTrees {
+    pub fn new(settings: StorageSettings) -> Self {
+        UserTrees {
+            settings,
+            tables: Mutex::new(BoundedMap::new(MAX_USER_TREES)),
+        }
+    }
+
+    /// The tree of `specs`; an error says which mount cannot be used, in
+    /// one line.
+    pub async fn get(&self, specs: &[MountSpec]) -> Result<Arc<MountTable>, String> {
+        let key = specs.to_vec();
+        if let Some(table) = self.tables.lock().ok().and_then(|t| t.get(&key).cloned()) {
+            return Ok(table);
+        }
+        let table = MountTable::open(specs, &self.settings).await?;
+        for mount in table.mounts() {
+            mount.backend.check().await.map_err(|u| {
+                format!(
+                    "mount {} ({}): {}",
+                    mount.point,
+                    crate::secrets::redact(&mount.uri),
+                    u.message
+                )
+            })?;
+        }
+        let mut tables = self
+            .tables
+            .lock()
+            .map_err(|_| "the tree cache is unusable".to_string())?;
+        // Another login may have opened the same meanwhile: one tree stays.
+        if let Some(table) = tables.get(&key) {
+            return Ok(table.clone());
+        }
+        let table = Arc::new(table);
+        tables.insert(key, table.clone());
+        Ok(table)
     }
 }
 

@@ -6,7 +6,9 @@
 
 pub mod clients;
 pub mod faultproxy;
+pub mod hook;
 pub mod launch;
+pub mod ldap;
 pub mod s3;
 pub mod store;
 

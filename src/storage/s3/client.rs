@@ -2,7 +2,9 @@
 //! bucket, the upload tuning, the observer. Shared (in an `Arc`) by the
 //! operations, the uploads, settling and the sweeper.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use crate::bounded::BoundedMap;
 
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
@@ -37,34 +39,107 @@ pub(crate) struct S3Target {
     pub(super) digests: super::digests::KnownDigests,
 }
 
+/// SDK clients by what makes them differ: endpoint, region, addressing and
+/// credentials. Mounts (the server's, and users' own from the auth hook)
+/// with the same share one client, its connection pool and its credential
+/// cache, however many buckets or prefixes they name.
+#[derive(Clone)]
+pub struct SdkClients(Arc<Mutex<BoundedMap<ClientKey, (Client, String)>>>);
+
+impl std::fmt::Debug for SdkClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SdkClients")
+    }
+}
+
+/// Clients kept at most; each distinct endpoint and credentials is one.
+const MAX_CLIENTS: usize = 256;
+
+#[derive(Clone, Hash, PartialEq, Eq)]
+struct ClientKey {
+    endpoint: Option<String>,
+    region: Option<String>,
+    path_style: bool,
+    access_key: Option<String>,
+    secret_key: Option<String>,
+}
+
+impl Default for SdkClients {
+    fn default() -> Self {
+        SdkClients(Arc::new(Mutex::new(BoundedMap::new(MAX_CLIENTS))))
+    }
+}
+
+impl SdkClients {
+    /// How many clients exist (tests).
+    pub fn len(&self) -> usize {
+        self.0.lock().map_or(0, |m| m.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The client for `uri` and its signing region.
+    async fn get_or_make(
+        &self,
+        uri: &S3Uri,
+        observer: &Arc<dyn StorageObserver>,
+    ) -> (Client, String) {
+        let key = ClientKey {
+            endpoint: uri.endpoint.clone(),
+            region: uri.region.clone(),
+            path_style: uri.path_style,
+            access_key: uri.access_key.clone(),
+            secret_key: uri.secret_key.clone(),
+        };
+        if let Some(found) = self.0.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return found;
+        }
+        let made = make_client(uri, observer).await;
+        if let Ok(mut clients) = self.0.lock() {
+            clients.insert(key, made.clone());
+        }
+        made
+    }
+}
+
+/// A new client for the URI's endpoint, region and credentials.
+async fn make_client(uri: &S3Uri, observer: &Arc<dyn StorageObserver>) -> (Client, String) {
+    let region = identity::region(uri).await;
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(region.clone())
+        .credentials_provider(identity::credentials(uri, &region).await)
+        .load()
+        .await;
+    let mut config = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(uri.path_style)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        // Checksums are sent explicitly where wanted (`crc32`): the SDK's
+        // own would stream them as trailers, which stores such as Garage
+        // refuse.
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired);
+    if let Some(endpoint) = &uri.endpoint {
+        config = config.endpoint_url(endpoint);
+    }
+    config = config.interceptor(observe::Observe(observer.clone()));
+    (Client::from_conf(config.build()), region.to_string())
+}
+
 impl S3Target {
-    /// A client for the URI's endpoint, region and credentials, reporting
-    /// every request to `observer`.
+    /// A target of the URI's bucket, with a client for its endpoint, region
+    /// and credentials (shared with other mounts that have the same),
+    /// reporting every request to `observer`.
     pub(super) async fn connect(
         uri: &S3Uri,
         upload: UploadSettings,
         observer: Arc<dyn StorageObserver>,
+        clients: &SdkClients,
     ) -> S3Target {
-        let region = identity::region(uri).await;
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(region.clone())
-            .credentials_provider(identity::credentials(uri, &region).await)
-            .load()
-            .await;
+        let (client, region) = clients.get_or_make(uri, &observer).await;
         let checksum = uri.checksum.resolve(uri.endpoint.as_deref());
-        let mut config = aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(uri.path_style)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            // Checksums are sent explicitly where wanted (`crc32`): the
-            // SDK's own would stream them as trailers, which stores such as
-            // Garage refuse.
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired);
-        if let Some(endpoint) = &uri.endpoint {
-            config = config.endpoint_url(endpoint);
-        }
-        config = config.interceptor(observe::Observe(observer.clone()));
         S3Target {
-            client: Client::from_conf(config.build()),
+            client,
             bucket: uri.bucket.clone(),
             upload,
             observer,
@@ -75,7 +150,7 @@ impl S3Target {
                 bucket: uri.bucket.clone(),
                 prefix: uri.prefix.clone(),
                 endpoint: identity::endpoint(uri),
-                region: region.to_string(),
+                region,
                 path_style: uri.path_style,
             },
             digests: Default::default(),
@@ -186,5 +261,32 @@ mod tests {
             digests: Default::default(),
         };
         assert_eq!(t.copy_source("dir/a b+c é"), "b/dir/a%20b%2Bc%20%C3%A9");
+    }
+
+    /// Mounts of other buckets or prefixes on the same endpoint with the
+    /// same credentials share one client; other credentials get their own.
+    #[tokio::test]
+    async fn clients_are_shared_by_endpoint_and_credentials() {
+        let clients = SdkClients::default();
+        let connect = |uri: &str| {
+            let uri = S3Uri::parse(uri).unwrap();
+            let clients = clients.clone();
+            async move {
+                S3Target::connect(
+                    &uri,
+                    UploadSettings::new(MIN_PART, 1, 1),
+                    Arc::new(crate::storage::NoObserver),
+                    &clients,
+                )
+                .await
+            }
+        };
+        let at = "endpoint=http://127.0.0.1:9&region=r&path_style=true";
+        connect(&format!("s3://a/p?{at}&access_key=k&secret_key=s")).await;
+        connect(&format!("s3://b/q?{at}&access_key=k&secret_key=s")).await;
+        assert_eq!(clients.len(), 1);
+        connect(&format!("s3://b/q?{at}&access_key=k2&secret_key=s")).await;
+        connect(&format!("s3://b/q?{at}&access_key=k&secret_key=other")).await;
+        assert_eq!(clients.len(), 3);
     }
 }

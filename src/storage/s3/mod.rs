@@ -40,6 +40,7 @@ pub use uri::{Checksum, S3Uri, UriError};
 
 use crate::storage::{KeyRules, StorageSettings, MAX_KEY_BYTES};
 use client::S3Target;
+pub use client::SdkClients;
 use dirs::DirCache;
 use times::KnownTimes;
 use upload::UploadSettings;
@@ -55,6 +56,8 @@ pub struct S3Settings {
     /// prefix counts as abandoned and is aborted (S3FTP_UPLOAD_SWEEP_AGE);
     /// zero: no sweeping.
     pub upload_sweep_age: Duration,
+    /// SDK clients shared by mounts with the same endpoint and credentials.
+    pub clients: SdkClients,
 }
 
 impl From<UploadSettings> for S3Settings {
@@ -64,6 +67,7 @@ impl From<UploadSettings> for S3Settings {
             upload,
             dir_cache: Duration::from_secs(10),
             upload_sweep_age: Duration::ZERO,
+            clients: Default::default(),
         }
     }
 }
@@ -93,8 +97,15 @@ impl std::fmt::Debug for S3Backend {
 impl S3Backend {
     pub async fn open(uri: &S3Uri, settings: &StorageSettings) -> S3Backend {
         let s3 = &settings.s3;
-        let target =
-            Arc::new(S3Target::connect(uri, s3.upload.clone(), settings.observer.clone()).await);
+        let target = Arc::new(
+            S3Target::connect(
+                uri,
+                s3.upload.clone(),
+                settings.observer.clone(),
+                &s3.clients,
+            )
+            .await,
+        );
         S3Backend {
             _sweeper: sweep::spawn(target.clone(), &uri.prefix, s3.upload_sweep_age),
             target,

@@ -1,6 +1,7 @@
-//! Users and password checks. Passwords are stored only as argon2 PHC strings;
-//! verification runs on the blocking pool so a login never stalls other sessions,
-//! and an unknown user costs the same time as a wrong password.
+//! Local users (S3FTP_USERS, S3FTP_USERS_FILE) and their password checks.
+//! Passwords are stored only as argon2 PHC strings; verification runs on the
+//! blocking pool so a login never stalls other sessions, and an unknown user
+//! costs the same time as a wrong password.
 
 use std::collections::HashMap;
 use std::sync::Arc;
