@@ -54,6 +54,24 @@ fi
 source scripts/s3-servers.sh
 s3ftp_install_s3_servers
 
+# tests/k8s_manifests.rs renders deploy/k8s with kubectl's built-in kustomize
+# (the machine image ships kubectl; Debian's archive has none) and scans it
+# with the checkov that scripts/check-terraform.sh pins, in the same venv
+# (installed here too, since that script is skipped when a test filter is
+# given).
+command -v kubectl >/dev/null 2>&1 || {
+    echo "kubectl is needed by tests/k8s_manifests.rs (https://kubernetes.io/docs/tasks/tools/)" >&2
+    exit 1
+}
+checkov_version=$(sed -n 's/^CHECKOV_VERSION=//p' scripts/check-terraform.sh)
+if [[ "$("$tools/tf-venv/bin/checkov" --version 2>/dev/null)" != "$checkov_version" ]]; then
+    echo "installing checkov $checkov_version into $tools/tf-venv (once)" >&2
+    mkdir -p "$tools"
+    python3 -m venv "$tools/tf-venv" </dev/null >&2
+    "$tools/tf-venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "checkov==$checkov_version" </dev/null >&2
+fi
+
 # The Terraform module: parsed (python-hcl2), checked by checkov with zero
 # failed checks, formatted, validated and its tests run when terraform and an
 # offline AWS provider are available. Skipped when a test filter is given.

@@ -108,7 +108,7 @@ variable "cpu" {
 }
 
 variable "memory" {
-  description = "Memory of each task in MiB; must hold S3FTP_UPLOAD_MEMORY_MIB (512 by default) plus about 128 MiB. A valid Fargate size together with cpu."
+  description = "Memory of each task in MiB; must hold S3FTP_UPLOAD_MEMORY_MIB (160 by default) plus about 128 MiB. A valid Fargate size together with cpu."
   type        = number
   default     = 1024
 
