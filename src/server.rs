@@ -152,7 +152,10 @@ impl Server {
                 .map_err(|e| ServerError::Auth(e.to_string()))?,
             mounts,
             user_trees: crate::vfs::mount::UserTrees::new(settings.clone()),
-            pasv_pool: PassivePortPool::new(config.pasv_ports.clone()),
+            pasv_pool: PassivePortPool::new(
+                config.pasv_ports.clone(),
+                config.proxy.data().then(|| config.proxy.clone()),
+            ),
             tls,
             guard: crate::guard::AddressGuard::new(config.guard),
             stop_transfers: CancellationToken::new(),

@@ -166,14 +166,15 @@ fn risky_settings_are_warned_about() {
     let w = narrow.warnings();
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(
-        w[0].contains("has 10 ports for up to 100 sessions"),
+        w[0].contains("has 10 ports for up to 32 sessions from one client address"),
         "{w:?}"
     );
     let fine = Config::from_vars([
         ("S3FTP_LISTEN", "10.1.2.3:21"),
         ("S3FTP_PASV_ADDRESS", "ftp.example.com"),
-        ("S3FTP_PASV_PORTS", "50000-50999"),
+        ("S3FTP_PASV_PORTS", "50000-50009"),
         ("S3FTP_MAX_SESSIONS", "100"),
+        ("S3FTP_MAX_SESSIONS_PER_IP", "10"),
     ])
     .unwrap();
     assert_eq!(fine.warnings(), Vec::<String>::new());

@@ -88,7 +88,7 @@ variables! {
     S3FTP_LISTEN => listen: String = "127.0.0.1:2121",
         "Address and port of the FTP control listener.";
     S3FTP_PASV_PORTS => pasv_ports: String = "",
-        "Passive data port range, e.g. 50000-50100 (empty: any free port).";
+        "Passive data port range, e.g. 50000-50100 (empty: any free port). Sessions of different client addresses share ports, so a range serves as many waiting sessions per port as there are client addresses; sessions from one address need one port each.";
     S3FTP_PASV_ADDRESS => pasv_address: String = "",
         "Address advertised in PASV replies, IP or DNS name, for NAT and containers (empty: the control connection's local address).";
     S3FTP_MOUNTS => mounts: String = "/=fs://./data",

@@ -37,13 +37,16 @@ impl Config {
                     .into(),
             ),
             Some(range) => {
+                // Sessions of different client addresses share ports; those
+                // of one address (a NAT, a proxy) need one port each.
                 let ports = usize::from(*range.end() - *range.start()) + 1;
-                if ports < self.max_sessions {
+                let one_address = self.max_sessions.min(self.guard.max_sessions_per_ip);
+                if ports < one_address {
                     out.push(format!(
-                        "S3FTP_PASV_PORTS has {ports} ports for up to {} sessions \
-                         (S3FTP_MAX_SESSIONS): sessions past that get 425 when they all \
-                         transfer at once; widen the range or lower the limit",
-                        self.max_sessions
+                        "S3FTP_PASV_PORTS has {ports} ports for up to {one_address} sessions \
+                         from one client address (S3FTP_MAX_SESSIONS_PER_IP): those past \
+                         that get 425 when they all transfer at once (clients of different \
+                         addresses share ports); widen the range or lower the limit"
                     ));
                 }
             }

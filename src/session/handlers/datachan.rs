@@ -43,12 +43,16 @@ impl Session {
         }
     }
 
-    /// Opens a passive listener on the control connection's local address.
+    /// Waits on a passive port of the control connection's local address
+    /// for a data connection from its peer.
     async fn listen(&mut self) -> Result<u16, Reply> {
-        let listener = self
+        // A waiter from an earlier PASV leaves its port first, so the same
+        // port can serve this client again.
+        self.data = None;
+        let waiter = self
             .shared
             .pasv_pool
-            .bind(self.local.ip())
+            .wait_for(self.local.ip(), self.peer.ip())
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "cannot open a passive port");
@@ -57,16 +61,8 @@ impl Session {
                     format!("Can't open passive connection: {e}."),
                 )
             })?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| Reply::new(ReplyCode::CantOpenDataConnection, e.to_string()))?
-            .port();
-        let proxy = &self.shared.config.proxy;
-        self.data = Some(DataSetup::Passive {
-            listener,
-            peer_ip: self.peer.ip(),
-            proxy: proxy.data().then(|| proxy.clone()),
-        });
+        let port = waiter.port();
+        self.data = Some(DataSetup::Passive(waiter));
         Ok(port)
     }
 

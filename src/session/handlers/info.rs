@@ -107,7 +107,7 @@ pub(super) fn stat(s: &Session) -> Handled {
     };
     let data = match &s.data {
         None => "No data connection set up",
-        Some(crate::datachan::DataSetup::Passive { .. }) => "Passive data connection waiting",
+        Some(crate::datachan::DataSetup::Passive(_)) => "Passive data connection waiting",
         Some(crate::datachan::DataSetup::Active { .. }) => "Active data connection set up",
     };
     let lines = vec![
