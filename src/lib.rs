@@ -8,6 +8,7 @@ pub mod bounded;
 pub mod config;
 pub mod datachan;
 pub mod digest;
+pub mod events;
 pub mod guard;
 pub mod httpclient;
 pub mod logfmt;

@@ -43,6 +43,8 @@ pub enum ServerError {
     Tls(#[from] crate::tls::TlsError),
     #[error("{0}")]
     Auth(String),
+    #[error("{0}")]
+    Events(String),
     #[error("{who}: home {home:?} cannot be stored on its mount: {why}; choose another home")]
     Home {
         who: String,
@@ -147,6 +149,12 @@ impl Server {
             Some(addr) => Some(bind("S3FTP_TLS_IMPLICIT_LISTEN", addr).await?),
             None => None,
         };
+        let events = Arc::new(
+            crate::events::Events::start(&config.events, &config.server_id)
+                .await
+                .map_err(|e| ServerError::Events(e.to_string()))?,
+        );
+        metrics.watch_events(events.clone());
         let shared = Shared {
             auth: Authenticator::new(config.users.clone(), &config.auth)
                 .map_err(|e| ServerError::Auth(e.to_string()))?,
@@ -159,6 +167,7 @@ impl Server {
             tls,
             guard: crate::guard::AddressGuard::new(config.guard),
             stop_transfers: CancellationToken::new(),
+            events,
             metrics,
             config,
         };
@@ -191,9 +200,11 @@ impl Server {
         self.implicit.as_ref().and_then(|l| l.local_addr().ok())
     }
 
-    /// Serves until `shutdown` is cancelled. Then it stops accepting, tells
-    /// idle sessions 421, lets transfers run for S3FTP_SHUTDOWN_GRACE, aborts
-    /// what is still running (uploads discarded) and waits for the sessions.
+    /// Serves until `shutdown` is cancelled. Then it serves the connections
+    /// already queued and stops accepting; sessions finish what they started
+    /// (a transfer, or the commands leading to one) and are told 421 once
+    /// done or quiet for two seconds; after S3FTP_SHUTDOWN_GRACE what still
+    /// runs is aborted (uploads discarded), then the sessions are awaited.
     pub async fn run(self, shutdown: CancellationToken) {
         let Server {
             shared,
@@ -208,24 +219,10 @@ impl Server {
         let slots = Arc::new(Semaphore::new(shared.config.max_sessions));
         let tracker = TaskTracker::new();
         let mut next_id: u64 = 0;
-        loop {
-            let (accepted, implicit) = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                a = listener.accept() => (a, false),
-                a = accept_on(&implicit) => (a, true),
-            };
-            let (stream, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: pause instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
+        let mut start = |stream: TcpStream, peer: SocketAddr, implicit: bool| {
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 refuse_busy(&shared, &tracker, stream, peer, implicit);
-                continue;
+                return;
             };
             next_id += 1;
             let (id, shared, token) = (next_id, shared.clone(), shutdown.clone());
@@ -233,10 +230,32 @@ impl Server {
                 serve_connection(shared, id, stream, peer, implicit, token).await;
                 drop(permit);
             });
+        };
+        loop {
+            let (accepted, implicit) = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                a = listener.accept() => (a, false),
+                a = accept_on(&implicit) => (a, true),
+            };
+            match accepted {
+                Ok((stream, peer)) => start(stream, peer, implicit),
+                Err(e) => {
+                    // Out of file descriptors and the like: pause instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
         }
-        // Stop accepting: new clients get "connection refused" at once
-        // instead of waiting in the backlog for a server that is leaving.
-        drop((listener, implicit));
+        // Connections the kernel completed before the listener closes are
+        // served (draining, as the others), not reset: a balancer counts
+        // them as established and would not send them elsewhere.
+        for (listener, implicit) in [(Some(listener), false), (implicit, true)] {
+            for (stream, peer) in backlog(listener) {
+                start(stream, peer, implicit);
+            }
+        }
+        // The listeners are closed: new clients get "connection refused" at
+        // once instead of waiting for a server that is leaving.
         // The monitoring listener outlives the FTP one: /readyz says 503
         // (since `shutdown`) while transfers drain, and /metrics shows them
         // finishing.
@@ -297,6 +316,25 @@ async fn serve_connection(
 
 /// Waits for the sessions to end for the grace period, then aborts their
 /// transfers and waits a little more.
+/// Closes `listener`, returning the connections waiting in its backlog.
+fn backlog(listener: Option<TcpListener>) -> Vec<(TcpStream, SocketAddr)> {
+    let Some(std) = listener.and_then(|l| l.into_std().ok()) else {
+        return Vec::new();
+    };
+    let mut waiting = Vec::new();
+    // The std listener is still non-blocking: accept until "would block".
+    while let Ok((stream, peer)) = std.accept() {
+        // Accepted sockets start blocking; tokio needs them non-blocking.
+        if stream.set_nonblocking(true).is_err() {
+            continue;
+        }
+        if let Ok(stream) = TcpStream::from_std(stream) {
+            waiting.push((stream, peer));
+        }
+    }
+    waiting
+}
+
 async fn drain(shared: &Shared, tracker: TaskTracker) {
     tracker.close();
     if tokio::time::timeout(shared.config.shutdown_grace, tracker.wait())

@@ -47,7 +47,7 @@ async fn put_with(b: &dyn Backend, key: &str, data: &[u8], options: WriteOptions
             .await
             .expect("write chunk");
     }
-    sink.commit().await.expect("commit")
+    sink.commit().await.expect("commit").size
 }
 
 async fn put(b: &dyn Backend, key: &str, data: &[u8]) {
@@ -164,7 +164,7 @@ async fn large_write_in_many_chunks(b: &dyn Backend) {
         rest = &rest[n..];
         step = (step * 3 + 1) % 65_536 + 1;
     }
-    assert_eq!(sink.commit().await.expect("commit"), data.len() as u64);
+    assert_eq!(sink.commit().await.expect("commit").size, data.len() as u64);
     assert_eq!(
         b.stat(&k("big.bin")).await.expect("stat").size,
         data.len() as u64
@@ -229,7 +229,7 @@ async fn invisible_until_commit(b: &dyn Backend) {
         .expect("chunk");
     assert_missing(b, "new").await;
     assert!(names(b, "").await.is_empty());
-    assert_eq!(sink.commit().await.expect("commit"), 4);
+    assert_eq!(sink.commit().await.expect("commit").size, 4);
     assert_eq!(get(b, "new").await, b"data");
 }
 

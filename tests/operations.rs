@@ -241,6 +241,40 @@ async fn readiness_fails_while_shutting_down_and_transfers_finish() {
     assert_eq!(c.reply().await.0, 421);
 }
 
+/// A session in the middle of an upload's commands when shutdown begins
+/// (logged in, PASV given, STOR not yet sent) is served on: its upload is
+/// stored; then, with nothing pending, it is told 421. A session that
+/// just logged in may still start one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_a_session_finish_the_upload_it_began() {
+    let server = TestServer::folder().await;
+    let mut c = server.login().await;
+    let mut fresh = server.login().await;
+    let mut data = c.data().await;
+    server.begin_shutdown();
+    c.expect("STOR begun.bin", 150).await;
+    data.write_all(b"whole").await.expect("send");
+    data.shutdown().await.expect("close");
+    drop(data);
+    assert_eq!(c.reply().await.0, 226);
+    let closed = std::time::Instant::now();
+    assert_eq!(c.reply().await.0, 421, "done, nothing pending: closed");
+    assert!(
+        closed.elapsed() < Duration::from_secs(1),
+        "at once, not after the quiet time"
+    );
+    assert_eq!(fresh.upload("STOR fresh.bin", b"late").await.0, 226);
+    assert_eq!(fresh.reply().await.0, 421);
+    assert_eq!(
+        server.store.read("begun.bin").await.as_deref(),
+        Some(&b"whole"[..])
+    );
+    assert_eq!(
+        server.store.read("fresh.bin").await.as_deref(),
+        Some(&b"late"[..])
+    );
+}
+
 // ---------------------------------------------------------------- PROXY protocol
 
 /// A control connection that first sends `header`, as a load balancer does.

@@ -6,6 +6,7 @@
 //! sessions, logging); errors name the variable.
 
 mod auth;
+mod events;
 mod listeners;
 mod sessions;
 mod tls;
@@ -29,9 +30,10 @@ pub use vars::{Variable, VARIABLES};
 pub use warnings::{is_loopback, is_private};
 
 use vars::names::{
-    S3FTP_AUTH_TOKEN, S3FTP_DATA_TIMEOUT, S3FTP_IDLE_TIMEOUT, S3FTP_LDAP_BIND_PASSWORD,
-    S3FTP_LOGIN_TIMEOUT, S3FTP_LOG_FORMAT, S3FTP_MAX_SESSIONS, S3FTP_METRICS_LISTEN, S3FTP_MOUNTS,
-    S3FTP_TLS_IMPLICIT_LISTEN, S3FTP_UPLOAD_CONCURRENCY, S3FTP_USERS,
+    S3FTP_AUTH_TOKEN, S3FTP_DATA_TIMEOUT, S3FTP_EVENTS_WEBHOOK_SECRET, S3FTP_IDLE_TIMEOUT,
+    S3FTP_LDAP_BIND_PASSWORD, S3FTP_LOGIN_TIMEOUT, S3FTP_LOG_FORMAT, S3FTP_MAX_SESSIONS,
+    S3FTP_METRICS_LISTEN, S3FTP_MOUNTS, S3FTP_TLS_IMPLICIT_LISTEN, S3FTP_UPLOAD_CONCURRENCY,
+    S3FTP_USERS,
 };
 use vars::Raw;
 
@@ -64,6 +66,8 @@ pub struct Config {
     pub auth: crate::auth::AuthSettings,
     /// S3FTP_SERVER_ID, or the host name.
     pub server_id: String,
+    /// Event sinks, filter and spool (S3FTP_EVENTS_*).
+    pub events: crate::events::EventSettings,
     pub part_size_mib: usize,
     pub upload_concurrency: usize,
     pub upload_memory_mib: usize,
@@ -189,6 +193,7 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
     let server_id = auth::server_id(&raw.server_id);
     Ok(Config {
         auth: auth::auth(&raw, &server_id)?,
+        events: events::events(&raw)?,
         server_id,
         listen: listeners::listen(&raw.listen)?,
         pasv_ports: listeners::port_range(&raw.pasv_ports)?,
@@ -267,7 +272,9 @@ fn effective(values: &HashMap<String, String>) -> Vec<Setting> {
 /// Hides what must not reach logs: user hashes, S3 secret keys in mount URIs.
 fn redact_setting(name: &str, value: &str) -> String {
     match name {
-        S3FTP_USERS | S3FTP_AUTH_TOKEN | S3FTP_LDAP_BIND_PASSWORD if !value.trim().is_empty() => {
+        S3FTP_USERS | S3FTP_AUTH_TOKEN | S3FTP_LDAP_BIND_PASSWORD | S3FTP_EVENTS_WEBHOOK_SECRET
+            if !value.trim().is_empty() =>
+        {
             "(set, not shown)".into()
         }
         S3FTP_MOUNTS => value

@@ -163,6 +163,26 @@ variables! {
         "Idle LDAP connections kept for the next logins.";
     S3FTP_ANONYMOUS_HOME => anonymous_home: String = "",
         "Home of read-only anonymous logins (USER anonymous or ftp, any password); empty: anonymous login is off.";
+    S3FTP_EVENTS_WEBHOOK_URL => events_webhook_url: String = "",
+        "URL that receives each event as a JSON POST, signed with S3FTP_EVENTS_WEBHOOK_SECRET (header X-S3ftp-Signature: t=UNIX,v1=HEX of HMAC-SHA256 over \"t.body\"); 2xx takes it, 408, 429, 5xx and no answer are retried, other statuses set it aside. Empty: off.";
+    S3FTP_EVENTS_WEBHOOK_SECRET => events_webhook_secret: String = "",
+        "Shared secret of the webhook's HMAC-SHA256 signature (required with S3FTP_EVENTS_WEBHOOK_URL).";
+    S3FTP_EVENTS_SQS_QUEUE_URL => events_sqs_queue_url: String = "",
+        "SQS queue URL that receives each event as a message (FIFO queues: grouped by path, deduplicated by event id); credentials and region from the standard AWS chain. Empty: off.";
+    S3FTP_EVENTS_SNS_TOPIC_ARN => events_sns_topic_arn: String = "",
+        "SNS topic ARN that receives each event as a message, like the SQS sink. Empty: off.";
+    S3FTP_EVENTS_TYPES => events_types: String = "*",
+        "Comma-separated event types sent: upload.completed, upload.failed, upload.aborted, download.completed, file.deleted, file.renamed, dir.created, dir.removed; a prefix such as upload.* ; * for all.";
+    S3FTP_EVENTS_PATHS => events_paths: String = "",
+        "Comma-separated path prefixes (in the whole tree, whole segments) whose events are sent; empty: all.";
+    S3FTP_EVENTS_SPOOL => events_spool: String = "./events-spool",
+        "Folder where events wait until their sink takes them (one file each, one subfolder per sink), so none is lost when a sink is down or the server restarts; one per process (locked).";
+    S3FTP_EVENTS_MAX_PENDING => events_max_pending: usize = "100000",
+        "Most events waiting per sink; past that new events are dropped, logged and counted (s3ftp_events_dropped_total).";
+    S3FTP_EVENTS_RETRY_MAX_SECS => events_retry_max_secs: u64 = "60",
+        "Longest wait between two attempts to deliver an event (the wait doubles from 0.25 s, with jitter).";
+    S3FTP_EVENTS_TIMEOUT => events_timeout: u64 = "10",
+        "Seconds one delivery attempt may take.";
     S3FTP_RENAME_OVERWRITE => rename_overwrite: bool = "true",
         "RNTO onto an existing file replaces it, as FTP servers do; false answers 550 and keeps both.";
     S3FTP_TEMP_SUFFIXES => temp_suffixes: String = ".filepart",

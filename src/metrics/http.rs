@@ -150,6 +150,20 @@ async fn readiness(probe: &Probe) -> (bool, String) {
     let results = check_mounts(probe).await;
     let ready = results.iter().all(|(_, problem)| problem.is_none());
     let mut text = String::from(if ready { "ready\n" } else { "not ready\n" });
+    // A sink's backlog is reported, not made a reason to refuse clients:
+    // a webhook outage must not take the FTP service down with it.
+    for sink in probe.metrics.event_sinks() {
+        let percent = sink.pending * 100 / sink.capacity.max(1);
+        let warning = if percent >= 80 {
+            "; new events are dropped when it is full"
+        } else {
+            ""
+        };
+        text.push_str(&format!(
+            "events {}: {} pending of {} ({percent}%){warning}\n",
+            sink.name, sink.pending, sink.capacity
+        ));
+    }
     for (mount, problem) in results {
         let uri = redact(&mount.uri);
         match problem {

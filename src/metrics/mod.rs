@@ -68,6 +68,17 @@ struct EventLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabel {
+    sink: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkOutcome {
+    sink: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ViaLabel {
     via: &'static str,
 }
@@ -108,6 +119,11 @@ pub struct Metrics {
     mount_up: Family<MountLabel, Gauge>,
     budget_bytes: Gauge,
     budget_used_bytes: Gauge,
+    events_pending: Family<SinkLabel, Gauge>,
+    events_pending_limit: Family<SinkLabel, Gauge>,
+    events: Family<SinkOutcome, Counter>,
+    /// The event pipeline, read at each scrape.
+    event_source: std::sync::OnceLock<std::sync::Arc<crate::events::Events>>,
     /// The uploads' part budget and its size in MiB, read at each scrape.
     budget: std::sync::OnceLock<(std::sync::Arc<tokio::sync::Semaphore>, usize)>,
 }
@@ -152,6 +168,10 @@ impl Metrics {
             budget_bytes: Gauge::default(),
             budget_used_bytes: Gauge::default(),
             budget: std::sync::OnceLock::new(),
+            events_pending: Family::default(),
+            events_pending_limit: Family::default(),
+            events: Family::default(),
+            event_source: std::sync::OnceLock::new(),
             registry: Registry::default(),
         };
         registry.register(
@@ -173,6 +193,21 @@ impl Metrics {
             "logins",
             "Login attempts by result: ok, failed, unavailable (the auth hook or directory did not answer)",
             m.logins.clone(),
+        );
+        registry.register(
+            "events_pending",
+            "Events waiting in a sink's spool (S3FTP_EVENTS_SPOOL)",
+            m.events_pending.clone(),
+        );
+        registry.register(
+            "events_pending_limit",
+            "Most events a sink's spool keeps (S3FTP_EVENTS_MAX_PENDING); new events are dropped past it",
+            m.events_pending_limit.clone(),
+        );
+        registry.register(
+            "events",
+            "Event deliveries by sink and outcome: delivered, retried (a failed attempt), refused (set aside for good), dropped (spool full)",
+            m.events.clone(),
         );
         registry.register(
             "login_check_seconds",
@@ -314,10 +349,45 @@ impl Metrics {
     }
 
     /// The text exposition (OpenMetrics, which Prometheus reads).
+    /// The event pipeline whose sinks /metrics and /readyz report.
+    pub fn watch_events(&self, events: std::sync::Arc<crate::events::Events>) {
+        let _ = self.event_source.set(events);
+    }
+
+    /// The state of each event sink (none when events are off).
+    pub fn event_sinks(&self) -> Vec<crate::events::SinkStatus> {
+        self.event_source
+            .get()
+            .map(|e| e.status())
+            .unwrap_or_default()
+    }
+
     pub fn encode(&self) -> String {
         if let Some((budget, mib)) = self.budget.get() {
             let free = budget.available_permits().min(*mib);
             self.budget_used_bytes.set(((mib - free) << 20) as i64);
+        }
+        for sink in self.event_sinks() {
+            let label = SinkLabel { sink: sink.name };
+            self.events_pending
+                .get_or_create(&label)
+                .set(sink.pending as i64);
+            self.events_pending_limit
+                .get_or_create(&label)
+                .set(sink.capacity as i64);
+            for (outcome, total) in [
+                ("delivered", sink.delivered),
+                ("retried", sink.retried),
+                ("refused", sink.refused),
+                ("dropped", sink.dropped),
+            ] {
+                let counter = self.events.get_or_create(&SinkOutcome {
+                    sink: sink.name,
+                    outcome,
+                });
+                // The pipeline keeps the totals; the counter catches up.
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
         }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
@@ -401,6 +471,17 @@ mod tests {
         m.watch_upload_budget(budget.clone(), 16);
         budget.try_acquire_many(5).expect("permits").forget();
         m.connection_refused("banned");
+        m.login_check("cache", Duration::from_micros(3));
+        // What an event sink reports at a scrape (see `encode`).
+        let sink = SinkLabel { sink: "webhook" };
+        m.events_pending.get_or_create(&sink).set(3);
+        m.events_pending_limit.get_or_create(&sink).set(100);
+        m.events
+            .get_or_create(&SinkOutcome {
+                sink: "webhook",
+                outcome: "dropped",
+            })
+            .inc();
         m
     }
 
@@ -423,6 +504,10 @@ mod tests {
             "s3ftp_mount_up{mount=\"/in\"} 0",
             "s3ftp_upload_budget_bytes 16777216",
             "s3ftp_upload_budget_used_bytes 5242880",
+            "s3ftp_login_check_seconds_count{via=\"cache\"} 1",
+            "s3ftp_events_pending{sink=\"webhook\"} 3",
+            "s3ftp_events_pending_limit{sink=\"webhook\"} 100",
+            "s3ftp_events_total{sink=\"webhook\",outcome=\"dropped\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

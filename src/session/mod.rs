@@ -32,6 +32,11 @@ use transfer::{LinePages, Transfer};
 /// reading the control connection until the transfer ends.
 const MAX_QUEUED: usize = 64;
 
+/// While the server shuts down, how long a session may be quiet before it
+/// is told 421: longer than a client's pause between the commands of one
+/// upload over a slow network, shorter than the grace period.
+const DRAIN_QUIET: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How long a staged upload waits for the client's rename before it takes
 /// its temporary name (see [`StagedUpload`]).
 const STAGED_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -52,6 +57,8 @@ pub struct Shared {
     /// are aborted (uploads discarded) and their sessions closed.
     pub stop_transfers: CancellationToken,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where completed actions are told (S3FTP_EVENTS_*).
+    pub events: Arc<crate::events::Events>,
 }
 
 /// What a handler asks the session loop to do.
@@ -116,6 +123,10 @@ pub struct Session {
     /// The client sent OPTS UTF8 ON: names go out as UTF-8 even when
     /// S3FTP_LEGACY_ENCODING is set.
     pub(crate) utf8_on: bool,
+    /// Transfers this session ran (see [`Session::drained`]).
+    pub(crate) transfers: u64,
+    /// A transfer ended while the server was shutting down.
+    pub(crate) transferred_draining: bool,
 }
 
 /// See [`Session::login`].
@@ -144,6 +155,10 @@ pub(crate) struct StagedUpload {
     pub sink: std::sync::Mutex<Box<dyn crate::storage::UploadSink>>,
     /// A modification time the client set on `temp` meanwhile (MFMT).
     pub modified: Option<std::time::SystemTime>,
+    /// For the upload's event: bytes received, checksums, when it started.
+    pub bytes: u64,
+    pub digests: crate::digest::Digests,
+    pub started: Instant,
 }
 
 impl StagedUpload {
@@ -163,6 +178,8 @@ impl Session {
             transfer_type: TransferType::default(),
             rest: None,
             rename_from: None,
+            transfers: 0,
+            transferred_draining: false,
             data: None,
             epsv_all: false,
             mlst_facts: MlstFacts::default(),
@@ -214,6 +231,62 @@ impl Session {
         match &self.login {
             Login::In(account) => Some(&account.user),
             _ => None,
+        }
+    }
+
+    /// An event of `kind` about `path` (as the user names it), filled with
+    /// the session's facts and where the path is stored; None when events
+    /// are off or this one is not wanted.
+    pub(crate) fn event(
+        &self,
+        kind: crate::events::Kind,
+        command: &'static str,
+        path: &str,
+    ) -> Option<crate::events::Event> {
+        if !self.wants_event(kind, path) {
+            return None;
+        }
+        self.any_event(kind, command, path)
+    }
+
+    /// Whether an event of `kind` about `path` (as the user names it) is
+    /// wanted (S3FTP_EVENTS_TYPES, S3FTP_EVENTS_PATHS).
+    pub(crate) fn wants_event(&self, kind: crate::events::Kind, path: &str) -> bool {
+        match &self.login {
+            Login::In(account) => self.shared.events.wants(kind, &account.vfs.tree_path(path)),
+            _ => false,
+        }
+    }
+
+    /// Like [`Session::event`], whatever the path filter says.
+    pub(crate) fn any_event(
+        &self,
+        kind: crate::events::Kind,
+        command: &'static str,
+        path: &str,
+    ) -> Option<crate::events::Event> {
+        let Login::In(account) = &self.login else {
+            return None;
+        };
+        let tree = account.vfs.tree_path(path);
+        let mut event = crate::events::Event::new(kind, command);
+        event.session = self.id;
+        event.user.clone_from(&account.user.name);
+        event.client_ip = self.peer.ip().to_canonical().to_string();
+        event.client_port = self.peer.port();
+        event.path = tree;
+        event.user_path = path.to_string();
+        if let Some((mount, store)) = account.vfs.store_of(path) {
+            event.mount = Some(mount);
+            event.store = Some(store);
+        }
+        Some(event)
+    }
+
+    /// Emits `event` (built by [`Session::event`]).
+    pub(crate) fn emit(&self, event: Option<crate::events::Event>) {
+        if let Some(event) = event {
+            self.shared.events.emit(event);
         }
     }
 
@@ -316,8 +389,13 @@ impl Session {
                 },
             };
             throttle.wait().await;
+            let transfers = self.transfers;
             let (verb, outcome) = self.handle_frame(conn, frame).await;
-            if !self.act(conn, &mut queue, verb, outcome).await {
+            let go_on = self.act(conn, &mut queue, verb, outcome).await;
+            if shutdown.is_cancelled() && self.transfers > transfers {
+                self.transferred_draining = true;
+            }
+            if !go_on {
                 return;
             }
         }
@@ -339,24 +417,34 @@ impl Session {
             // A connection that never logs in cannot hold its slot for long,
             // however busy it keeps the line (slowloris).
             let login_left = login_timeout.saturating_sub(connected.elapsed());
-            let wait = if !self.logged_in() {
+            let draining = shutdown.is_cancelled();
+            let mut wait = if !self.logged_in() {
                 idle.min(login_left)
             } else if self.staged.is_some() {
                 idle.min(STAGED_WAIT)
             } else {
                 idle
             };
+            if draining {
+                if self.drained() {
+                    return self.close_draining(conn).await;
+                }
+                wait = wait.min(DRAIN_QUIET);
+            }
             let why = if !self.logged_in() && login_left.is_zero() {
                 "Login timeout, closing control connection."
             } else {
                 let next = tokio::select! {
-                    _ = shutdown.cancelled() => Err(None),
+                    // Shutdown begins: look again, as a draining session.
+                    _ = shutdown.cancelled(), if !draining => continue,
+                    _ = self.shared.stop_transfers.cancelled() => Err(None),
                     r = tokio::time::timeout(wait, conn.read_frame()) => r.map_err(Some),
                 };
                 match next {
                     Ok(Ok(Some(frame))) => return Some(frame),
                     Ok(Ok(None)) | Ok(Err(_)) => return None,
                     Err(None) => "Server shutting down.",
+                    Err(Some(_)) if draining => return self.close_draining(conn).await,
                     Err(Some(_)) if self.staged.is_some() => {
                         // No rename came: the upload takes its temporary name.
                         self.settle_staged().await;
@@ -373,6 +461,32 @@ impl Session {
                 .await;
             return None;
         }
+    }
+
+    /// Whether a session may be closed now that the server shuts down: it
+    /// has finished a transfer since, and nothing of a command sequence is
+    /// pending (a data connection set up, REST, RNFR, a staged upload). A
+    /// session between PASV and STOR, or just logged in, is served on, so
+    /// a client on a replica being restarted sees its upload through.
+    fn drained(&self) -> bool {
+        let clean = self.data.is_none()
+            && self.rest.is_none()
+            && self.rename_from.is_none()
+            && self.staged.is_none();
+        clean && self.transferred_draining
+    }
+
+    /// Tells a draining session 421 and ends it (a staged upload takes its
+    /// temporary name first, as on any other end).
+    async fn close_draining(&mut self, conn: &mut ControlConnection) -> Option<Frame> {
+        self.settle_staged().await;
+        let _ = conn
+            .write_reply(&Reply::new(
+                ReplyCode::ServiceNotAvailable,
+                "Server shutting down.",
+            ))
+            .await;
+        None
     }
 
     /// Parses and handles one frame: the verb (for metrics) and what to do.

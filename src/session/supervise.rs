@@ -232,6 +232,7 @@ impl Session {
         // The transfer's own logs (and the store's) carry the session's span.
         let task = tokio::spawn(tracing::Instrument::in_current_span(transfer.run(ctx)));
         let result = self.run_beside(&mut sup, conn, queue, task, events).await;
+        self.transfers += 1;
         self.record_transfer(&sup, &result, upload, started);
         if let (Some(sink), Some(target)) = (result.deferred, staged_for) {
             self.staged = Some(StagedUpload {
@@ -239,6 +240,9 @@ impl Session {
                 target,
                 sink: std::sync::Mutex::new(sink),
                 modified: None,
+                bytes: result.bytes,
+                digests: result.digests,
+                started,
             });
         }
         sup.answer(conn, &result.reply, result.aborted).await
@@ -289,6 +293,8 @@ impl Session {
                         bytes: sup.progress.load(Ordering::Relaxed),
                         aborted: false,
                         deferred: None,
+                        stored: None,
+                        digests: Default::default(),
                     });
                 }
                 frame = conn.read_frame(), if sup.reading(queue) => {
@@ -339,5 +345,56 @@ impl Session {
         sup.metrics
             .transfer(sup.verb, upload, result.bytes, started.elapsed(), end);
         sup.metrics.command(sup.verb, result.reply.code);
+        self.transfer_event(sup, result, upload, end, started);
+    }
+
+    /// The event of a finished transfer: an upload stored, failed or
+    /// aborted, a download completed. Listings and deferred (staged)
+    /// uploads have none here.
+    fn transfer_event(
+        &self,
+        sup: &Supervisor,
+        result: &TransferResult,
+        upload: bool,
+        end: TransferEnd,
+        started: Instant,
+    ) {
+        use crate::events::Kind;
+        let kind = match (upload, end) {
+            (true, TransferEnd::Ok) if result.deferred.is_some() => return,
+            (true, TransferEnd::Ok) => Kind::Uploaded,
+            (true, TransferEnd::Failed) => Kind::UploadFailed,
+            (true, TransferEnd::Aborted) => Kind::UploadAborted,
+            (false, TransferEnd::Ok) if sup.verb == "RETR" => Kind::Downloaded,
+            (false, _) => return,
+        };
+        let Some(mut event) = self.event(kind, sup.verb, &sup.path) else {
+            return;
+        };
+        event.duration_ms = Some(started.elapsed().as_millis() as u64);
+        match &result.stored {
+            Some(stored) => {
+                event.size = Some(stored.size);
+                event.etag.clone_from(&stored.etag);
+            }
+            None => event.size = Some(result.bytes),
+        }
+        event.checksums = checksums(&result.digests);
+        if kind != Kind::Uploaded && kind != Kind::Downloaded {
+            event.reply = Some(result.reply.to_string().trim_end().to_string());
+        }
+        self.emit(Some(event));
     }
 }
+
+/// Checksums by algorithm name, for events.
+pub(crate) fn checksums(
+    digests: &crate::digest::Digests,
+) -> std::collections::BTreeMap<String, String> {
+    digests
+        .iter()
+        .map(|(algorithm, value)| (algorithm.key().to_string(), value.to_string()))
+        .collect()
+}
+
+impl Session {}

@@ -79,6 +79,18 @@ pub struct TransferResult {
     pub aborted: bool,
     /// A deferred upload's sink, all data received, not committed yet.
     pub deferred: Option<Box<dyn UploadSink>>,
+    /// What a committed upload stored.
+    pub stored: Option<crate::storage::Committed>,
+    /// The checksums an upload computed on the way.
+    pub digests: crate::digest::Digests,
+}
+
+/// How an upload's data ended well.
+struct Received {
+    /// Deferred (staged): the sink, uncommitted.
+    deferred: Option<Box<dyn UploadSink>>,
+    stored: Option<crate::storage::Committed>,
+    digests: crate::digest::Digests,
 }
 
 /// Why the byte loop stopped early.
@@ -158,13 +170,18 @@ impl Transfer {
             }
         };
         let complete = "Transfer complete.".to_string();
+        let sent = || Received {
+            deferred: None,
+            stored: None,
+            digests: Default::default(),
+        };
         let outcome = match kind {
             TransferKind::Send { source, ascii } => send(&ctx, &mut data, source, ascii)
                 .await
-                .map(|()| (complete, None)),
+                .map(|()| (complete, sent())),
             TransferKind::Listing { lines } => send_listing(&ctx, &mut data, lines)
                 .await
-                .map(|()| (complete, None)),
+                .map(|()| (complete, sent())),
             TransferKind::Receive {
                 sink,
                 ascii,
@@ -173,15 +190,17 @@ impl Transfer {
                 digests,
             } => receive(&ctx, &mut data, sink, ascii, defer, &digests)
                 .await
-                .map(|deferred| (done, deferred)),
+                .map(|received| (done, received)),
         };
         let bytes = ctx.progress.load(Ordering::Relaxed);
         match outcome {
-            Ok((text, deferred)) => TransferResult {
+            Ok((text, received)) => TransferResult {
                 reply: Reply::new(ReplyCode::ClosingDataConnection, text),
                 bytes,
                 aborted: false,
-                deferred,
+                deferred: received.deferred,
+                stored: received.stored,
+                digests: received.digests,
             },
             Err(stop) => {
                 let aborted = matches!(stop, Stop::Aborted);
@@ -198,6 +217,8 @@ impl TransferResult {
             bytes,
             aborted,
             deferred: None,
+            stored: None,
+            digests: Default::default(),
         }
     }
 }
@@ -353,13 +374,14 @@ async fn receive(
     ascii: bool,
     defer: bool,
     digests: &[crate::digest::Algorithm],
-) -> Result<Option<Box<dyn UploadSink>>, Stop> {
+) -> Result<Received, Stop> {
     let mut hasher = (!digests.is_empty()).then(|| crate::digest::Hasher::new(digests));
     let result = receive_into(ctx, data, sink.as_mut(), ascii, &mut hasher).await;
     match result {
         Ok(()) => {
-            if let Some(hasher) = hasher {
-                sink.keep_digests(hasher.finish());
+            let digests = hasher.map(|h| h.finish()).unwrap_or_default();
+            if !digests.is_empty() {
+                sink.keep_digests(digests.clone());
             }
             // Close our side too: under TLS this sends close_notify, which
             // clients such as Python's ftplib wait for before reading 226.
@@ -371,12 +393,21 @@ async fn receive(
                 return Err(Stop::Aborted);
             }
             if defer {
-                return Ok(Some(sink));
+                return Ok(Received {
+                    deferred: Some(sink),
+                    stored: None,
+                    digests,
+                });
             }
             // Not raced against ABOR: once the session allowed it, the
             // upload completes (a commit cut in the middle would leave a
             // back end's staging state undefined).
-            sink.commit().await.map(|_| None).map_err(Stop::Storage)
+            let stored = sink.commit().await.map_err(Stop::Storage)?;
+            Ok(Received {
+                deferred: None,
+                stored: Some(stored),
+                digests,
+            })
         }
         Err(stop) => {
             if let Err(e) = sink.abort().await {

@@ -108,6 +108,24 @@ pub struct Entry {
     pub meta: Metadata,
 }
 
+/// Where a key is stored, in the store's own terms (for upload events).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StoreRef {
+    S3 { bucket: String, key: String },
+    Folder { path: String },
+    Memory { key: String },
+}
+
+/// What a committed upload stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// Bytes stored.
+    pub size: u64,
+    /// The store's ETag, when it gives one (S3), quotes included.
+    pub etag: Option<String>,
+}
+
 /// File content, streamed in chunks.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 
@@ -169,7 +187,8 @@ pub trait UploadSink: Send {
     /// the end). Not given for uploads that keep existing bytes.
     fn keep_digests(&mut self, _digests: crate::digest::Digests) {}
     /// Makes the object visible; returns its final size in bytes.
-    async fn commit(self: Box<Self>) -> Result<u64>;
+    /// Makes the upload visible; what was stored.
+    async fn commit(self: Box<Self>) -> Result<Committed>;
     async fn abort(self: Box<Self>) -> Result<()>;
 }
 
@@ -223,6 +242,9 @@ pub trait Backend: Send + Sync + Debug {
 
     /// Checks that the back end is reachable and usable (start-up, readiness).
     async fn check(&self) -> std::result::Result<(), Unusable>;
+
+    /// Where `key` is stored, in the store's terms.
+    fn location(&self, key: &Key) -> StoreRef;
 
     /// A checksum of the whole file kept with it (or remembered since this
     /// process wrote it), so it need not be read back; None: not known.

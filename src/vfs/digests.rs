@@ -127,7 +127,7 @@ impl UploadSink for ForgetOnCommit {
         self.inner.keep_digests(digests)
     }
 
-    async fn commit(self: Box<Self>) -> crate::storage::Result<u64> {
+    async fn commit(self: Box<Self>) -> crate::storage::Result<crate::storage::Committed> {
         let size = self.inner.commit().await;
         self.mounts.digests.forget(&self.id);
         size

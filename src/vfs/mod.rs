@@ -87,6 +87,22 @@ impl Vfs {
         }
     }
 
+    /// A user path in the whole tree (the home prefixed).
+    pub fn tree_path(&self, path: &str) -> String {
+        self.full_path(path)
+    }
+
+    /// The mount point and store location of a user path, when it is in a
+    /// mount (for events).
+    pub fn store_of(&self, path: &str) -> Option<(String, crate::storage::StoreRef)> {
+        match self.locate(path).ok()? {
+            Located::Mounted { mount, key, .. } => {
+                Some((mount.point.clone(), mount.backend.location(&key)))
+            }
+            Located::Virtual { .. } => None,
+        }
+    }
+
     /// The mount and key of a user path (the key rules checked on the way).
     fn locate(&self, path: &str) -> Result<Located<'_>> {
         let full = self.full_path(path);

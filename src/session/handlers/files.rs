@@ -4,6 +4,7 @@
 use std::time::SystemTime;
 
 use super::{reply, Handled};
+use crate::events::Kind;
 use crate::protocol::listing::{format_time, parse_time};
 use crate::protocol::reply::quote_path;
 use crate::protocol::ReplyCode;
@@ -13,6 +14,7 @@ use crate::storage::Times;
 pub(super) async fn mkd(s: &mut Session, arg: &str) -> Handled {
     let path = s.resolve_new(arg, true)?;
     s.vfs()?.mkdir(&path).await?;
+    s.emit(s.event(Kind::DirCreated, "MKD", &path));
     reply(
         ReplyCode::PathCreated,
         format!("{} created.", quote_path(&path)),
@@ -22,14 +24,19 @@ pub(super) async fn mkd(s: &mut Session, arg: &str) -> Handled {
 pub(super) async fn rmd(s: &mut Session, arg: &str) -> Handled {
     let path = s.resolve(arg)?;
     refuse_cwd_or_root(s, &path)?;
+    // Where it was is known only before it goes.
+    let event = s.event(Kind::DirRemoved, "RMD", &path);
     s.vfs()?.rmdir(&path).await?;
+    s.emit(event);
     reply(ReplyCode::FileActionOkay, "Directory removed.")
 }
 
 pub(super) async fn rmda(s: &mut Session, arg: &str) -> Handled {
     let path = s.resolve(arg)?;
     refuse_cwd_or_root(s, &path)?;
+    let event = s.event(Kind::DirRemoved, "RMDA", &path);
     s.vfs()?.remove_all(&path).await?;
+    s.emit(event);
     reply(
         ReplyCode::FileActionOkay,
         "Directory and its contents removed.",
@@ -51,7 +58,9 @@ fn refuse_cwd_or_root(s: &Session, path: &str) -> Result<(), crate::protocol::Re
 
 pub(super) async fn dele(s: &mut Session, arg: &str) -> Handled {
     let path = s.resolve(arg)?;
+    let event = s.event(Kind::Deleted, "DELE", &path);
     s.vfs()?.delete(&path).await?;
+    s.emit(event);
     reply(ReplyCode::FileActionOkay, "File deleted.")
 }
 
@@ -80,6 +89,19 @@ pub(super) async fn rnto(s: &mut Session, arg: &str, from: Option<String>) -> Ha
         );
     }
     s.vfs()?.rename(&from, &to).await?;
+    // Sent when either name is of interest (S3FTP_EVENTS_PATHS).
+    let wanted = s.wants_event(Kind::Renamed, &from) || s.wants_event(Kind::Renamed, &to);
+    let event = wanted
+        .then(|| s.any_event(Kind::Renamed, "RNTO", &to))
+        .flatten()
+        .map(|mut event| {
+            if let Ok(account) = s.account() {
+                event.from_path = Some(account.vfs.tree_path(&from));
+                event.from_store = account.vfs.store_of(&from).map(|(_, store)| store);
+            }
+            event
+        });
+    s.emit(event);
     reply(ReplyCode::FileActionOkay, "Rename successful.")
 }
 

@@ -11,7 +11,9 @@
 //! temporary one, which leaves exactly what a plain upload would have.
 
 use super::{reply, Handled};
+use crate::events::Kind;
 use crate::protocol::{Command, Reply, ReplyCode};
+use crate::session::supervise::checksums;
 use crate::session::Session;
 use crate::storage::Times;
 
@@ -68,7 +70,15 @@ async fn commit(s: &mut Session) -> Handled {
         return Err(Reply::new(ReplyCode::BadSequence, "Nothing to rename."));
     };
     let (target, modified) = (staged.target.clone(), staged.modified);
-    staged.into_sink().commit().await?;
+    let (digests, started) = (staged.digests.clone(), staged.started);
+    let stored = staged.into_sink().commit().await?;
+    if let Some(mut event) = s.event(Kind::Uploaded, "RNTO", &target) {
+        event.size = Some(stored.size);
+        event.etag = stored.etag;
+        event.checksums = checksums(&digests);
+        event.duration_ms = Some(started.elapsed().as_millis() as u64);
+        s.emit(Some(event));
+    }
     if let Some(time) = modified {
         let times = Times::modified(time);
         s.vfs()?.set_times(&target, times).await?;
@@ -84,6 +94,7 @@ impl Session {
         };
         let (temp, target, modified) =
             (staged.temp.clone(), staged.target.clone(), staged.modified);
+        let (bytes, digests, started) = (staged.bytes, staged.digests.clone(), staged.started);
         let sink = staged.into_sink();
         let Ok(vfs) = self.account().map(|a| &a.vfs) else {
             let _ = sink.abort().await;
@@ -94,6 +105,16 @@ impl Session {
                 "could not store a staged upload under its temporary name");
             return;
         }
+        // Stored under the name the client gave, as a plain upload would be.
+        if let Some(mut event) = self.event(Kind::Uploaded, "STOR", &temp) {
+            event.size = Some(bytes);
+            event.checksums = checksums(&digests);
+            event.duration_ms = Some(started.elapsed().as_millis() as u64);
+            self.emit(Some(event));
+        }
+        let Ok(vfs) = self.account().map(|a| &a.vfs) else {
+            return;
+        };
         if let Some(time) = modified {
             let times = Times::modified(time);
             if let Err(e) = vfs.set_times(&temp, times).await {

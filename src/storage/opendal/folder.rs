@@ -66,6 +66,12 @@ impl Folder {
 
 #[async_trait]
 impl Flavour for Folder {
+    fn location(&self, key: &str) -> crate::storage::StoreRef {
+        crate::storage::StoreRef::Folder {
+            path: self.root.join(key).to_string_lossy().into_owned(),
+        }
+    }
+
     /// A symbolic link inside the folder may not lead outside it (someone
     /// with shell access could otherwise expose /etc to FTP users). The stat
     /// per segment blocks, so it runs on the blocking pool.

@@ -83,6 +83,12 @@ impl MemoryTimes {
 
 #[async_trait]
 impl Flavour for MemoryTimes {
+    fn location(&self, key: &str) -> crate::storage::StoreRef {
+        crate::storage::StoreRef::Memory {
+            key: key.to_string(),
+        }
+    }
+
     fn kept_times(&self, key: &str) -> Option<Times> {
         self.table().get(key).copied()
     }

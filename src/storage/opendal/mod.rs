@@ -57,6 +57,8 @@ trait Flavour: Send + Sync + Debug {
     async fn confine(&self, _key: &str) -> Result<()> {
         Ok(())
     }
+    /// Where `key` is, for events.
+    fn location(&self, key: &str) -> crate::storage::StoreRef;
     /// Times of file `key` kept beside the service, overriding its own.
     fn kept_times(&self, _key: &str) -> Option<Times> {
         None
@@ -376,6 +378,10 @@ impl Backend for OpendalBackend {
         self.admit(key).await?;
         self.existing_file(key).await?;
         self.flavour().set_times(key, times).await
+    }
+
+    fn location(&self, key: &Key) -> crate::storage::StoreRef {
+        self.flavour().location(key.as_str())
     }
 
     async fn check(&self) -> std::result::Result<(), Unusable> {

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::OpendalBackend;
+use crate::storage::Committed;
 use crate::storage::{Result, StorageError, UploadSink};
 
 /// An upload in progress.
@@ -36,7 +37,7 @@ impl UploadSink for OpendalSink {
         self.digests = digests;
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<u64> {
+    async fn commit(mut self: Box<Self>) -> Result<Committed> {
         let mut writer = self.writer.take().ok_or_else(finished_error)?;
         if let Err(e) = writer.close().await {
             if let Err(abort) = writer.abort().await {
@@ -53,7 +54,10 @@ impl UploadSink for OpendalSink {
             // Not worth failing.
             tracing::warn!(key = self.key, "after storing the file: {e}");
         }
-        Ok(self.written)
+        Ok(Committed {
+            size: self.written,
+            etag: None,
+        })
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {

@@ -132,6 +132,13 @@ impl Backend for S3Backend {
         self.stat(key).await.map(|_| ())
     }
 
+    fn location(&self, key: &Key) -> crate::storage::StoreRef {
+        crate::storage::StoreRef::S3 {
+            bucket: self.target.bucket.clone(),
+            key: self.full(key.as_str()),
+        }
+    }
+
     async fn check(&self) -> std::result::Result<(), Unusable> {
         self.target.check(&self.dir_prefix("")).await
     }

@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 use super::error::{is_no_such_upload, map, outcome_unknown};
 use super::settle::{self, Expected, LiveUpload};
 use super::S3Target;
+use crate::storage::Committed;
 use crate::storage::{MultipartEvent, Result, StorageError, UploadSink};
 
 use super::parts::MIB;
@@ -195,13 +196,13 @@ impl MultipartSink {
         Ok(())
     }
 
-    async fn finish(&mut self) -> Result<u64> {
+    async fn finish(&mut self) -> Result<Committed> {
         let sha256 = self.sha256.take().map(|h| hex(&h.finalize()));
-        if self.upload_id.is_none() {
-            self.put_whole(sha256.as_deref()).await?;
+        let etag = if self.upload_id.is_none() {
+            self.put_whole(sha256.as_deref()).await?
         } else {
-            self.complete().await?;
-        }
+            self.complete().await?
+        };
         tracing::info!(
             key = %self.key,
             bytes = self.total,
@@ -209,12 +210,15 @@ impl MultipartSink {
             "object stored"
         );
         self.finished = true;
-        Ok(self.total)
+        Ok(Committed {
+            size: self.total,
+            etag,
+        })
     }
 
     /// A file that ended within its first part: one PutObject, settled by
-    /// reading the key when the answer is unclear.
-    async fn put_whole(&mut self, sha256: Option<&str>) -> Result<()> {
+    /// reading the key when the answer is unclear. Its ETag.
+    async fn put_whole(&mut self, sha256: Option<&str>) -> Result<Option<String>> {
         let body = std::mem::take(&mut self.buf).freeze();
         let mut metadata = self.metadata.clone();
         if let Some(sum) = sha256 {
@@ -237,8 +241,9 @@ impl MultipartSink {
             .disable_payload_signing()
             .send()
             .await;
+        let expected_etag = settle::simple_etag(&body);
         match sent {
-            Ok(_) => {}
+            Ok(out) => Ok(out.e_tag),
             Err(e) if outcome_unknown(&e) => {
                 // The object may be stored though the answer was lost:
                 // its ETag (the body's MD5) says.
@@ -246,19 +251,20 @@ impl MultipartSink {
                 let _ = map(e, "PutObject");
                 let expected = Expected {
                     token: None,
-                    etag: Some(settle::simple_etag(&body)),
+                    etag: Some(expected_etag.clone()),
                 };
                 settle::settle_commit(&self.target, &self.key, "PutObject", expected, failure)
                     .await?;
+                Ok(Some(expected_etag))
             }
-            Err(e) => return Err(map(e, "PutObject")),
+            Err(e) => Err(map(e, "PutObject")),
         }
-        Ok(())
     }
 
     /// The last part sent, every part awaited, then CompleteMultipartUpload,
     /// settled by reading the key when the answer is unclear.
-    async fn complete(&mut self) -> Result<()> {
+    /// Completes the multipart upload; its ETag.
+    async fn complete(&mut self) -> Result<Option<String>> {
         if !self.buf.is_empty() {
             let last = std::mem::take(&mut self.buf).freeze();
             self.start_part(last).await?;
@@ -296,8 +302,8 @@ impl MultipartSink {
             .set_checksum_type(whole_crc.map(|_| ChecksumType::FullObject))
             .send()
             .await;
-        match sent {
-            Ok(_) => {}
+        let stored_etag = match sent {
+            Ok(out) => out.e_tag.or_else(|| etag.clone()),
             // NoSuchUpload: typically the SDK's retry after a first
             // attempt that committed but whose answer was lost.
             Err(e) if is_no_such_upload(&e) || outcome_unknown(&e) => {
@@ -315,9 +321,10 @@ impl MultipartSink {
                     failure,
                 )
                 .await?;
+                etag.clone()
             }
             Err(e) => return Err(map(e, "CompleteMultipartUpload")),
-        }
+        };
         if let Some(etag) = &etag {
             self.target.digests.remember(etag, &self.kept);
         }
@@ -326,7 +333,7 @@ impl MultipartSink {
         self.live = None;
         self.target.observer.multipart(MultipartEvent::Completed);
         tracing::debug!(key = %self.key, parts = count, "multipart upload completed");
-        Ok(())
+        Ok(stored_etag)
     }
 
     async fn abort_now(&mut self) -> Result<()> {
@@ -467,7 +474,7 @@ impl UploadSink for MultipartSink {
         self.kept = digests;
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<u64> {
+    async fn commit(mut self: Box<Self>) -> Result<Committed> {
         match self.finish().await {
             Ok(n) => Ok(n),
             Err(e) => {
