@@ -27,6 +27,9 @@ command -v ncftpput >/dev/null 2>&1 || missing+=(ncftp)
 command -v tnftp >/dev/null 2>&1 || missing+=(tnftp)
 # OpenLDAP's slapd (tests/auth_ldap.rs starts its own on loopback ports).
 [[ -x /usr/sbin/slapd ]] || command -v slapd >/dev/null 2>&1 || missing+=(slapd)
+# HAProxy balances three replicas in tests/replicas.rs (PROXY protocol,
+# health checks of /readyz, passive ranges forwarded per replica).
+[[ -x /usr/sbin/haproxy ]] || command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 # promtool checks and unit-tests the alert rules in deploy/prometheus.
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # Creating the moto venv needs venv and ensurepip (Debian ships them apart).

@@ -6,9 +6,11 @@
 
 pub mod clients;
 pub mod faultproxy;
+pub mod haproxy;
 pub mod hook;
 pub mod launch;
 pub mod ldap;
+pub mod receiver;
 pub mod s3;
 pub mod store;
 
