@@ -9,9 +9,14 @@ pub(crate) struct Direct {
 
 impl Direct {
     pub(crate) fn new(server: &s3::S3Server, bucket: &str) -> Direct {
+        Direct::with_endpoint(server, bucket, &server.endpoint)
+    }
+
+    /// Through another endpoint (W7's delaying proxy).
+    pub(crate) fn with_endpoint(server: &s3::S3Server, bucket: &str, endpoint: &str) -> Direct {
         let config = aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(&server.endpoint)
+            .endpoint_url(endpoint)
             .region(Region::new(server.region.clone()))
             .credentials_provider(Credentials::new(
                 server.access_key.clone(),

@@ -14,6 +14,9 @@ pub(crate) struct Ftp {
     pub(crate) reader: BufReader<ReadHalf<BoxStream>>,
     pub(crate) writer: WriteHalf<BoxStream>,
     peer: SocketAddr,
+    /// The client's own address (W9 spreads sessions over 127.0.0.0/8);
+    /// data connections leave from it too.
+    local: Option<std::net::IpAddr>,
     /// FTPS: how data connections are made TLS too.
     tls: Option<tokio_rustls::TlsConnector>,
 }
@@ -28,8 +31,23 @@ impl Ftp {
         Ftp::login_with(addr, true).await
     }
 
+    /// A plain session from the local address `from`.
+    pub(crate) async fn login_from(addr: SocketAddr, from: std::net::IpAddr) -> Result<Ftp> {
+        let stream = connect_from(addr, Some(from)).await?;
+        Ftp::start(stream, addr, Some(from), false).await
+    }
+
     async fn login_with(addr: SocketAddr, tls: bool) -> Result<Ftp> {
-        let mut stream = TcpStream::connect(addr).await?;
+        let stream = TcpStream::connect(addr).await?;
+        Ftp::start(stream, addr, None, tls).await
+    }
+
+    async fn start(
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        local: Option<std::net::IpAddr>,
+        tls: bool,
+    ) -> Result<Ftp> {
         stream.set_nodelay(true)?;
         let (control, connector): (BoxStream, _) = if tls {
             raw_reply(&mut stream, 220).await?;
@@ -46,6 +64,7 @@ impl Ftp {
             reader: BufReader::new(r),
             writer: w,
             peer: addr,
+            local,
             tls: connector,
         };
         if ftp.tls.is_some() {
@@ -110,7 +129,7 @@ impl Ftp {
             .nth(3)
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| format!("bad EPSV reply {text:?}"))?;
-        let stream = TcpStream::connect(SocketAddr::new(self.peer.ip(), port)).await?;
+        let stream = connect_from(SocketAddr::new(self.peer.ip(), port), self.local).await?;
         stream.set_nodelay(true)?;
         Ok(stream)
     }
@@ -172,6 +191,16 @@ impl Ftp {
         self.expect_reply(226).await?;
         Ok((total, lines))
     }
+}
+
+/// A connection to `addr`, from the local address `from` when given.
+async fn connect_from(addr: SocketAddr, from: Option<std::net::IpAddr>) -> Result<TcpStream> {
+    let Some(from) = from else {
+        return Ok(TcpStream::connect(addr).await?);
+    };
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(from, 0))?;
+    Ok(socket.connect(addr).await?)
 }
 
 /// One reply read from a connection not yet split (before AUTH TLS).

@@ -14,6 +14,12 @@
 //!   rounds, medians);
 //! - W5 50 sessions uploading 20 MiB each at once, every object verified
 //!   (logged in once, then 3 rounds; the median is reported);
+//! - W5L (with --only W5L) the same with a new login for every upload, as
+//!   batch jobs that run curl once per file do; logins' CPU included;
+//! - W9 (with --only W9) 1,000 sessions at once from 1,000 addresses, each
+//!   uploading, downloading and listing; then 10,000 idle sessions' memory;
+//! - W7 (with --only W7) W1-W4 again against a store 20 ms away (a delaying
+//!   proxy in front of the S3 server), the direct path through it too;
 //! - the server's peak resident memory (VmHWM, reset before each workload)
 //!   and CPU time (utime + stime from /proc) per workload, and its memory
 //!   with 200 idle logged-in sessions.
@@ -29,6 +35,7 @@ mod launch;
 mod s3;
 
 mod data;
+mod delay;
 mod direct;
 mod ftp;
 mod ftps;
@@ -59,6 +66,7 @@ use tokio::io::{
 use tokio::net::TcpStream;
 
 use data::*;
+use delay::*;
 use direct::*;
 use ftp::*;
 use ftps::*;
@@ -150,7 +158,7 @@ impl Options {
                     println!(
                         "bench [--size-mib 1024] [--big-mib 4096] [--small-files 1000] \
                          [--list-entries 10000] [--sessions 50] [--session-mib 20] \
-                         [--idle-sessions 200] [--rounds 3] [--only W1,W2,W3,W4,W5,IDLE,W6] [--quick] \
+                         [--idle-sessions 200] [--rounds 3] [--only W1,W2,W3,W4,W5,IDLE,W6,W5L,W7,W9] [--quick] \
                          [--set S3FTP_NAME=VALUE ...]\n\
                          Server binary: S3FTP_BENCH_BIN (default: target/release/s3ftp)."
                     );
@@ -177,6 +185,50 @@ impl Options {
 }
 
 // ---------------------------------------------------------------- main
+
+/// W7: W1-W4 against the same S3 server behind a delaying proxy (10 ms each
+/// way), a server process of its own and the direct path both through it.
+async fn w7(
+    r: &mut Report,
+    s3: &s3::S3Server,
+    opts: &Options,
+    pattern: &Arc<Pattern>,
+) -> Result<()> {
+    let upstream: SocketAddr = s3
+        .endpoint
+        .trim_start_matches("http://")
+        .parse()
+        .map_err(|e| format!("W7 needs an http://IP:PORT endpoint: {e}"))?;
+    let proxy = delay_proxy(upstream, Duration::from_millis(10)).await?;
+    let endpoint = format!("http://{proxy}");
+    let bucket = s3.fresh_bucket().await;
+    let mount = format!(
+        "s3://{bucket}?endpoint={}&path_style=true&region={}&access_key={}&secret_key={}",
+        s3::encode_mount_value(&endpoint),
+        s3::encode_mount_value(&s3.region),
+        s3::encode_mount_value(&s3.access_key),
+        s3::encode_mount_value(&s3.secret_key),
+    );
+    let server = ServerProcess::start(&mount, &opts.server_env)?;
+    let direct = Direct::with_endpoint(s3, &bucket, &endpoint);
+    println!("W7: store behind {endpoint} (20 ms round trip)");
+    r.prefix = "W7 ".into();
+    w1_w2(
+        r,
+        &server,
+        &direct,
+        pattern,
+        opts.size_mib,
+        "W1",
+        true,
+        opts.rounds,
+    )
+    .await?;
+    w3(r, &server, &direct, pattern, opts.small_files, opts.rounds).await?;
+    w4(r, &server, &direct, opts.list_entries, opts.rounds).await?;
+    r.prefix.clear();
+    Ok(())
+}
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -244,6 +296,28 @@ async fn main() -> Result<()> {
     }
     if opts.runs("W5") {
         w5(
+            &mut r,
+            &server,
+            &direct,
+            &pattern,
+            opts.sessions,
+            opts.session_mib,
+            opts.rounds,
+        )
+        .await?;
+    }
+    if opts.runs_extra("W7") {
+        w7(&mut r, &s3, &opts, &pattern).await?;
+    }
+    if opts.runs_extra("W9") {
+        // Limits raised for the run: 1,000 busy plus 10,000 idle sessions.
+        let mut env = opts.server_env.clone();
+        env.push(("S3FTP_MAX_SESSIONS".into(), "12000".into()));
+        let w9_server = ServerProcess::start(&s3.mount_uri(&bucket, ""), &env)?;
+        w9(&mut r, &w9_server, &direct, &pattern, 1000, 2, 10_000).await?;
+    }
+    if opts.runs_extra("W5L") {
+        w5_login_each(
             &mut r,
             &server,
             &direct,

@@ -110,6 +110,90 @@ pub(crate) async fn w5(
     Ok(())
 }
 
+/// W5 as batch jobs run it: every upload is a new session (login, STOR,
+/// QUIT), `sessions` at once, `rounds` times; CPU per GiB includes the
+/// logins. The first round's logins start with the login cache cold (the
+/// first check is shared by those that arrive meanwhile); later rounds
+/// find it warm, as a cron job's next run would.
+pub(crate) async fn w5_login_each(
+    r: &mut Report,
+    server: &ServerProcess,
+    direct: &Direct,
+    pattern: &Arc<Pattern>,
+    sessions: usize,
+    mib: u64,
+    rounds: usize,
+) -> Result<()> {
+    let len = mib * MIB;
+    let addr = server.addr;
+    let (mut times, mut cpus, mut peak) = (Vec::new(), Vec::new(), 0.0f64);
+    for round in 0..rounds {
+        let name = move |i: usize| format!("w5l-{round}-{i:03}.bin");
+        let run = async {
+            let tasks: Vec<_> = (0..sessions)
+                .map(|i| {
+                    let pattern = pattern.clone();
+                    tokio::spawn(async move {
+                        let mut ftp = Ftp::login(addr).await?;
+                        ftp.stor(&name(i), pattern.chunks(200 + i as u64, len, 256 * 1024))
+                            .await?;
+                        ftp.cmd("QUIT", 221).await?;
+                        Ok::<_, Error>(())
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await??;
+            }
+            Ok(())
+        };
+        let ((), took, usage) = measured(server, run).await?;
+        times.push(took);
+        cpus.push(usage.cpu);
+        peak = peak.max(usage.peak);
+        for i in 0..sessions {
+            let (size, sha) = direct.digest(&name(i)).await?;
+            if size != len || sha != pattern.sha256(200 + i as u64, len) {
+                return Err(format!(
+                    "W5L: object {}: {size} bytes, sha256 {sha} differs",
+                    name(i)
+                )
+                .into());
+            }
+        }
+    }
+    let first_round_cpu = cpus[0];
+    let mut sorted = cpus.clone();
+    sorted.sort_by(f64::total_cmp);
+    let took = median(times);
+    let total = len * sessions as u64;
+    let gib = total as f64 / (1024.0 * MIB as f64);
+    let cpu = sorted[sorted.len() / 2] / gib;
+    r.row(
+        &format!("W5L {sessions} sessions x {mib} MiB, a login each"),
+        format!(
+            "{:.1} s, {:.0} MiB/s total",
+            took.as_secs_f64(),
+            mib_s(total, took)
+        ),
+        format!(
+            "all verified; {cpu:.2} CPU-s/GiB with logins (median round; the first, \
+             login cache cold: {:.2}); server {peak:.0} MiB peak",
+            first_round_cpu / gib
+        ),
+    );
+    r.value("w5l_mib_s", mib_s(total, took));
+    r.value("w5l_cpu_s_per_gib", cpu);
+    r.value("w5l_first_round_cpu_s_per_gib", first_round_cpu / gib);
+    r.value("w5l_peak_rss_mib", peak);
+    r.target(
+        "w5l_cpu",
+        cpu <= 1.3,
+        format!("W5L {cpu:.2} CPU-s/GiB > 1.3"),
+    );
+    Ok(())
+}
+
 pub(crate) async fn idle(r: &mut Report, server: &ServerProcess, sessions: usize) -> Result<()> {
     let before = server.rss_mib();
     server.reset_peak();
@@ -134,5 +218,112 @@ pub(crate) async fn idle(r: &mut Report, server: &ServerProcess, sessions: usize
         peak <= 40.0,
         format!("{sessions} idle sessions peak {peak:.1} MiB > 40"),
     );
+    Ok(())
+}
+
+/// The client address of session `i`: spread over 127.0.0.0/8 (never
+/// 127.0.0.1, the other workloads'), so per-address limits and shared
+/// passive ports see many clients.
+fn client_ip(i: usize) -> std::net::IpAddr {
+    std::net::Ipv4Addr::new(127, 1 + (i / 250 % 250) as u8, 0, 1 + (i % 250) as u8).into()
+}
+
+/// W9: `sessions` sessions at once (each from its own address), each
+/// logging in, uploading `mib` MiB, downloading it back and listing; every
+/// object verified. Then `idle` logged-in idle sessions' memory.
+pub(crate) async fn w9(
+    r: &mut Report,
+    server: &ServerProcess,
+    direct: &Direct,
+    pattern: &Arc<Pattern>,
+    sessions: usize,
+    mib: u64,
+    idle: usize,
+) -> Result<()> {
+    let len = mib * MIB;
+    let addr = server.addr;
+    let run = async {
+        let tasks: Vec<_> = (0..sessions)
+            .map(|i| {
+                let pattern = pattern.clone();
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let mut ftp = Ftp::login_from(addr, client_ip(i)).await?;
+                    let name = format!("w9/s{i:05}.bin");
+                    ftp.stor(&name, pattern.chunks(300 + i as u64, len, 256 * 1024))
+                        .await?;
+                    let (got, _) = ftp.fetch(&format!("RETR {name}")).await?;
+                    if got != len {
+                        return Err::<_, Error>(format!("W9: {name}: read {got} bytes").into());
+                    }
+                    ftp.fetch("NLST w9").await?;
+                    ftp.cmd("QUIT", 221).await?;
+                    Ok(started.elapsed())
+                })
+            })
+            .collect();
+        let mut durations = Vec::with_capacity(sessions);
+        for t in tasks {
+            durations.push(t.await??);
+        }
+        Ok(durations)
+    };
+    server.reset_peak();
+    let (mut durations, took, usage) = measured(server, run).await?;
+    for i in 0..sessions {
+        let name = format!("w9/s{i:05}.bin");
+        let (size, sha) = direct.digest(&name).await?;
+        if size != len || sha != pattern.sha256(300 + i as u64, len) {
+            return Err(format!("W9: object {name}: {size} bytes, sha256 {sha} differs").into());
+        }
+    }
+    durations.sort();
+    // Each session moved 2 x `mib` MiB: its own throughput.
+    let rate = |d: Duration| 2.0 * mib as f64 / d.as_secs_f64();
+    let (median, slowest) = (durations[sessions / 2], durations[sessions - 1]);
+    let total = 2 * len * sessions as u64;
+    let gib = total as f64 / (1024.0 * MIB as f64);
+    r.row(
+        &format!("W9 {sessions} sessions x {mib} MiB up+down"),
+        format!(
+            "{:.1} s, {:.0} MiB/s total",
+            took.as_secs_f64(),
+            mib_s(total, took)
+        ),
+        format!(
+            "all verified, none refused; per session {:.2} MiB/s median, slowest {:.2} ({:.0}% of \
+             median); server {:.0} MiB peak, {:.2} CPU-s/GiB",
+            rate(median),
+            rate(slowest),
+            100.0 * rate(slowest) / rate(median),
+            usage.peak,
+            usage.cpu / gib
+        ),
+    );
+    r.value("w9_seconds", took.as_secs_f64());
+    r.value("w9_session_mib_s_median", rate(median));
+    r.value("w9_session_mib_s_slowest", rate(slowest));
+    r.value("w9_peak_rss_mib", usage.peak);
+    r.value("w9_cpu_s_per_gib", usage.cpu / gib);
+
+    // Idle logged-in sessions, each from its own address.
+    let before = server.rss_mib();
+    let mut open = Vec::with_capacity(idle);
+    for i in 0..idle {
+        open.push(Ftp::login_from(addr, client_ip(100_000 + i)).await?);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss = server.rss_mib();
+    for mut ftp in open {
+        ftp.cmd("NOOP", 200).await?;
+    }
+    let per = (rss - before) * 1024.0 / idle as f64;
+    r.row(
+        &format!("W9 {idle} idle logged-in sessions"),
+        format!("{rss:.0} MiB resident"),
+        format!("{before:.0} MiB before: {per:.1} KiB per idle session"),
+    );
+    r.value("w9_idle_sessions_rss_mib", rss);
+    r.value("w9_idle_session_kib", per);
     Ok(())
 }

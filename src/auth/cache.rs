@@ -64,6 +64,10 @@ impl LoginCache {
         h.finalize().into()
     }
 
+    pub(super) fn enabled(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
     pub(super) fn get(&self, key: &Key) -> Option<Arc<User>> {
         if self.ttl.is_zero() {
             return None;

@@ -147,6 +147,10 @@ pub struct Authenticator {
     local: UserStore,
     external: Option<External>,
     cache: cache::LoginCache,
+    /// Checks under way, by cache key: the same name and proof arriving
+    /// at once (a batch starting 50 sessions) wait for the first check and
+    /// take its cached answer, instead of 50 argon2 runs or hook calls.
+    in_flight: std::sync::Mutex<std::collections::HashMap<cache::Key, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Authenticator {
@@ -166,6 +170,7 @@ impl Authenticator {
             local: UserStore::new(users),
             external,
             cache: cache::LoginCache::new(settings.cache_ttl),
+            in_flight: Default::default(),
         })
     }
 
@@ -175,6 +180,7 @@ impl Authenticator {
             local: UserStore::new(users),
             external: None,
             cache: cache::LoginCache::new(Duration::ZERO),
+            in_flight: Default::default(),
         }
     }
 
@@ -190,6 +196,42 @@ impl Authenticator {
         if let Some(user) = self.cache.get(&key) {
             return (Verdict::Accepted(user), Via::Cache);
         }
+        if !self.cache.enabled() {
+            return self.ask(local, attempt, key).await;
+        }
+        let gate = self.lock_in_flight().entry(key).or_default().clone();
+        let turn = gate.lock().await;
+        let result = match self.cache.get(&key) {
+            // Another check of the same name and proof passed meanwhile.
+            Some(user) => (Verdict::Accepted(user), Via::Cache),
+            None => self.ask(local, attempt, key).await,
+        };
+        drop(turn);
+        let mut in_flight = self.lock_in_flight();
+        // Ours and the map's: nobody else waits.
+        if in_flight
+            .get(&key)
+            .is_some_and(|g| Arc::strong_count(g) <= 2)
+        {
+            in_flight.remove(&key);
+        }
+        result
+    }
+
+    fn lock_in_flight(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<cache::Key, Arc<tokio::sync::Mutex<()>>>>
+    {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks the source of `attempt`'s user, caching a success under `key`.
+    async fn ask(
+        &self,
+        local: Option<Arc<UserSpec>>,
+        attempt: &Attempt<'_>,
+        key: cache::Key,
+    ) -> (Verdict, Via) {
         let (answer, via) = match (local, &self.external) {
             (Some(spec), _) => (self.check_local(&spec, attempt).await, Via::Local),
             (None, Some(External::Hook(hook))) => (hook.ask(attempt).await, Via::Hook),
@@ -227,5 +269,59 @@ impl Authenticator {
                 None => Answer::Refused,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt<'a>(name: &'a str, password: &'a str) -> Attempt<'a> {
+        Attempt {
+            name,
+            proof: Proof::Password(password),
+            client: "127.0.0.1:1".parse().unwrap(),
+            tls: false,
+        }
+    }
+
+    /// Ten logins with one name and password at once: one argon2 check,
+    /// nine answers from the cache; a wrong password is still refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn simultaneous_logins_share_one_check() {
+        let hash = hash_password("pw").unwrap();
+        let users = parse_users(&format!(r#"[{{"name":"a","password":"{hash}"}}]"#)).unwrap();
+        let auth = Arc::new(
+            Authenticator::new(
+                users,
+                &AuthSettings {
+                    cache_ttl: Duration::from_secs(60),
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        );
+        let checks: Vec<_> = (0..10)
+            .map(|_| {
+                let auth = auth.clone();
+                tokio::spawn(async move { auth.check(&attempt("a", "pw")).await })
+            })
+            .collect();
+        let mut vias = Vec::new();
+        for check in checks {
+            let (verdict, via) = check.await.unwrap();
+            assert!(matches!(verdict, Verdict::Accepted(_)));
+            vias.push(via);
+        }
+        assert_eq!(
+            vias.iter().filter(|v| **v == Via::Local).count(),
+            1,
+            "{vias:?}"
+        );
+        assert!(matches!(
+            auth.check(&attempt("a", "wrong")).await.0,
+            Verdict::Refused
+        ));
+        assert!(auth.lock_in_flight().is_empty(), "nothing left in flight");
     }
 }

@@ -41,7 +41,9 @@ impl UploadSettings {
             budget_mib: budget_mib.max(1),
             pool: Arc::new(PartPool {
                 size: part_size,
-                keep: concurrency + 1,
+                // As many as the budget can have in use at once (at least
+                // one upload's worth): buffers stay warm across sessions.
+                keep: ((budget_mib.max(1) * MIB) / part_size).max(concurrency + 1),
                 free: std::sync::Mutex::new(Vec::new()),
             }),
         }
@@ -49,9 +51,11 @@ impl UploadSettings {
 }
 
 /// Reuses part buffers: a new buffer is mapped fresh from the system, and
-/// faulting its pages in cost about a third of an upload's CPU. Keeps
-/// enough for one upload at full speed (`concurrency + 1` buffers), so an
-/// idle server holds at most that much.
+/// faulting its pages in cost about a third of an upload's CPU. Keeps as
+/// many as the upload budget allows in use at once (at least one upload's
+/// `concurrency + 1`), so the sessions of a batch that logs in per file find
+/// warm buffers; after a burst the process keeps at most the budget
+/// (S3FTP_UPLOAD_MEMORY_MIB) of them, which it was allowed to use anyway.
 #[derive(Debug)]
 pub struct PartPool {
     size: usize,
@@ -160,12 +164,15 @@ mod tests {
         assert_eq!(again.as_ptr(), first, "the same memory comes back");
         assert!(again.is_empty() && again.capacity() >= MIN_PART);
         // Other sizes (a doubled part) are never served from the pool, and the
-        // pool keeps at most concurrency + 1 buffers.
+        // pool keeps at most what the budget allows in use: 64 MiB / 5 MiB.
         assert!(pool.take(2 * MIN_PART).capacity() >= 2 * MIN_PART);
-        for _ in 0..5 {
+        for _ in 0..20 {
             pool.give(BytesMut::with_capacity(MIN_PART).freeze());
         }
-        assert_eq!(pool.free.lock().map(|f| f.len()).unwrap_or(0), 3);
+        assert_eq!(pool.free.lock().map(|f| f.len()).unwrap_or(0), 12);
+        // A budget smaller than one upload still keeps one upload's worth.
+        let small = UploadSettings::new(MIN_PART, 4, 1);
+        assert_eq!(small.pool.keep, 5);
     }
 
     #[test]
