@@ -407,9 +407,7 @@ impl ReloadHandle {
 }
 
 async fn bind(var: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind { var, addr, source })
+    crate::datachan::listen(addr).map_err(|source| ServerError::Bind { var, addr, source })
 }
 
 /// Accepts on an optional listener; never completes when there is none.

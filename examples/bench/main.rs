@@ -98,6 +98,9 @@ struct Options {
     sessions: usize,
     session_mib: u64,
     idle_sessions: usize,
+    /// W9: busy sessions at once, and idle ones.
+    w9_sessions: usize,
+    w9_idle: usize,
     /// W1/W2/W3 rounds (direct and FTP interleaved) and W5 rounds; medians
     /// are reported.
     rounds: usize,
@@ -116,6 +119,8 @@ impl Options {
             sessions: 50,
             session_mib: 20,
             idle_sessions: 200,
+            w9_sessions: 1000,
+            w9_idle: 10_000,
             rounds: 3,
             only: None,
             server_env: Vec::new(),
@@ -131,6 +136,8 @@ impl Options {
                 "--sessions" => o.sessions = value()?.parse()?,
                 "--session-mib" => o.session_mib = value()?.parse()?,
                 "--idle-sessions" => o.idle_sessions = value()?.parse()?,
+                "--w9-sessions" => o.w9_sessions = value()?.parse::<usize>()?.max(1),
+                "--w9-idle" => o.w9_idle = value()?.parse()?,
                 "--rounds" => o.rounds = value()?.parse::<usize>()?.max(1),
                 "--only" => {
                     o.only = Some(
@@ -158,7 +165,7 @@ impl Options {
                     println!(
                         "bench [--size-mib 1024] [--big-mib 4096] [--small-files 1000] \
                          [--list-entries 10000] [--sessions 50] [--session-mib 20] \
-                         [--idle-sessions 200] [--rounds 3] [--only W1,W2,W3,W4,W5,IDLE,W6,W5L,W7,W9] [--quick] \
+                         [--idle-sessions 200] [--w9-sessions 1000] [--w9-idle 10000] [--rounds 3] [--only W1,W2,W3,W4,W5,IDLE,W6,W5L,W7,W9] [--quick] \
                          [--set S3FTP_NAME=VALUE ...]\n\
                          Server binary: S3FTP_BENCH_BIN (default: target/release/s3ftp)."
                     );
@@ -314,7 +321,16 @@ async fn main() -> Result<()> {
         let mut env = opts.server_env.clone();
         env.push(("S3FTP_MAX_SESSIONS".into(), "12000".into()));
         let w9_server = ServerProcess::start(&s3.mount_uri(&bucket, ""), &env)?;
-        w9(&mut r, &w9_server, &direct, &pattern, 1000, 2, 10_000).await?;
+        w9(
+            &mut r,
+            &w9_server,
+            &direct,
+            &pattern,
+            opts.w9_sessions,
+            2,
+            opts.w9_idle,
+        )
+        .await?;
     }
     if opts.runs_extra("W5L") {
         w5_login_each(

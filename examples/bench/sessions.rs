@@ -242,6 +242,9 @@ pub(crate) async fn w9(
 ) -> Result<()> {
     let len = mib * MIB;
     let addr = server.addr;
+    let mut setup = Ftp::login(addr).await?;
+    setup.cmd("MKD w9", 257).await?;
+    setup.cmd("QUIT", 221).await?;
     let run = async {
         let tasks: Vec<_> = (0..sessions)
             .map(|i| {
@@ -309,8 +312,15 @@ pub(crate) async fn w9(
     // Idle logged-in sessions, each from its own address.
     let before = server.rss_mib();
     let mut open = Vec::with_capacity(idle);
-    for i in 0..idle {
-        open.push(Ftp::login_from(addr, client_ip(100_000 + i)).await?);
+    // 200 logins at a time: one after the other, the first would reach the
+    // idle timeout before the last logged in.
+    for start in (0..idle).step_by(200) {
+        let batch: Vec<_> = (start..(start + 200).min(idle))
+            .map(|i| tokio::spawn(Ftp::login_from(addr, client_ip(100_000 + i))))
+            .collect();
+        for login in batch {
+            open.push(login.await??);
+        }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss = server.rss_mib();

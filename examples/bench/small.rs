@@ -104,11 +104,23 @@ pub(crate) async fn w3(
     r.value("w3_direct_puts_per_s", direct_rate);
     r.value("w3_ratio", rate / direct_rate);
     r.value("w3_server_cpu_ms_per_file", cpu_ms);
-    r.target(
-        "w3_files_per_s",
-        rate >= 900.0,
-        format!("W3 {rate:.0} files/s < 900"),
-    );
+    if r.prefix.is_empty() {
+        // On loopback the store answers in about a millisecond, and the
+        // client's three round trips per file are most of the time.
+        r.target(
+            "w3_files_per_s",
+            rate >= 900.0,
+            format!("W3 {rate:.0} files/s < 900"),
+        );
+    } else {
+        // Where the store's latency dominates (W7), the protocol's own
+        // round trips must not add to it: 0.9 of sequential direct PUTs.
+        r.target(
+            "w3_ratio",
+            rate / direct_rate >= 0.9,
+            format!("W3 {:.2} of direct PUTs < 0.9", rate / direct_rate),
+        );
+    }
     ftp.cmd("QUIT", 221).await?;
     Ok(())
 }

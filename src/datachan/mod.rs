@@ -28,6 +28,25 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> DataStream for T {}
 
 pub type BoxedStream = Box<dyn DataStream>;
 
+/// Connections the kernel queues for a listener before it accepts them
+/// (capped by `net.core.somaxconn`). The default of 128 overflowed when a
+/// thousand clients connected at once: the kernel dropped the last ACK of
+/// their handshakes, so those clients thought they were connected and
+/// waited for a greeting that never came.
+pub const BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with a backlog of [`BACKLOG`].
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Passive ports, shared by sessions whose clients have different
 /// addresses. A port's listener hands each incoming data connection to the
 /// session waiting for that client address (read from the connection, or
@@ -85,7 +104,7 @@ impl PassivePortPool {
     pub async fn wait_for(&self, ip: IpAddr, client: IpAddr) -> io::Result<Waiter> {
         let client = client.to_canonical();
         let Some(range) = &self.inner.range else {
-            let listener = TcpListener::bind(SocketAddr::new(ip, 0)).await?;
+            let listener = listen(SocketAddr::new(ip, 0))?;
             return self.open(listener, client);
         };
         let (lo, hi) = (*range.start() as usize, *range.end() as usize);
@@ -98,7 +117,7 @@ impl PassivePortPool {
                 Joined::Taken => continue,
                 Joined::NotOpen => {}
             }
-            match TcpListener::bind(local).await {
+            match listen(local) {
                 Ok(listener) => return self.open(listener, client),
                 // Another process's, or opened by another session meanwhile.
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
