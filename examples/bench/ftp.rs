@@ -172,14 +172,25 @@ impl Ftp {
     /// the number of lines (counted only for listings: a RETR's client reads
     /// and drops, as the direct path does).
     pub(crate) async fn fetch(&mut self, line: &str) -> Result<(u64, u64)> {
+        self.fetch_timed(line)
+            .await
+            .map(|(total, lines, _)| (total, lines))
+    }
+
+    /// Like [`Ftp::fetch`], with the time from sending the command to the
+    /// first byte of data.
+    pub(crate) async fn fetch_timed(&mut self, line: &str) -> Result<(u64, u64, Duration)> {
         let count_lines = !line.starts_with("RETR");
         let data = self.data().await?;
+        let sent = Instant::now();
         self.cmd(line, 150).await?;
         let mut data = self.secure(data).await?;
         let mut buf = vec![0u8; 256 * 1024];
         let (mut total, mut lines) = (0u64, 0u64);
+        let mut first = None;
         loop {
             let n = data.read(&mut buf).await?;
+            first.get_or_insert_with(|| sent.elapsed());
             if n == 0 {
                 break;
             }
@@ -189,7 +200,7 @@ impl Ftp {
             }
         }
         self.expect_reply(226).await?;
-        Ok((total, lines))
+        Ok((total, lines, first.unwrap_or_default()))
     }
 }
 

@@ -68,3 +68,98 @@ pub(crate) async fn w4(
     ftp.cmd("QUIT", 221).await?;
     Ok(())
 }
+
+/// Puts `keys` one-byte objects under `dir/`, 256 at a time; every other
+/// one ends in `.csv`, the rest in `.txt`.
+async fn seed(direct: &Direct, dir: &str, keys: usize) -> Result<()> {
+    futures::stream::iter(0..keys)
+        .map(|i| async move {
+            let ext = if i % 2 == 0 { "csv" } else { "txt" };
+            direct
+                .put(&format!("{dir}/k{i:07}.{ext}"), Bytes::from_static(b"x"))
+                .await
+        })
+        .buffer_unordered(256)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// W8: one directory of `keys` objects (a million by default): LIST, MLSD,
+/// NLST and a glob (`NLST *.csv`) streamed, each against the direct
+/// ListObjectsV2 walk, with time to the first byte and the server's peak
+/// memory, compared with the same listings of 10,000 keys.
+pub(crate) async fn w8(
+    r: &mut Report,
+    server: &ServerProcess,
+    direct: &Direct,
+    keys: usize,
+) -> Result<()> {
+    let seeding = Instant::now();
+    seed(direct, "tenk", 10_000).await?;
+    seed(direct, "million", keys).await?;
+    println!(
+        "W8: {} objects seeded in {:.0} s",
+        keys + 10_000,
+        seeding.elapsed().as_secs_f64()
+    );
+    let mut ftp = Ftp::login(server.addr).await?;
+    let mut peaks_10k = Vec::new();
+    for verb in ["LIST", "MLSD", "NLST"] {
+        let (_, _, usage) = measured(server, ftp.fetch(&format!("{verb} /tenk"))).await?;
+        peaks_10k.push(usage.peak);
+    }
+    let peak_10k = peaks_10k.iter().copied().fold(0.0, f64::max);
+    let (n, direct_took, _) = measured(server, direct.list("million/")).await?;
+    if n != keys as u64 {
+        return Err(format!("W8: direct listing found {n} of {keys}").into());
+    }
+    ftp.cmd("CWD /million", 250).await?;
+    for (label, command, expected) in [
+        ("LIST", "LIST", keys),
+        ("MLSD", "MLSD", keys),
+        ("NLST", "NLST", keys),
+        ("NLST *.csv", "NLST *.csv", keys.div_ceil(2)),
+    ] {
+        let ((_, lines, first), took, usage) = measured(server, ftp.fetch_timed(command)).await?;
+        if lines != expected as u64 {
+            return Err(format!("W8: {command} gave {lines} lines of {expected}").into());
+        }
+        let ratio = took.as_secs_f64() / direct_took.as_secs_f64();
+        r.row(
+            &format!("W8 {label} of {keys}"),
+            format!(
+                "{:.1} s FTP, {:.1} s ListObjectsV2",
+                took.as_secs_f64(),
+                direct_took.as_secs_f64()
+            ),
+            format!(
+                "{ratio:.2}x the walk; first byte after {:.0} ms; server {:.0} MiB peak \
+                 ({peak_10k:.0} for 10,000), {:.2} CPU-s",
+                first.as_secs_f64() * 1e3,
+                usage.peak,
+                usage.cpu
+            ),
+        );
+        let v = label.to_lowercase().replace([' ', '*', '.'], "");
+        r.value(&format!("w8_{v}_s"), took.as_secs_f64());
+        r.value(&format!("w8_{v}_first_byte_ms"), first.as_secs_f64() * 1e3);
+        r.value(&format!("w8_{v}_peak_rss_mib"), usage.peak);
+        r.target(
+            &format!("w8_{v}_time"),
+            ratio <= 1.1,
+            format!("W8 {label} {ratio:.2}x the direct walk > 1.1"),
+        );
+        r.target(
+            &format!("w8_{v}_rss"),
+            usage.peak <= peak_10k + 4.0,
+            format!(
+                "W8 {label} peak {:.0} MiB > {peak_10k:.0} for 10,000 keys",
+                usage.peak
+            ),
+        );
+    }
+    r.value("w8_direct_walk_s", direct_took.as_secs_f64());
+    ftp.cmd("QUIT", 221).await?;
+    Ok(())
+}

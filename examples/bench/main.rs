@@ -16,6 +16,9 @@
 //!   (logged in once, then 3 rounds; the median is reported);
 //! - W5L (with --only W5L) the same with a new login for every upload, as
 //!   batch jobs that run curl once per file do; logins' CPU included;
+//! - W8 (with --only W8) LIST, MLSD, NLST and NLST *.csv of one directory
+//!   of a million objects against the direct walk: time to first byte,
+//!   total, peak memory against the same listings of 10,000;
 //! - W9 (with --only W9) 1,000 sessions at once from 1,000 addresses, each
 //!   uploading, downloading and listing; then 10,000 idle sessions' memory;
 //! - W7 (with --only W7) W1-W4 again against a store 20 ms away (a delaying
@@ -98,6 +101,8 @@ struct Options {
     sessions: usize,
     session_mib: u64,
     idle_sessions: usize,
+    /// W8: keys in one directory.
+    w8_keys: usize,
     /// W9: busy sessions at once, and idle ones.
     w9_sessions: usize,
     w9_idle: usize,
@@ -119,6 +124,7 @@ impl Options {
             sessions: 50,
             session_mib: 20,
             idle_sessions: 200,
+            w8_keys: 1_000_000,
             w9_sessions: 1000,
             w9_idle: 10_000,
             rounds: 3,
@@ -136,6 +142,7 @@ impl Options {
                 "--sessions" => o.sessions = value()?.parse()?,
                 "--session-mib" => o.session_mib = value()?.parse()?,
                 "--idle-sessions" => o.idle_sessions = value()?.parse()?,
+                "--w8-keys" => o.w8_keys = value()?.parse::<usize>()?.max(1),
                 "--w9-sessions" => o.w9_sessions = value()?.parse::<usize>()?.max(1),
                 "--w9-idle" => o.w9_idle = value()?.parse()?,
                 "--rounds" => o.rounds = value()?.parse::<usize>()?.max(1),
@@ -165,7 +172,7 @@ impl Options {
                     println!(
                         "bench [--size-mib 1024] [--big-mib 4096] [--small-files 1000] \
                          [--list-entries 10000] [--sessions 50] [--session-mib 20] \
-                         [--idle-sessions 200] [--w9-sessions 1000] [--w9-idle 10000] [--rounds 3] [--only W1,W2,W3,W4,W5,IDLE,W6,W5L,W7,W9] [--quick] \
+                         [--idle-sessions 200] [--w8-keys 1000000] [--w9-sessions 1000] [--w9-idle 10000] [--rounds 3] [--only W1,W2,W3,W4,W5,IDLE,W6,W5L,W7,W8,W9] [--quick] \
                          [--set S3FTP_NAME=VALUE ...]\n\
                          Server binary: S3FTP_BENCH_BIN (default: target/release/s3ftp)."
                     );
@@ -315,6 +322,9 @@ async fn main() -> Result<()> {
     }
     if opts.runs_extra("W7") {
         w7(&mut r, &s3, &opts, &pattern).await?;
+    }
+    if opts.runs_extra("W8") {
+        w8(&mut r, &server, &direct, opts.w8_keys).await?;
     }
     if opts.runs_extra("W9") {
         // Limits raised for the run: 1,000 busy plus 10,000 idle sessions.
