@@ -286,24 +286,29 @@ fn events_survive_a_failing_receiver_and_a_killed_server() {
     }
 }
 
+/// The AWS SDK's configuration for moto.
+async fn moto_config(moto: &S3Server) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto.endpoint)
+        .region(aws_config::Region::new(moto.region.clone()))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            &moto.access_key,
+            &moto.secret_key,
+            None,
+            None,
+            "test",
+        ))
+        .load()
+        .await
+}
+
 /// Through SQS and SNS on moto: a queue receives each event; a topic
 /// delivers to a queue subscribed to it.
 #[test]
 fn events_reach_sqs_and_sns_on_moto() {
     let moto = S3Server::shared_moto();
     let (queue_url, topic_arn, topic_queue_url) = block_on(async {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&moto.endpoint)
-            .region(aws_config::Region::new(moto.region.clone()))
-            .credentials_provider(aws_credential_types::Credentials::new(
-                &moto.access_key,
-                &moto.secret_key,
-                None,
-                None,
-                "test",
-            ))
-            .load()
-            .await;
+        let config = moto_config(moto).await;
         let sqs = aws_sdk_sqs::Client::new(&config);
         let sns = aws_sdk_sns::Client::new(&config);
         let queue = sqs
@@ -378,18 +383,7 @@ fn events_reach_sqs_and_sns_on_moto() {
     let received = |url: &str| -> Vec<Value> {
         let url = url.to_string();
         block_on(async move {
-            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .endpoint_url(&moto.endpoint)
-                .region(aws_config::Region::new(moto.region.clone()))
-                .credentials_provider(aws_credential_types::Credentials::new(
-                    &moto.access_key,
-                    &moto.secret_key,
-                    None,
-                    None,
-                    "test",
-                ))
-                .load()
-                .await;
+            let config = moto_config(moto).await;
             let sqs = aws_sdk_sqs::Client::new(&config);
             let mut got = Vec::new();
             let deadline = std::time::Instant::now() + ARRIVE;

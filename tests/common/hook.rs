@@ -7,18 +7,16 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
+
+use super::httpd::{Answer, Httpd};
 
 /// How the hook answers.
 #[derive(Clone, Debug)]
@@ -51,57 +49,18 @@ struct State {
 pub struct Hook {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: Httpd,
 }
 
 impl Hook {
     pub fn start() -> Hook {
         let state = Arc::new(Mutex::new(State::default()));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (tx, rx) = std::sync::mpsc::channel();
         let served = state.clone();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("hook runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("hook binds");
-                tx.send(listener.local_addr().expect("hook addr"))
-                    .expect("send addr");
-                let accept = async {
-                    loop {
-                        let Ok((stream, _)) = listener.accept().await else {
-                            continue;
-                        };
-                        let state = served.clone();
-                        tokio::spawn(async move {
-                            let service = service_fn(move |req| answer(state.clone(), req));
-                            let _ = http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
-                        });
-                    }
-                };
-                tokio::select! {
-                    _ = accept => {}
-                    _ = stopped => {}
-                }
-            });
-            runtime.shutdown_background();
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("hook listening");
+        let server = Httpd::serve(0, move |req| answer(served.clone(), req));
         Hook {
-            addr,
+            addr: server.addr,
             state,
-            stop: Some(stop),
-            thread: Some(thread),
+            server,
         }
     }
 
@@ -137,25 +96,11 @@ impl Hook {
 
     /// Stops serving: its port then refuses connections.
     pub fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.server.stop();
     }
 }
 
-impl Drop for Hook {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-async fn answer(
-    state: Arc<Mutex<State>>,
-    req: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(state: Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) -> Answer {
     let authorization = req
         .headers()
         .get("authorization")

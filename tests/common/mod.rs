@@ -8,6 +8,7 @@ pub mod clients;
 pub mod faultproxy;
 pub mod haproxy;
 pub mod hook;
+pub mod httpd;
 pub mod launch;
 pub mod ldap;
 pub mod receiver;

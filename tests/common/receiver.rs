@@ -7,19 +7,17 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use sha2::Sha256;
+
+use super::httpd::{Answer, Httpd};
 
 #[derive(Default)]
 struct State {
@@ -37,10 +35,7 @@ pub struct Receiver {
     pub port: u16,
     secret: String,
     state: Arc<Mutex<State>>,
-    running: Option<(
-        tokio::sync::oneshot::Sender<()>,
-        std::thread::JoinHandle<()>,
-    )>,
+    server: Option<Httpd>,
 }
 
 impl Receiver {
@@ -50,7 +45,7 @@ impl Receiver {
             port,
             secret: secret.to_string(),
             state: Arc::new(Mutex::new(State::default())),
-            running: None,
+            server: None,
         };
         receiver.resume();
         receiver
@@ -62,57 +57,17 @@ impl Receiver {
 
     /// Serves (again) on the same port.
     pub fn resume(&mut self) {
-        if self.running.is_some() {
-            return;
+        if self.server.is_none() {
+            let (state, secret) = (self.state.clone(), self.secret.clone());
+            self.server = Some(Httpd::serve(self.port, move |req| {
+                answer(state.clone(), secret.clone(), req)
+            }));
         }
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready) = std::sync::mpsc::channel();
-        let (state, secret, port) = (self.state.clone(), self.secret.clone(), self.port);
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("receiver runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-                    .await
-                    .expect("receiver binds its port");
-                ready_tx.send(()).expect("ready");
-                let accept = async {
-                    loop {
-                        let Ok((stream, _)) = listener.accept().await else {
-                            continue;
-                        };
-                        let (state, secret) = (state.clone(), secret.clone());
-                        tokio::spawn(async move {
-                            let service =
-                                service_fn(move |req| answer(state.clone(), secret.clone(), req));
-                            let _ = http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
-                        });
-                    }
-                };
-                tokio::select! {
-                    _ = accept => {}
-                    _ = stopped => {}
-                }
-            });
-            runtime.shutdown_background();
-        });
-        ready
-            .recv_timeout(Duration::from_secs(10))
-            .expect("receiver listening");
-        self.running = Some((stop, thread));
     }
 
     /// Stops serving: its port then refuses connections.
     pub fn stop(&mut self) {
-        if let Some((stop, thread)) = self.running.take() {
-            let _ = stop.send(());
-            let _ = thread.join();
-        }
+        self.server = None;
     }
 
     /// Answers `status` to the next `n` requests (none: 0).
@@ -164,12 +119,6 @@ impl Receiver {
     }
 }
 
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// The signature check a receiver does: `t=<unix>,v1=<hex>` must be
 /// HMAC-SHA256(secret, "<t>.<body>") and `t` within five minutes.
 pub fn verify(secret: &str, header: &str, body: &[u8]) -> bool {
@@ -208,7 +157,7 @@ async fn answer(
     state: Arc<Mutex<State>>,
     secret: String,
     req: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Answer {
     let signature = req
         .headers()
         .get("x-s3ftp-signature")
