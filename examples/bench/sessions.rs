@@ -57,14 +57,7 @@ pub(crate) async fn w5(
         times.push(took);
         cpus.push(usage.cpu);
         peak = peak.max(usage.peak);
-        for i in 0..sessions {
-            let (size, sha) = direct.digest(&name(i)).await?;
-            if size != len || sha != pattern.sha256(100 + i as u64, len) {
-                return Err(
-                    format!("W5: object {}: {size} bytes, sha256 {sha} differs", name(i)).into(),
-                );
-            }
-        }
+        verify(direct, pattern, "W5", sessions, len, 100, name).await?;
     }
     for mut ftp in clients {
         ftp.cmd("QUIT", 221).await?;
@@ -151,16 +144,7 @@ pub(crate) async fn w5_login_each(
         times.push(took);
         cpus.push(usage.cpu);
         peak = peak.max(usage.peak);
-        for i in 0..sessions {
-            let (size, sha) = direct.digest(&name(i)).await?;
-            if size != len || sha != pattern.sha256(200 + i as u64, len) {
-                return Err(format!(
-                    "W5L: object {}: {size} bytes, sha256 {sha} differs",
-                    name(i)
-                )
-                .into());
-            }
-        }
+        verify(direct, pattern, "W5L", sessions, len, 200, name).await?;
     }
     let first_round_cpu = cpus[0];
     let mut sorted = cpus.clone();
@@ -191,6 +175,30 @@ pub(crate) async fn w5_login_each(
         cpu <= 1.3,
         format!("W5L {cpu:.2} CPU-s/GiB > 1.3"),
     );
+    Ok(())
+}
+
+/// Checks, on the direct path, that object `name(i)` holds the pattern of
+/// seed `first_seed + i` for each of `n` sessions.
+async fn verify(
+    direct: &Direct,
+    pattern: &Pattern,
+    workload: &str,
+    n: usize,
+    len: u64,
+    first_seed: u64,
+    name: impl Fn(usize) -> String,
+) -> Result<()> {
+    for i in 0..n {
+        let (size, sha) = direct.digest(&name(i)).await?;
+        if size != len || sha != pattern.sha256(first_seed + i as u64, len) {
+            return Err(format!(
+                "{workload}: object {}: {size} bytes, sha256 {sha} differs",
+                name(i)
+            )
+            .into());
+        }
+    }
     Ok(())
 }
 
@@ -273,13 +281,10 @@ pub(crate) async fn w9(
     };
     server.reset_peak();
     let (mut durations, took, usage) = measured(server, run).await?;
-    for i in 0..sessions {
-        let name = format!("w9/s{i:05}.bin");
-        let (size, sha) = direct.digest(&name).await?;
-        if size != len || sha != pattern.sha256(300 + i as u64, len) {
-            return Err(format!("W9: object {name}: {size} bytes, sha256 {sha} differs").into());
-        }
-    }
+    verify(direct, pattern, "W9", sessions, len, 300, |i| {
+        format!("w9/s{i:05}.bin")
+    })
+    .await?;
     durations.sort();
     // Each session moved 2 x `mib` MiB: its own throughput.
     let rate = |d: Duration| 2.0 * mib as f64 / d.as_secs_f64();
