@@ -122,6 +122,17 @@ impl Direct {
 
     /// Walks a "directory" the way the server does: delimiter `/`, 1,000 a page.
     pub(crate) async fn list(&self, prefix: &str) -> Result<u64> {
+        Ok(self.list_timed(prefix).await?.0)
+    }
+
+    /// Like [`Direct::list`], with the times at which the first and the
+    /// second page arrived (the second: None for a single page).
+    pub(crate) async fn list_timed(
+        &self,
+        prefix: &str,
+    ) -> Result<(u64, Duration, Option<Duration>)> {
+        let started = Instant::now();
+        let mut arrivals = Vec::new();
         let mut pages = self
             .client
             .list_objects_v2()
@@ -133,9 +144,16 @@ impl Direct {
         let mut n = 0;
         while let Some(page) = pages.next().await {
             let page = page?;
+            if arrivals.len() < 2 {
+                arrivals.push(started.elapsed());
+            }
             n += page.contents().len() as u64 + page.common_prefixes().len() as u64;
         }
-        Ok(n)
+        Ok((
+            n,
+            arrivals.first().copied().unwrap_or_default(),
+            arrivals.get(1).copied(),
+        ))
     }
 
     /// Size and SHA-256 of a stored object, read back in full.

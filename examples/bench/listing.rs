@@ -23,28 +23,35 @@ pub(crate) async fn w4(
     // and the medians are compared.
     let mut ftp = Ftp::login(server.addr).await?;
     let verbs = ["LIST", "MLSD", "NLST"];
-    let mut direct_times = Vec::new();
+    let (mut direct_times, mut second_pages) = (Vec::new(), Vec::new());
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); verbs.len()];
+    let mut firsts: Vec<Vec<Duration>> = vec![Vec::new(); verbs.len()];
     let mut usages: Vec<Vec<Usage>> = verbs.iter().map(|_| Vec::new()).collect();
     for _ in 0..rounds.max(1) * 3 {
-        let (n, direct_took, _) = measured(server, direct.list("many/")).await?;
+        let ((n, _, second), direct_took, _) = measured(server, direct.list_timed("many/")).await?;
         if n != entries as u64 {
             return Err(format!("W4: direct listing found {n} of {entries}").into());
         }
         direct_times.push(direct_took);
+        second_pages.extend(second);
         for (v, verb) in verbs.iter().enumerate() {
-            let ((_, lines), took, usage) =
-                measured(server, ftp.fetch(&format!("{verb} /many"))).await?;
+            let ((_, lines, first), took, usage) =
+                measured(server, ftp.fetch_timed(&format!("{verb} /many"))).await?;
             if lines != entries as u64 {
                 return Err(format!("W4: {verb} gave {lines} lines of {entries}").into());
             }
             times[v].push(took);
+            firsts[v].push(first);
             usages[v].push(usage);
         }
     }
     let direct_took = median(direct_times);
+    // When the direct walk has its second page: a listing that streams has
+    // sent its first line by then (the FTP time includes PASV and 150).
+    let second_page = (!second_pages.is_empty()).then(|| median(second_pages));
     for (v, verb) in verbs.iter().enumerate() {
         let took = median(std::mem::take(&mut times[v]));
+        let first = median(std::mem::take(&mut firsts[v]));
         let usage = combined(&usages[v]);
         let ratio = direct_took.as_secs_f64() / took.as_secs_f64();
         r.row(
@@ -55,16 +62,38 @@ pub(crate) async fn w4(
                 direct_took.as_secs_f64() * 1e3
             ),
             format!(
-                "speed ratio {ratio:.2}; server {:.0} MiB peak, {:.3} CPU-s",
-                usage.peak, usage.cpu
+                "speed ratio {ratio:.2}; first byte after {:.0} ms{}; server {:.0} MiB peak, \
+                 {:.3} CPU-s",
+                first.as_secs_f64() * 1e3,
+                second_page.map_or(String::new(), |s| format!(
+                    " (direct second page {:.0} ms)",
+                    s.as_secs_f64() * 1e3
+                )),
+                usage.peak,
+                usage.cpu
             ),
         );
         let v = verb.to_lowercase();
         r.value(&format!("w4_{v}_ms"), took.as_secs_f64() * 1e3);
         r.value(&format!("w4_{v}_ratio"), ratio);
+        r.value(&format!("w4_{v}_first_byte_ms"), first.as_secs_f64() * 1e3);
         r.value(&format!("w4_{v}_cpu_s"), usage.cpu);
+        if let Some(second) = second_page {
+            r.target(
+                &format!("w4_{v}_first_line"),
+                first < second,
+                format!(
+                    "W4 {verb}: first byte after {:.0} ms, not before the second page ({:.0} ms)",
+                    first.as_secs_f64() * 1e3,
+                    second.as_secs_f64() * 1e3
+                ),
+            );
+        }
     }
     r.value("w4_direct_list_ms", direct_took.as_secs_f64() * 1e3);
+    if let Some(second) = second_page {
+        r.value("w4_direct_second_page_ms", second.as_secs_f64() * 1e3);
+    }
     ftp.cmd("QUIT", 221).await?;
     Ok(())
 }

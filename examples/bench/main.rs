@@ -106,6 +106,8 @@ struct Options {
     /// W9: busy sessions at once, and idle ones.
     w9_sessions: usize,
     w9_idle: usize,
+    /// W7's one-way delay to the store, in milliseconds.
+    w7_one_way_ms: u64,
     /// W1/W2/W3 rounds (direct and FTP interleaved) and W5 rounds; medians
     /// are reported.
     rounds: usize,
@@ -127,6 +129,7 @@ impl Options {
             w8_keys: 1_000_000,
             w9_sessions: 1000,
             w9_idle: 10_000,
+            w7_one_way_ms: 10,
             rounds: 3,
             only: None,
             server_env: Vec::new(),
@@ -145,6 +148,7 @@ impl Options {
                 "--w8-keys" => o.w8_keys = value()?.parse::<usize>()?.max(1),
                 "--w9-sessions" => o.w9_sessions = value()?.parse::<usize>()?.max(1),
                 "--w9-idle" => o.w9_idle = value()?.parse()?,
+                "--w7-one-way-ms" => o.w7_one_way_ms = value()?.parse()?,
                 "--rounds" => o.rounds = value()?.parse::<usize>()?.max(1),
                 "--only" => {
                     o.only = Some(
@@ -172,7 +176,7 @@ impl Options {
                     println!(
                         "bench [--size-mib 1024] [--big-mib 4096] [--small-files 1000] \
                          [--list-entries 10000] [--sessions 50] [--session-mib 20] \
-                         [--idle-sessions 200] [--w8-keys 1000000] [--w9-sessions 1000] [--w9-idle 10000] [--rounds 3] [--only W1,W2,W3,W4,W5,IDLE,W6,W5L,W7,W8,W9] [--quick] \
+                         [--idle-sessions 200] [--w8-keys 1000000] [--w9-sessions 1000] [--w9-idle 10000] [--w7-one-way-ms 10] [--rounds 3] [--only W1,W2,W3,W4,W5,IDLE,W6,W5L,W7,W8,W9] [--quick] \
                          [--set S3FTP_NAME=VALUE ...]\n\
                          Server binary: S3FTP_BENCH_BIN (default: target/release/s3ftp)."
                     );
@@ -201,7 +205,7 @@ impl Options {
 // ---------------------------------------------------------------- main
 
 /// W7: W1-W4 against the same S3 server behind a delaying proxy (10 ms each
-/// way), a server process of its own and the direct path both through it.
+/// way unless `--w7-one-way-ms`), a server process of its own and the direct path both through it.
 async fn w7(
     r: &mut Report,
     s3: &s3::S3Server,
@@ -213,7 +217,8 @@ async fn w7(
         .trim_start_matches("http://")
         .parse()
         .map_err(|e| format!("W7 needs an http://IP:PORT endpoint: {e}"))?;
-    let proxy = delay_proxy(upstream, Duration::from_millis(10)).await?;
+    let one_way = Duration::from_millis(opts.w7_one_way_ms);
+    let proxy = delay_proxy(upstream, one_way).await?;
     let endpoint = format!("http://{proxy}");
     let bucket = s3.fresh_bucket().await;
     let mount = format!(
@@ -225,7 +230,10 @@ async fn w7(
     );
     let server = ServerProcess::start(&mount, &opts.server_env)?;
     let direct = Direct::with_endpoint(s3, &bucket, &endpoint);
-    println!("W7: store behind {endpoint} (20 ms round trip)");
+    println!(
+        "W7: store behind {endpoint} ({} ms round trip)",
+        2 * opts.w7_one_way_ms
+    );
     r.prefix = "W7 ".into();
     w1_w2(
         r,

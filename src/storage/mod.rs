@@ -134,6 +134,12 @@ pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 /// at most once across all pages.
 pub type EntryPages = BoxStream<'static, Result<Vec<Entry>>>;
 
+/// What a listing names: a directory (its pages) or a file.
+pub enum Listed {
+    Dir(EntryPages),
+    File(Metadata),
+}
+
 /// How a write starts.
 #[derive(Clone, Debug, Default)]
 pub struct WriteOptions {
@@ -208,6 +214,18 @@ pub trait Backend: Send + Sync + Debug {
     /// The children of directory `dir`, streamed by pages. `NotFound` if `dir`
     /// does not exist, `NotDirectory` if it is a file.
     async fn list(&self, dir: &Key) -> Result<EntryPages>;
+
+    /// What a listing of `key` shows: a directory's pages, or a file's own
+    /// metadata. `NotFound` if nothing is there. A back end may answer this
+    /// in fewer round trips than `stat` and then `list`.
+    async fn list_or_stat(&self, key: &Key) -> Result<Listed> {
+        let meta = self.stat(key).await?;
+        if meta.is_dir() {
+            Ok(Listed::Dir(self.list(key).await?))
+        } else {
+            Ok(Listed::File(meta))
+        }
+    }
 
     /// The content of a file from byte `offset` on. `IsDirectory` for a directory.
     async fn read(&self, key: &NamedKey, offset: u64) -> Result<ByteStream>;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::storage::{
-    ByteStream, Entry, EntryPages, Key, Metadata, NamedKey, Result, StorageError, Times,
+    ByteStream, Entry, EntryPages, Key, Listed, Metadata, NamedKey, Result, StorageError, Times,
     UploadSink, WriteOptions,
 };
 use mount::{Location, Mount, MountTable};
@@ -165,20 +165,42 @@ impl Vfs {
             return Ok(stream::empty().boxed());
         }
         let located = self.locate(path)?;
-        let full = match &located {
-            Located::Mounted { full, .. } | Located::Virtual { full } => full.clone(),
-        };
-        let mount_names: Vec<String> = self
-            .mounts
-            .mounts_below(&full)
-            .map(str::to_string)
-            .collect();
+        let full = located.full().to_string();
         let pages: EntryPages = match located {
             Located::Mounted { mount, key, .. } => mount.backend.list(&key).await?,
             Located::Virtual { .. } => stream::empty().boxed(),
         };
+        Ok(self.with_mount_points(&full, pages))
+    }
+
+    /// What a listing of `path` shows: a directory's pages (as [`Vfs::list`]
+    /// gives them) or a file's metadata, asked of the back end at once.
+    pub async fn list_or_stat(&self, path: &str) -> Result<Listed> {
+        if self.perms.drop_box {
+            let meta = self.stat(path).await?;
+            return Ok(if meta.is_dir() {
+                Listed::Dir(stream::empty().boxed())
+            } else {
+                Listed::File(meta)
+            });
+        }
+        let located = self.locate(path)?;
+        let full = located.full().to_string();
+        let pages: EntryPages = match located {
+            Located::Mounted { mount, key, .. } => match mount.backend.list_or_stat(&key).await? {
+                Listed::Dir(pages) => pages,
+                file @ Listed::File(_) => return Ok(file),
+            },
+            Located::Virtual { .. } => stream::empty().boxed(),
+        };
+        Ok(Listed::Dir(self.with_mount_points(&full, pages)))
+    }
+
+    /// A directory's pages with the mount points inside it merged in.
+    fn with_mount_points(&self, full: &str, pages: EntryPages) -> EntryPages {
+        let mount_names: Vec<String> = self.mounts.mounts_below(full).map(str::to_string).collect();
         if mount_names.is_empty() {
-            return Ok(pages);
+            return pages;
         }
         // Names that a mount point shadows are dropped from the back end's pages,
         // and the mount points are listed once, as directories, at the end.
@@ -195,7 +217,7 @@ impl Vfs {
                 meta: Metadata::dir(),
             })
             .collect::<Vec<_>>();
-        Ok(filtered.chain(stream::iter([Ok(mounts_page)])).boxed())
+        filtered.chain(stream::iter([Ok(mounts_page)])).boxed()
     }
 
     pub async fn read(&self, path: &str, offset: u64) -> Result<ByteStream> {
@@ -483,6 +505,15 @@ enum Located<'a> {
     Virtual {
         full: String,
     },
+}
+
+impl Located<'_> {
+    /// The path in the whole tree.
+    fn full(&self) -> &str {
+        match self {
+            Located::Mounted { full, .. } | Located::Virtual { full } => full,
+        }
+    }
 }
 
 #[cfg(test)]

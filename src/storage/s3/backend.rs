@@ -11,8 +11,8 @@ use super::times::metadata_of;
 use super::S3Backend;
 use crate::storage::selfcheck::CheckStep;
 use crate::storage::{
-    Backend, ByteStream, EntryPages, Key, KeyRules, Metadata, NamedKey, Result, StorageError,
-    Times, Unusable, UploadSink, WriteOptions,
+    Backend, ByteStream, EntryPages, Key, KeyRules, Listed, Metadata, NamedKey, Result,
+    StorageError, Times, Unusable, UploadSink, WriteOptions,
 };
 
 #[async_trait]
@@ -37,6 +37,21 @@ impl Backend for S3Backend {
 
     async fn list(&self, dir: &Key) -> Result<EntryPages> {
         self.list_pages(dir).await
+    }
+
+    /// The HEAD and the first listing page are asked at once: one round trip
+    /// to the store for a LIST, where a probe and then the listing took two.
+    /// A file wins over keys under its name, as in `stat`.
+    async fn list_or_stat(&self, key: &Key) -> Result<Listed> {
+        if key.is_empty() {
+            return Ok(Listed::Dir(self.list_pages(key).await?));
+        }
+        let (head, pages) = tokio::join!(self.head(key), self.pages_if_any(key));
+        if let Some(head) = head? {
+            self.times.remember_head(&self.full(key), &head);
+            return Ok(Listed::File(metadata_of(&head)));
+        }
+        pages?.map(Listed::Dir).ok_or(StorageError::NotFound)
     }
 
     async fn read(&self, key: &NamedKey, offset: u64) -> Result<ByteStream> {

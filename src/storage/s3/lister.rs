@@ -49,6 +49,15 @@ impl S3Backend {
     /// missing directory is an error of the LIST command rather than an
     /// empty listing.
     pub(super) async fn list_pages(&self, dir: &str) -> Result<EntryPages> {
+        match self.pages_if_any(dir).await? {
+            Some(pages) => Ok(pages),
+            None => Err(self.not_a_dir(dir).await?),
+        }
+    }
+
+    /// The pages of the directory `dir`, or None when nothing lies under it
+    /// (which alone does not tell a file from nothing).
+    pub(super) async fn pages_if_any(&self, dir: &str) -> Result<Option<EntryPages>> {
         let mut lister = Lister {
             target: self.target.clone(),
             times: self.times.clone(),
@@ -63,7 +72,7 @@ impl S3Backend {
         let first = lister.next_page().await?;
         if !first.seen_anything && !dir.is_empty() {
             self.dirs.missing(dir);
-            return Err(self.not_a_dir(dir).await?);
+            return Ok(None);
         }
         let rest = stream::try_unfold(lister, |mut lister| async move {
             if lister.finished {
@@ -72,10 +81,12 @@ impl S3Backend {
             let page = lister.next_page().await?;
             Ok(Some((page.entries, lister)))
         });
-        Ok(stream::iter([Ok(first.entries)])
-            .chain(rest)
-            .try_filter(|page| futures::future::ready(!page.is_empty()))
-            .boxed())
+        Ok(Some(
+            stream::iter([Ok(first.entries)])
+                .chain(rest)
+                .try_filter(|page| futures::future::ready(!page.is_empty()))
+                .boxed(),
+        ))
     }
 }
 

@@ -12,17 +12,19 @@ use crate::protocol::listing::{glob_matches, is_glob, list_line, mlsx_line, File
 use crate::protocol::{Reply, ReplyCode};
 use crate::session::transfer::{lines_of, LineFormatter, LinePages, Transfer, TransferKind};
 use crate::session::{Outcome, Session};
-use crate::storage::{Entry, EntryPages, Metadata};
+use crate::storage::{Entry, EntryPages, Listed, Metadata};
 use crate::vfs::path;
 
 mod recursive;
 
 /// What a listing argument names.
 enum Target {
-    /// A directory, optionally filtered by a glob on the names.
+    /// A directory (its pages, the first already asked for), optionally
+    /// filtered by a glob on the names.
     Dir {
         path: String,
         pattern: Option<String>,
+        pages: EntryPages,
     },
     File {
         path: String,
@@ -38,40 +40,40 @@ impl Target {
     }
 }
 
+/// What the argument names, asked of the store in one go: on S3 the file
+/// check and the first listing page travel together (one round trip).
 async fn target(s: &Session, arg: Option<&str>) -> Result<Target, Reply> {
     let arg = arg.filter(|a| !a.is_empty()).unwrap_or(".");
     let resolved = s.resolve(arg)?;
-    let meta = match s.stat(&resolved).await {
-        Ok(meta) => meta,
+    match s.vfs()?.list_or_stat(&resolved).await {
+        Ok(Listed::Dir(pages)) => Ok(Target::Dir {
+            path: resolved,
+            pattern: None,
+            pages,
+        }),
+        Ok(Listed::File(meta)) => Ok(Target::File {
+            path: resolved,
+            meta,
+        }),
         // Not a name that exists: perhaps a pattern such as `*.csv`. (A real
         // file whose name holds `[` or `*` is found above, literally.)
         Err(not_found) => {
             let (parent, last) = path::split_parent(&resolved);
             let raw_last = arg.trim_end_matches('/').rsplit('/').next().unwrap_or("");
             if !(is_glob(raw_last) && raw_last == last) {
-                return Err(not_found);
+                return Err(not_found.into());
             }
             let parent = parent.to_string();
-            if !s.stat(&parent).await?.is_dir() {
-                return Err(Reply::new(ReplyCode::FileUnavailable, "Not a directory."));
+            match s.vfs()?.list_or_stat(&parent).await? {
+                Listed::Dir(pages) => Ok(Target::Dir {
+                    path: parent,
+                    pattern: Some(last.to_string()),
+                    pages,
+                }),
+                Listed::File(_) => Err(Reply::new(ReplyCode::FileUnavailable, "Not a directory.")),
             }
-            return Ok(Target::Dir {
-                path: parent,
-                pattern: Some(last.to_string()),
-            });
         }
-    };
-    Ok(if meta.is_dir() {
-        Target::Dir {
-            path: resolved,
-            pattern: None,
-        }
-    } else {
-        Target::File {
-            path: resolved,
-            meta,
-        }
-    })
+    }
 }
 
 fn facts<'a>(entry: &'a Entry, writable: bool) -> FileFacts<'a> {
@@ -85,25 +87,20 @@ fn facts<'a>(entry: &'a Entry, writable: bool) -> FileFacts<'a> {
     }
 }
 
-/// The entries of a target: a directory's pages, or the file alone.
-async fn entries(s: &Session, target: &Target) -> Result<EntryPages, Reply> {
-    Ok(match target {
-        Target::Dir { path, .. } => s.vfs()?.list(path).await?,
-        Target::File { path, meta } => {
-            let name = path::split_parent(path).1.to_string();
-            let entry = Entry {
-                name,
-                meta: meta.clone(),
-            };
-            stream::iter([Ok(vec![entry])]).boxed()
-        }
-    })
-}
-
-fn pattern_of(target: &Target) -> Option<String> {
+/// A target's entries, the glob that filters them, and its path: a
+/// directory's pages, or the file alone.
+fn entries(target: Target) -> (EntryPages, Option<String>, String) {
     match target {
-        Target::Dir { pattern, .. } => pattern.clone(),
-        Target::File { .. } => None,
+        Target::Dir {
+            path,
+            pattern,
+            pages,
+        } => (pages, pattern, path),
+        Target::File { path, meta } => {
+            let name = path::split_parent(&path).1.to_string();
+            let entry = Entry { name, meta };
+            (stream::iter([Ok(vec![entry])]).boxed(), None, path)
+        }
     }
 }
 
@@ -141,8 +138,7 @@ pub(super) async fn list(s: &mut Session, args: ListArgs) -> Handled {
         let walk = recursive::walk(s.vfs()?.clone(), path.clone(), shown, writable, now);
         return listing_transfer(s, "LIST", path, walk);
     }
-    let pages = entries(s, &target).await?;
-    let pattern = pattern_of(&target);
+    let (pages, pattern, _) = entries(target);
     let format: LineFormatter =
         Box::new(move |e| matches(&pattern, &e.name).then(|| list_line(&facts(e, writable), now)));
     listing_transfer(s, "LIST", path, lines_of(pages, format))
@@ -151,12 +147,10 @@ pub(super) async fn list(s: &mut Session, args: ListArgs) -> Handled {
 pub(super) async fn nlst(s: &mut Session, args: ListArgs) -> Handled {
     s.require_data()?;
     let target = target(s, args.path.as_deref()).await?;
-    let pages = entries(s, &target).await?;
-    let pattern = pattern_of(&target);
     let prefix = nlst_prefix(args.path.as_deref(), &target);
+    let (pages, pattern, path) = entries(target);
     let format: LineFormatter =
         Box::new(move |e| matches(&pattern, &e.name).then(|| format!("{prefix}{}", e.name)));
-    let path = target.path().to_string();
     listing_transfer(s, "NLST", path, lines_of(pages, format))
 }
 
@@ -184,10 +178,9 @@ fn matches(pattern: &Option<String>, name: &str) -> bool {
 pub(super) async fn mlsd(s: &mut Session, arg: Option<&str>) -> Handled {
     s.require_data()?;
     let path = s.resolve(arg.filter(|a| !a.is_empty()).unwrap_or("."))?;
-    if !s.stat(&path).await?.is_dir() {
+    let Listed::Dir(pages) = s.vfs()?.list_or_stat(&path).await? else {
         return reply(ReplyCode::ParameterSyntaxError, "MLSD needs a directory.");
-    }
-    let pages = s.vfs()?.list(&path).await?;
+    };
     let (writable, enabled) = (s.writable(), s.mlst_facts);
     let format: LineFormatter =
         Box::new(move |e| Some(mlsx_line(&facts(e, writable), &enabled, &e.name)));
@@ -216,13 +209,13 @@ pub(super) async fn stat_path(s: &mut Session, arg: &str) -> Handled {
         .map(|(_, rest)| rest)
         .unwrap_or(if arg.starts_with('-') { "" } else { arg });
     let target = target(s, Some(arg)).await?;
-    let pages = entries(s, &target).await?;
-    let (writable, pattern, now) = (s.writable(), pattern_of(&target), SystemTime::now());
+    let (pages, pattern, path) = entries(target);
+    let (writable, now) = (s.writable(), SystemTime::now());
     let format: LineFormatter =
         Box::new(move |e| matches(&pattern, &e.name).then(|| list_line(&facts(e, writable), now)));
     Ok(Outcome::ControlListing {
         code: ReplyCode::FileStatus,
-        header: format!("Status of {}:", target.path()),
+        header: format!("Status of {path}:"),
         lines: lines_of(pages, format),
     })
 }
