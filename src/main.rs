@@ -59,11 +59,14 @@ fn check_mounts() -> anyhow::Result<()> {
     init_logging(&config)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let (passed, total) = runtime.block_on(async {
-        let settings = StorageSettings::new(UploadSettings::new(
-            config.part_size_mib << 20,
-            config.upload_concurrency,
-            config.upload_memory_mib,
-        ));
+        let settings = StorageSettings::new(
+            UploadSettings::new(
+                config.part_size_mib << 20,
+                config.upload_concurrency,
+                config.upload_memory_mib,
+            )
+            .with_download_concurrency(config.download_concurrency),
+        );
         let mounts = MountTable::open(&config.mounts, &settings)
             .await
             .map_err(|e| anyhow::anyhow!("S3FTP_MOUNTS: {e}"))?;

@@ -116,7 +116,8 @@ impl Server {
                     config.part_size_mib * MIB,
                     config.upload_concurrency,
                     config.upload_memory_mib,
-                ),
+                )
+                .with_download_concurrency(config.download_concurrency),
                 dir_cache: config.dir_cache,
                 upload_sweep_age: config.upload_sweep_age,
                 clients: Default::default(),

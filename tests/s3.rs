@@ -18,7 +18,7 @@ use s3ftp::storage::s3::upload::UploadSettings;
 use s3ftp::storage::s3::{S3Backend, S3Uri};
 use s3ftp::storage::{Backend, Key, StorageSettings, WriteOptions};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const MIB: usize = 1024 * 1024;
 
@@ -496,6 +496,74 @@ async fn listings(server: &TestServer) -> f64 {
         .await
 }
 
+/// A file larger than a part is read as ranged GetObjects, several at once,
+/// sent in order (S3FTP_DOWNLOAD_CONCURRENCY): whole, from a REST offset
+/// too; a file replaced during the download ends it with 451 after a prefix
+/// of the old file only, never a mix of two files; the session goes on. A
+/// spent budget means one GetObject streamed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_in_parts_are_whole_and_never_mix_two_files() {
+    let server = TestServer::start(Store::s3().await, &[("S3FTP_PART_SIZE_MIB", "5")]).await;
+    let bucket = server.bucket().expect("bucket").to_string();
+    let old = content(60 * MIB + 7, 31);
+    shared().put_object(&bucket, &key("big"), &old).await;
+    let mut c = server.login().await;
+    let before = requests(&server, "GetObject", "ok").await;
+    assert_eq!(sha256(&c.fetch("RETR big").await), sha256(&old));
+    assert_eq!(
+        requests(&server, "GetObject", "ok").await - before,
+        13.0,
+        "one ranged GetObject per 5 MiB part"
+    );
+    let offset = 7 * MIB + 3;
+    c.expect(&format!("REST {offset}"), 350).await;
+    assert_eq!(sha256(&c.fetch("RETR big").await), sha256(&old[offset..]));
+
+    // Replaced once the download has begun: what the client already holds
+    // and what the server has fetched are the old file; the next part is
+    // refused by If-Match.
+    let new = content(60 * MIB + 7, 32);
+    let mut data = c.data().await;
+    c.expect("RETR big", 150).await;
+    let mut got = vec![0u8; 1];
+    data.read_exact(&mut got).await.expect("first byte");
+    shared().put_object(&bucket, &key("big"), &new).await;
+    data.read_to_end(&mut got).await.expect("read data");
+    let (code, text) = c.reply().await;
+    assert_eq!(code, 451, "{text}");
+    assert!(text.contains("changed during the download"), "{text}");
+    assert!(got.len() < old.len(), "{} bytes", got.len());
+    assert!(
+        got == old[..got.len()],
+        "only the old file's bytes were sent"
+    );
+    c.expect("NOOP", 200).await;
+    assert_eq!(sha256(&c.fetch("RETR big").await), sha256(&new));
+    assert_eq!(
+        shared()
+            .get_object(&bucket, &key("big"))
+            .await
+            .map(|b| sha256(&b)),
+        Some(sha256(&new))
+    );
+
+    // A budget of one part: one GetObject, streamed.
+    let lean = TestServer::start(
+        Store::S3 {
+            bucket: bucket.clone(),
+        },
+        &[
+            ("S3FTP_PART_SIZE_MIB", "5"),
+            ("S3FTP_UPLOAD_MEMORY_MIB", "5"),
+        ],
+    )
+    .await;
+    let mut c = lean.login().await;
+    let before = requests(&lean, "GetObject", "ok").await;
+    assert_eq!(sha256(&c.fetch("RETR big").await), sha256(&new));
+    assert_eq!(requests(&lean, "GetObject", "ok").await - before, 1.0);
+}
+
 /// Requests of `operation` with `outcome` the server has sent so far.
 async fn requests(server: &TestServer, operation: &str, outcome: &str) -> f64 {
     server
@@ -718,9 +786,11 @@ async fn checksums_read_the_object_once_and_are_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_checksums_are_answered_without_reading_back() {
     let store = Store::s3().await;
+    // One GetObject per read, so the counts below count reads.
     let vars = [
         ("S3FTP_UPLOAD_DIGESTS", "crc32,sha256"),
         ("S3FTP_PART_SIZE_MIB", "5"),
+        ("S3FTP_DOWNLOAD_CONCURRENCY", "1"),
     ];
     let server = TestServer::start(store.clone(), &vars).await;
     let mut c = server.login().await;
@@ -797,10 +867,12 @@ async fn crc32_uploads_work_on_a_store_that_keeps_no_full_object_checksum() {
 async fn whole_object_crc32_on(s3: &S3Server) {
     let bucket = s3.fresh_bucket().await;
     let mount = format!("/={}&checksum=crc32", s3.mount_uri(&bucket, "m"));
+    // One GetObject per read, so the counts below count reads.
     let vars = [
         ("S3FTP_MOUNTS", mount.as_str()),
         ("S3FTP_PART_SIZE_MIB", "5"),
         ("S3FTP_UPLOAD_DIGESTS", ""),
+        ("S3FTP_DOWNLOAD_CONCURRENCY", "1"),
     ];
     let server = TestServer::start(Store::Memory, &vars).await;
     let mut c = server.login().await;

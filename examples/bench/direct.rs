@@ -99,7 +99,36 @@ impl Direct {
         Ok(out.body)
     }
 
-    /// Reads an object and only counts its bytes (W2's direct path).
+    /// Reads an object of `len` bytes as the server does (W2's direct
+    /// path): ranged GetObjects of the part size, `CONCURRENCY` at once,
+    /// each read whole, taken in order; only counts the bytes.
+    pub(crate) async fn get_parts(&self, key: &str, len: u64) -> Result<u64> {
+        let counts = futures::stream::iter((0..len).step_by(PART_SIZE as usize))
+            .map(|start| async move {
+                let end = (start + PART_SIZE).min(len) - 1;
+                let out = self
+                    .client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .range(format!("bytes={start}-{end}"))
+                    .send()
+                    .await?;
+                let mut body = out.body;
+                let mut chunks = Vec::new();
+                while let Some(chunk) = body.try_next().await? {
+                    chunks.push(chunk);
+                }
+                Ok::<_, Error>(chunks)
+            })
+            .buffered(CONCURRENCY)
+            .map_ok(|chunks| chunks.iter().map(|c| c.len() as u64).sum::<u64>())
+            .try_collect::<Vec<u64>>()
+            .await?;
+        Ok(counts.iter().sum())
+    }
+
+    /// Reads an object from one GetObject and only counts its bytes.
     pub(crate) async fn get(&self, key: &str) -> Result<u64> {
         let mut body = self.body(key).await?;
         let mut total = 0;

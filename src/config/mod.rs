@@ -30,10 +30,10 @@ pub use vars::{Variable, VARIABLES};
 pub use warnings::{is_loopback, is_private};
 
 use vars::names::{
-    S3FTP_AUTH_TOKEN, S3FTP_DATA_TIMEOUT, S3FTP_EVENTS_WEBHOOK_SECRET, S3FTP_IDLE_TIMEOUT,
-    S3FTP_LDAP_BIND_PASSWORD, S3FTP_LOGIN_TIMEOUT, S3FTP_LOG_FORMAT, S3FTP_MAX_SESSIONS,
-    S3FTP_METRICS_LISTEN, S3FTP_MOUNTS, S3FTP_TLS_IMPLICIT_LISTEN, S3FTP_UPLOAD_CONCURRENCY,
-    S3FTP_USERS,
+    S3FTP_AUTH_TOKEN, S3FTP_DATA_TIMEOUT, S3FTP_DOWNLOAD_CONCURRENCY, S3FTP_EVENTS_WEBHOOK_SECRET,
+    S3FTP_IDLE_TIMEOUT, S3FTP_LDAP_BIND_PASSWORD, S3FTP_LOGIN_TIMEOUT, S3FTP_LOG_FORMAT,
+    S3FTP_MAX_SESSIONS, S3FTP_METRICS_LISTEN, S3FTP_MOUNTS, S3FTP_TLS_IMPLICIT_LISTEN,
+    S3FTP_UPLOAD_CONCURRENCY, S3FTP_USERS,
 };
 use vars::Raw;
 
@@ -70,6 +70,8 @@ pub struct Config {
     pub events: crate::events::EventSettings,
     pub part_size_mib: usize,
     pub upload_concurrency: usize,
+    /// Parts of one S3 download asked for at once.
+    pub download_concurrency: usize,
     pub upload_memory_mib: usize,
     /// S3FTP_DIR_CACHE_SECS (zero: off).
     pub dir_cache: Duration,
@@ -204,6 +206,10 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
         upload_concurrency: sessions::at_least_one(
             S3FTP_UPLOAD_CONCURRENCY,
             raw.upload_concurrency,
+        )?,
+        download_concurrency: sessions::at_least_one(
+            S3FTP_DOWNLOAD_CONCURRENCY,
+            raw.download_concurrency,
         )?,
         upload_memory_mib: raw.upload_memory_mib,
         dir_cache: Duration::from_secs(raw.dir_cache_secs),

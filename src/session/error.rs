@@ -29,6 +29,10 @@ impl From<StorageError> for Reply {
             StorageError::Transient(_) => {
                 (LocalError, "Temporary storage failure, try again.".into())
             }
+            StorageError::Changed(_) => (
+                LocalError,
+                "The file changed during the download; download it again.".into(),
+            ),
             StorageError::Unsupported(what) => (
                 NotImplemented,
                 format!("Not supported by this storage: {what}."),
@@ -36,7 +40,7 @@ impl From<StorageError> for Reply {
             StorageError::Other(_) => (LocalError, "Local error in processing.".into()),
         };
         match &err {
-            StorageError::Transient(_) | StorageError::Other(_) => {
+            StorageError::Transient(_) | StorageError::Other(_) | StorageError::Changed(_) => {
                 tracing::warn!(error = %err, reply = %code, "storage failure")
             }
             _ => tracing::debug!(error = %err, reply = %code, "storage refusal"),
@@ -75,6 +79,7 @@ mod tests {
             (StorageError::TooLarge("x".into()), 552),
             (StorageError::InsufficientStorage, 452),
             (StorageError::Transient("x".into()), 451),
+            (StorageError::Changed("x".into()), 451),
             (StorageError::Unsupported("x"), 502),
             (StorageError::Other("x".into()), 451),
         ];

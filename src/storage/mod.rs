@@ -62,6 +62,10 @@ pub enum StorageError {
     /// Worth retrying later: throttling, a 5xx from the store, a network error.
     #[error("temporary back-end failure: {0}")]
     Transient(String),
+    /// The file was replaced or deleted while it was being read: what was
+    /// sent is the old file's beginning; reading it again gives the new one.
+    #[error("changed while being read: {0}")]
+    Changed(String),
     #[error("not supported by this back end: {0}")]
     Unsupported(&'static str),
     #[error("back-end error: {0}")]

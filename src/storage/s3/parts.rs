@@ -28,6 +28,9 @@ pub struct UploadSettings {
     pub budget_mib: usize,
     /// Part buffers kept for reuse after their part was sent.
     pub pool: Arc<PartPool>,
+    /// Parts of one download asked for at once (ranged GetObjects of
+    /// `part_size`, from the same budget); 1: one GetObject streamed.
+    pub download_concurrency: usize,
 }
 
 impl UploadSettings {
@@ -46,7 +49,14 @@ impl UploadSettings {
                 keep: ((budget_mib.max(1) * MIB) / part_size).max(concurrency + 1),
                 free: std::sync::Mutex::new(Vec::new()),
             }),
+            download_concurrency: concurrency,
         }
+    }
+
+    /// The same, with downloads asking for `parts` parts at once.
+    pub fn with_download_concurrency(mut self, parts: usize) -> Self {
+        self.download_concurrency = parts.max(1);
+        self
     }
 }
 
@@ -78,9 +88,13 @@ impl PartPool {
 
     /// Takes back a sent part's buffer, when nothing else still holds it.
     pub(super) fn give(&self, part: Bytes) {
-        let Ok(mut buf) = part.try_into_mut() else {
-            return;
-        };
+        if let Ok(buf) = part.try_into_mut() {
+            self.give_buf(buf);
+        }
+    }
+
+    /// Takes back a buffer no longer in use.
+    pub(super) fn give_buf(&self, mut buf: BytesMut) {
         if buf.capacity() < self.size || buf.capacity() > 2 * self.size {
             return;
         }
@@ -90,6 +104,32 @@ impl PartPool {
                 free.push(buf);
             }
         }
+    }
+}
+
+/// A downloaded part in a pooled buffer, as the `Bytes` a session sends:
+/// the buffer goes back to the pool when the last of those is dropped, so
+/// downloads reuse the warm buffers uploads use, within the same budget.
+pub(super) struct PooledPart {
+    buf: BytesMut,
+    pool: Arc<PartPool>,
+}
+
+impl PooledPart {
+    pub(super) fn into_bytes(buf: BytesMut, pool: Arc<PartPool>) -> Bytes {
+        Bytes::from_owner(PooledPart { buf, pool })
+    }
+}
+
+impl AsRef<[u8]> for PooledPart {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for PooledPart {
+    fn drop(&mut self) {
+        self.pool.give_buf(std::mem::take(&mut self.buf));
     }
 }
 
