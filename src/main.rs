@@ -128,10 +128,41 @@ fn tune_allocator() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_allocator() {}
 
+/// Raises the soft limit on open files to the hard limit, as Go's runtime
+/// and nginx do: each session holds a descriptor (two while it transfers,
+/// more on S3), and a soft limit of 1,024 (many shells and init systems)
+/// would refuse connections long before S3FTP_MAX_SESSIONS. Returns the
+/// limit now in force.
+fn raise_open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit with a valid rlimit we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+    Some(limit.rlim_cur as u64)
+}
+
 fn serve() -> anyhow::Result<()> {
     tune_allocator();
+    let open_files = raise_open_files_limit();
     let mut config = Config::from_env()?;
     init_logging(&config)?;
+    tracing::debug!(?open_files, "open files limit");
     add_default_user(&mut config)?;
     // The start-up self-check: what differs from the defaults, and what
     // will hurt. `s3ftp config` prints every variable.
@@ -277,4 +308,30 @@ async fn wait_for_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A soft limit below the hard one (a shell's 1,024) is raised to it.
+    #[test]
+    fn the_open_files_soft_limit_is_raised_to_the_hard_one() {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit with a valid rlimit we own.
+        unsafe {
+            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+            let lowered = libc::rlimit {
+                rlim_cur: limit.rlim_max.min(256),
+                rlim_max: limit.rlim_max,
+            };
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lowered), 0);
+        }
+        #[allow(clippy::unnecessary_cast)]
+        let hard = limit.rlim_max as u64;
+        assert_eq!(raise_open_files_limit(), Some(hard));
+    }
 }

@@ -232,6 +232,8 @@ impl Server {
                 drop(permit);
             });
         };
+        const REPEAT: Duration = Duration::from_secs(60);
+        let (mut refusals, mut last_said) = (0u64, None);
         loop {
             let (accepted, implicit) = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -241,8 +243,21 @@ impl Server {
             match accepted {
                 Ok((stream, peer)) => start(stream, peer, implicit),
                 Err(e) => {
-                    // Out of file descriptors and the like: pause instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    // Out of file descriptors and the like: pause instead of
+                    // spinning, and say so once a minute, not every pause.
+                    refusals += 1;
+                    if last_said.is_none_or(|t: tokio::time::Instant| t.elapsed() >= REPEAT) {
+                        let advice = if e.raw_os_error() == Some(libc::EMFILE) {
+                            "the process is out of file descriptors: raise its open-files \
+                             limit (ulimit -n, LimitNOFILE=, the container's nofile) or lower \
+                             S3FTP_MAX_SESSIONS"
+                        } else {
+                            "new connections wait in the backlog until it clears"
+                        };
+                        tracing::warn!(error = %e, times = refusals, "cannot accept connections: {advice}");
+                        last_said = Some(tokio::time::Instant::now());
+                        refusals = 0;
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }

@@ -321,10 +321,21 @@ pub(crate) async fn w9(
     // idle timeout before the last logged in.
     for start in (0..idle).step_by(200) {
         let batch: Vec<_> = (start..(start + 200).min(idle))
-            .map(|i| tokio::spawn(Ftp::login_from(addr, client_ip(100_000 + i))))
+            .map(|i| {
+                tokio::spawn(tokio::time::timeout(
+                    Duration::from_secs(60),
+                    Ftp::login_from(addr, client_ip(100_000 + i)),
+                ))
+            })
             .collect();
         for login in batch {
-            open.push(login.await??);
+            let ftp = login.await?.map_err(|_| {
+                format!(
+                    "W9: an idle login got no answer in 60 s ({} open)",
+                    open.len()
+                )
+            })??;
+            open.push(ftp);
         }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;

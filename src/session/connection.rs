@@ -155,7 +155,10 @@ impl ControlConnection {
         self.buf.clear();
         self.discarding = false;
         let plain = std::mem::replace(&mut self.stream, Box::new(tokio::io::empty()));
+        // A failed handshake closes the socket: its probe goes with it.
+        let probe = self.probe.take();
         let tls = acceptor.accept(plain).await?;
+        self.probe = probe;
         let identities = crate::tls::client_identities(tls.get_ref().1);
         self.stream = Box::new(tls);
         Ok(identities)
