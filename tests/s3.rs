@@ -562,6 +562,44 @@ async fn downloads_in_parts_are_whole_and_never_mix_two_files() {
     let before = requests(&lean, "GetObject", "ok").await;
     assert_eq!(sha256(&c.fetch("RETR big").await), sha256(&new));
     assert_eq!(requests(&lean, "GetObject", "ok").await - before, 1.0);
+
+    // Downloads keep half the budget free for uploads: while a slow client
+    // holds one download's four parts (20 of 40 MiB), the next download
+    // streams from one GetObject.
+    let half = TestServer::start(
+        Store::S3 {
+            bucket: bucket.clone(),
+        },
+        &[
+            ("S3FTP_PART_SIZE_MIB", "5"),
+            ("S3FTP_UPLOAD_MEMORY_MIB", "40"),
+        ],
+    )
+    .await;
+    let four_parts = content(20 * MIB, 33);
+    shared()
+        .put_object(&bucket, &key("four"), &four_parts)
+        .await;
+    let (mut slow, mut other) = (half.login().await, half.login().await);
+    let before = requests(&half, "GetObject", "ok").await;
+    let mut data = slow.data().await;
+    slow.expect("RETR four", 150).await;
+    let mut held = vec![0u8; 1];
+    data.read_exact(&mut held).await.expect("first byte");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while requests(&half, "GetObject", "ok").await - before < 4.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow download's parts"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = requests(&half, "GetObject", "ok").await;
+    assert_eq!(sha256(&other.fetch("RETR big").await), sha256(&new));
+    assert_eq!(requests(&half, "GetObject", "ok").await - before, 1.0);
+    data.read_to_end(&mut held).await.expect("the rest");
+    assert_eq!(slow.reply().await.0, 226);
+    assert_eq!(sha256(&held), sha256(&four_parts));
 }
 
 /// Requests of `operation` with `outcome` the server has sent so far.

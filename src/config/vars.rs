@@ -104,7 +104,7 @@ variables! {
     S3FTP_UPLOAD_MEMORY_MIB => upload_memory_mib: usize = "160",
         "Global budget of S3 part buffers (being filled or sent) across all sessions, in MiB; uploads wait, slowing their clients, when it is spent. Downloads' parts come from it too.";
     S3FTP_DOWNLOAD_CONCURRENCY => download_concurrency: usize = "4",
-        "Parts (of S3FTP_PART_SIZE_MIB) of one S3 download asked for at once, as ranged GetObjects sent in order; they take their memory from S3FTP_UPLOAD_MEMORY_MIB, and a download that finds none free streams from one GetObject. 1: always one GetObject.";
+        "Parts (of S3FTP_PART_SIZE_MIB) of one S3 download asked for at once, as ranged GetObjects sent in order; they take their memory from S3FTP_UPLOAD_MEMORY_MIB while more than half of it would stay free for uploads; otherwise the download streams from one GetObject. 1: always one GetObject.";
     S3FTP_DIR_CACHE_SECS => dir_cache_secs: u64 = "10",
         "Seconds an S3 mount trusts what it recently saw of its directories (that a directory exists; all of its subdirectories, from a listing, MKD or one listing page), so uploads into a known directory send only their PutObject. Changes by other writers show after this long; 0: check the store on every upload.";
     S3FTP_UPLOAD_SWEEP_AGE => upload_sweep_age: u64 = "3600",

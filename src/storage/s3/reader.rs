@@ -9,7 +9,9 @@
 //! core of the store's server on loopback), so several carry more. Every
 //! later part asks `If-Match` the first part's ETag: an object replaced
 //! during the download ends it with an error, never a mix of two objects.
-//! Without budget to spare, the object streams from one GetObject.
+//! Parts are taken only while more than half the budget would stay free
+//! (uploads wait for budget; slow downloaders must not make them wait);
+//! otherwise the object streams from one GetObject.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -35,9 +37,12 @@ impl S3Backend {
         let parts = upload
             .download_concurrency
             .min(upload.budget_mib / part_mib.max(1));
-        if parts > 1 {
-            let permits = (parts * part_mib) as u32;
-            if let Ok(permit) = upload.budget.clone().try_acquire_many_owned(permits) {
+        // Downloads read ahead only while more than half the budget would
+        // stay free: a slow client holds its parts as long as it takes, and
+        // uploads, which wait for budget, must not wait on downloads.
+        let permits = parts * part_mib;
+        if parts > 1 && upload.budget.available_permits() >= permits + upload.budget_mib / 2 {
+            if let Ok(permit) = upload.budget.clone().try_acquire_many_owned(permits as u32) {
                 return self.get_in_parts(key, offset, parts, permit).await;
             }
         }
