@@ -68,11 +68,23 @@ impl S3Backend {
             return Ok(stream::empty().boxed());
         };
         let full = self.full(key);
-        let total = out.content_range().and_then(total_of);
-        let (Some(total), Some(etag)) = (total, out.e_tag().map(str::to_string)) else {
+        let Some(range) = out.content_range() else {
             // No Content-Range: the store sent the whole object.
             return Ok(body_stream(out.body, full, offset));
         };
+        let Some(total) = total_of(range) else {
+            // A size the store does not say (`bytes 0-9/*`): never guess
+            // where the object ends; read it from one GetObject instead.
+            drop(out);
+            let range = (offset > 0).then(|| format!("bytes={offset}-"));
+            let Some(out) = self.first_get(key, range).await? else {
+                return Ok(stream::empty().boxed());
+            };
+            return Ok(body_stream(out.body, full, offset));
+        };
+        // Without an ETag (S3 always sends one) the parts cannot be tied
+        // to one version of the object; they are still read.
+        let etag = out.e_tag().map(str::to_string);
         let first = body_stream(out.body, full.clone(), offset);
         if offset + part >= total {
             return Ok(first);
@@ -155,7 +167,7 @@ impl S3Backend {
 struct Ahead {
     target: Arc<S3Target>,
     key: String,
-    etag: String,
+    etag: Option<String>,
     ranges: VecDeque<(u64, u64)>,
     fetching: VecDeque<AbortOnDrop>,
     /// The budget the parts use, given back when the download ends.
@@ -169,7 +181,7 @@ impl Ahead {
             let (target, key, etag) = (self.target.clone(), self.key.clone(), self.etag.clone());
             self.fetching
                 .push_back(AbortOnDrop(tokio::spawn(async move {
-                    fetch_part(&target, &key, &etag, start, end).await
+                    fetch_part(&target, &key, etag.as_deref(), start, end).await
                 })));
         }
     }
@@ -188,7 +200,7 @@ impl Drop for AbortOnDrop {
 async fn fetch_part(
     target: &S3Target,
     key: &str,
-    etag: &str,
+    etag: Option<&str>,
     start: u64,
     end: u64,
 ) -> Result<Bytes> {
@@ -198,7 +210,7 @@ async fn fetch_part(
         .bucket(&target.bucket)
         .key(key)
         .range(format!("bytes={start}-{end}"))
-        .if_match(etag)
+        .set_if_match(etag.map(str::to_string))
         .send()
         .await
         .map_err(|e| {
@@ -264,4 +276,17 @@ fn body_stream(body: aws_sdk_s3::primitives::ByteStream, key: String, offset: u6
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::total_of;
+
+    #[test]
+    fn the_size_comes_from_content_range() {
+        assert_eq!(total_of("bytes 0-99/1234"), Some(1234));
+        assert_eq!(total_of("bytes 5242880-10485759/62914567"), Some(62914567));
+        assert_eq!(total_of("bytes 0-9/*"), None);
+        assert_eq!(total_of("bytes 0-9"), None);
+    }
 }
