@@ -117,6 +117,42 @@ fn the_proxy_classifies_requests_by_method_and_query() {
     assert_eq!(classify("GET", "/b?list-type=2&prefix=a"), Op::ListObjects);
     assert_eq!(classify("GET", "/b?uploads&prefix=a"), Op::ListUploads);
     assert_eq!(classify("HEAD", "/b/k"), Op::Head);
+    assert_eq!(classify("GET", "/b/k?x-id=GetObject"), Op::GetObject);
+}
+
+/// A download read in parts (four ranged GetObjects at once) whose later
+/// parts the store keeps failing ends with 451 after a prefix of the file,
+/// never with 226; the session goes on, the file is untouched, and once the
+/// store recovers the same download is whole. A failure the SDK's retry
+/// absorbs costs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_failure_mid_download_is_451_after_a_prefix() {
+    let (server, proxy) = proxied(&[]).await;
+    let bucket = bucket(&server);
+    let file = content(30 * MIB + 11, 41);
+    S3Server::shared()
+        .put_object(&bucket, &s3_key("f.bin"), &file)
+        .await;
+    let mut raw = server.login().await;
+    for fault in [Fault::Status500, Fault::DropResponse] {
+        // The first part's GetObject passes; every later one fails.
+        proxy.arm(Op::GetObject, fault, 1, 1000);
+        let mut data = raw.data().await;
+        raw.expect("RETR f.bin", 150).await;
+        let mut got = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut data, &mut got).await;
+        let (code, text) = raw.reply().await;
+        proxy.disarm();
+        assert_eq!(code, 451, "{fault:?}: {text}");
+        assert!(got.len() < file.len(), "{fault:?}: {} bytes", got.len());
+        assert!(got == file[..got.len()], "{fault:?}: a prefix of the file");
+        raw.expect("NOOP", 200).await;
+        assert_eq!(stored_sha(&bucket, "f.bin").await, Some(sha256(&file)));
+    }
+    // One failure of a later part: retried by the SDK, the download is whole.
+    proxy.arm(Op::GetObject, Fault::Status500, 2, 1);
+    assert_eq!(sha256(&raw.fetch("RETR f.bin").await), sha256(&file));
+    assert_eq!(proxy.pending(), 0, "the fault was used");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

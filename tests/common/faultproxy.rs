@@ -31,6 +31,7 @@ pub enum Op {
     ListObjects,
     ListUploads,
     Head,
+    GetObject,
     Other,
 }
 
@@ -161,6 +162,7 @@ pub fn classify(method: &str, target: &str) -> Op {
         "PUT" if query.is_empty() || has("x-id") => Op::PutObject,
         "GET" if has("list-type") => Op::ListObjects,
         "GET" if has("uploads") => Op::ListUploads,
+        "GET" if query.is_empty() || has("x-id") => Op::GetObject,
         "HEAD" => Op::Head,
         _ => Op::Other,
     }
