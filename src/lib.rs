@@ -18,5 +18,6 @@ pub mod secrets;
 pub mod server;
 pub mod session;
 pub mod storage;
+pub mod task;
 pub mod tls;
 pub mod vfs;

@@ -20,6 +20,7 @@ use crate::datachan::ascii::{FromWire, ToWire};
 use crate::datachan::{BoxedStream, DataError, DataSetup};
 use crate::protocol::{Reply, ReplyCode};
 use crate::storage::{ByteStream, Entry, EntryPages, StorageError, UploadSink};
+use crate::task::AbortOnDrop;
 
 /// Bytes read from the data connection per read call on uploads.
 const READ_CHUNK: usize = 256 * 1024;
@@ -320,15 +321,6 @@ async fn send(
     guarded(ctx, data.shutdown()).await
 }
 
-/// Ends a task when dropped.
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 async fn send_listing(
     ctx: &TransferContext,
     data: &mut BoxedStream,
@@ -338,7 +330,7 @@ async fn send_listing(
     // formatted and sent, so a long listing costs about what the store's own
     // walk does rather than the sum of both.
     let (ahead, mut pages_in) = mpsc::channel(1);
-    let reader = tokio::spawn(async move {
+    let _reader = AbortOnDrop::spawn(async move {
         while let Some(page) = pages.next().await {
             let failed = page.is_err();
             if ahead.send(page).await.is_err() || failed {
@@ -346,7 +338,6 @@ async fn send_listing(
             }
         }
     });
-    let _reader = AbortOnDrop(reader.abort_handle());
     while let Some(page) = storage(ctx, async { pages_in.recv().await.transpose() }).await? {
         let mut out = Vec::new();
         for mut line in page {

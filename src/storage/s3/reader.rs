@@ -20,13 +20,13 @@ use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use bytes::Bytes;
 use futures::{stream, StreamExt, TryStreamExt};
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::task::JoinHandle;
 
 use super::client::S3Target;
 use super::error::map;
 use super::parts::{PooledPart, MIB};
 use super::S3Backend;
 use crate::storage::{ByteStream, Result, StorageError};
+use crate::task::AbortOnDrop;
 
 impl S3Backend {
     /// The content of the object at `key` from byte `offset` on. A missing
@@ -46,6 +46,11 @@ impl S3Backend {
                 return self.get_in_parts(key, offset, parts, permit).await;
             }
         }
+        self.get_whole(key, offset).await
+    }
+
+    /// The object from `offset` from one GetObject, streamed.
+    async fn get_whole(&self, key: &str, offset: u64) -> Result<ByteStream> {
         let range = (offset > 0).then(|| format!("bytes={offset}-"));
         let Some(out) = self.first_get(key, range).await? else {
             return Ok(stream::empty().boxed());
@@ -76,11 +81,7 @@ impl S3Backend {
             // A size the store does not say (`bytes 0-9/*`): never guess
             // where the object ends; read it from one GetObject instead.
             drop(out);
-            let range = (offset > 0).then(|| format!("bytes={offset}-"));
-            let Some(out) = self.first_get(key, range).await? else {
-                return Ok(stream::empty().boxed());
-            };
-            return Ok(body_stream(out.body, full, offset));
+            return self.get_whole(key, offset).await;
         };
         // Without an ETag (S3 always sends one) the parts cannot be tied
         // to one version of the object; they are still read.
@@ -106,10 +107,10 @@ impl S3Backend {
             ahead.fetch_next();
         }
         let rest = stream::try_unfold(ahead, |mut ahead| async move {
-            let Some(mut task) = ahead.fetching.pop_front() else {
+            let Some(task) = ahead.fetching.pop_front() else {
                 return Ok::<_, StorageError>(None);
             };
-            let part = (&mut task.0)
+            let part = task
                 .await
                 .map_err(|e| StorageError::Other(format!("a download part failed: {e}")))??;
             ahead.fetch_next();
@@ -169,7 +170,8 @@ struct Ahead {
     key: String,
     etag: Option<String>,
     ranges: VecDeque<(u64, u64)>,
-    fetching: VecDeque<AbortOnDrop>,
+    /// Parts' tasks, ended when the download is dropped (the client left).
+    fetching: VecDeque<AbortOnDrop<Result<Bytes>>>,
     /// The budget the parts use, given back when the download ends.
     _permit: OwnedSemaphorePermit,
 }
@@ -179,20 +181,10 @@ impl Ahead {
     fn fetch_next(&mut self) {
         if let Some((start, end)) = self.ranges.pop_front() {
             let (target, key, etag) = (self.target.clone(), self.key.clone(), self.etag.clone());
-            self.fetching
-                .push_back(AbortOnDrop(tokio::spawn(async move {
-                    fetch_part(&target, &key, etag.as_deref(), start, end).await
-                })));
+            self.fetching.push_back(AbortOnDrop::spawn(async move {
+                fetch_part(&target, &key, etag.as_deref(), start, end).await
+            }));
         }
-    }
-}
-
-/// A part's task, ended when the download is dropped (the client went away).
-struct AbortOnDrop(JoinHandle<Result<Bytes>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
