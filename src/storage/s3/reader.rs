@@ -34,12 +34,11 @@ impl S3Backend {
     pub(super) async fn get(&self, key: &str, offset: u64) -> Result<ByteStream> {
         let upload = &self.target.upload;
         let part_mib = upload.part_size.div_ceil(MIB);
-        let parts = upload
-            .download_concurrency
-            .min(upload.budget_mib / part_mib.max(1));
+        let parts = upload.download_concurrency;
         // Downloads read ahead only while more than half the budget would
-        // stay free: a slow client holds its parts as long as it takes, and
-        // uploads, which wait for budget, must not wait on downloads.
+        // stay free (which also keeps one download within the budget): a
+        // slow client holds its parts as long as it takes, and uploads,
+        // which wait for budget, must not wait on downloads.
         let permits = parts * part_mib;
         if parts > 1 && upload.budget.available_permits() >= permits + upload.budget_mib / 2 {
             if let Ok(permit) = upload.budget.clone().try_acquire_many_owned(permits as u32) {
