@@ -56,8 +56,9 @@ s3ftp_install_s3_servers() {
     if [[ -z "$garage" ]]; then
         echo "Garage $garage_version not found: installing it with cargo install" \
             "(this takes about 10 minutes, once)" >&2
-        # Its own temporary target dir, not a shared CARGO_TARGET_DIR.
-        env -u CARGO_TARGET_DIR cargo install "garage@$garage_version" --locked </dev/null >&2 || {
+        # Its own temporary target dir, not a shared CARGO_TARGET_DIR; no debug
+        # info, which only takes disk while it builds.
+        env -u CARGO_TARGET_DIR CARGO_PROFILE_RELEASE_DEBUG=false cargo install "garage@$garage_version" --locked </dev/null >&2 || {
             echo "cargo install garage@$garage_version failed" >&2
             return 1
         }
