@@ -123,10 +123,7 @@ impl Server {
                 clients: Default::default(),
             },
         };
-        metrics.watch_upload_budget(
-            settings.s3.upload.budget.clone(),
-            settings.s3.upload.budget_mib,
-        );
+        metrics.watch_upload_budget(&settings.s3.upload);
         let mounts = Arc::new(
             MountTable::open(&config.mounts, &settings)
                 .await

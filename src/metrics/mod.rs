@@ -15,6 +15,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::protocol::ReplyCode;
+use crate::storage::s3::upload::UploadSettings;
 use crate::storage::{MultipartEvent, RequestOutcome, StorageObserver};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -119,13 +120,14 @@ pub struct Metrics {
     mount_up: Family<MountLabel, Gauge>,
     budget_bytes: Gauge,
     budget_used_bytes: Gauge,
+    pool_bytes: Gauge,
     events_pending: Family<SinkLabel, Gauge>,
     events_pending_limit: Family<SinkLabel, Gauge>,
     events: Family<SinkOutcome, Counter>,
     /// The event pipeline, read at each scrape.
     event_source: std::sync::OnceLock<std::sync::Arc<crate::events::Events>>,
-    /// The uploads' part budget and its size in MiB, read at each scrape.
-    budget: std::sync::OnceLock<(std::sync::Arc<tokio::sync::Semaphore>, usize)>,
+    /// The uploads' part budget and buffer pool, read at each scrape.
+    budget: std::sync::OnceLock<UploadSettings>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -167,6 +169,7 @@ impl Metrics {
             mount_up: Family::default(),
             budget_bytes: Gauge::default(),
             budget_used_bytes: Gauge::default(),
+            pool_bytes: Gauge::default(),
             budget: std::sync::OnceLock::new(),
             events_pending: Family::default(),
             events_pending_limit: Family::default(),
@@ -267,13 +270,18 @@ impl Metrics {
             "Part buffers in use now; uploads wait while it equals the budget",
             m.budget_used_bytes.clone(),
         );
+        registry.register(
+            "upload_pool_bytes",
+            "Idle part buffers kept warm for the next transfers; each goes back to the system after a minute unused",
+            m.pool_bytes.clone(),
+        );
         Metrics { registry, ..m }
     }
 
-    /// Reports the uploads' part budget (`mib` MiB of permits) at each scrape.
-    pub fn watch_upload_budget(&self, budget: std::sync::Arc<tokio::sync::Semaphore>, mib: usize) {
-        self.budget_bytes.set((mib << 20) as i64);
-        let _ = self.budget.set((budget, mib));
+    /// Reports the uploads' part budget and buffer pool at each scrape.
+    pub fn watch_upload_budget(&self, upload: &UploadSettings) {
+        self.budget_bytes.set((upload.budget_mib << 20) as i64);
+        let _ = self.budget.set(upload.clone());
     }
 
     /// The outcome of a check of the mount at `point`.
@@ -363,9 +371,11 @@ impl Metrics {
     }
 
     pub fn encode(&self) -> String {
-        if let Some((budget, mib)) = self.budget.get() {
-            let free = budget.available_permits().min(*mib);
+        if let Some(upload) = self.budget.get() {
+            let mib = upload.budget_mib;
+            let free = upload.budget.available_permits().min(mib);
             self.budget_used_bytes.set(((mib - free) << 20) as i64);
+            self.pool_bytes.set(upload.pool.held_bytes() as i64);
         }
         for sink in self.event_sinks() {
             let label = SinkLabel { sink: sink.name };
@@ -467,9 +477,9 @@ mod tests {
         m.multipart(MultipartEvent::Aborted);
         m.multipart(MultipartEvent::Swept);
         m.mount_checked("/in", false);
-        let budget = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
-        m.watch_upload_budget(budget.clone(), 16);
-        budget.try_acquire_many(5).expect("permits").forget();
+        let upload = UploadSettings::new(5 << 20, 1, 16);
+        m.watch_upload_budget(&upload);
+        upload.budget.try_acquire_many(5).expect("permits").forget();
         m.connection_refused("banned");
         m.login_check("cache", Duration::from_micros(3));
         // What an event sink reports at a scrape (see `encode`).
@@ -504,6 +514,7 @@ mod tests {
             "s3ftp_mount_up{mount=\"/in\"} 0",
             "s3ftp_upload_budget_bytes 16777216",
             "s3ftp_upload_budget_used_bytes 5242880",
+            "s3ftp_upload_pool_bytes 0",
             "s3ftp_login_check_seconds_count{via=\"cache\"} 1",
             "s3ftp_events_pending{sink=\"webhook\"} 3",
             "s3ftp_events_pending_limit{sink=\"webhook\"} 100",

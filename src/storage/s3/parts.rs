@@ -3,10 +3,12 @@
 //! bytes, and the pool that reuses sent parts' buffers (see ARCHITECTURE.md
 //! on the mmap threshold and page faults).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 /// S3's smallest part (except the last) and largest part.
 pub const MIN_PART: usize = 5 * 1024 * 1024;
@@ -42,13 +44,12 @@ impl UploadSettings {
             concurrency,
             budget: Arc::new(Semaphore::new(budget_mib.max(1))),
             budget_mib: budget_mib.max(1),
-            pool: Arc::new(PartPool {
-                size: part_size,
-                // As many as the budget can have in use at once (at least
-                // one upload's worth): buffers stay warm across sessions.
-                keep: ((budget_mib.max(1) * MIB) / part_size).max(concurrency + 1),
-                free: std::sync::Mutex::new(Vec::new()),
-            }),
+            // As many as the budget can have in use at once (at least one
+            // upload's worth): buffers stay warm across sessions.
+            pool: Arc::new(PartPool::new(
+                part_size,
+                ((budget_mib.max(1) * MIB) / part_size).max(concurrency + 1),
+            )),
             download_concurrency: concurrency,
         }
     }
@@ -64,20 +65,40 @@ impl UploadSettings {
 /// faulting its pages in cost about a third of an upload's CPU. Keeps as
 /// many as the upload budget allows in use at once (at least one upload's
 /// `concurrency + 1`), so the sessions of a batch that logs in per file find
-/// warm buffers; after a burst the process keeps at most the budget
-/// (S3FTP_UPLOAD_MEMORY_MIB) of them, which it was allowed to use anyway.
+/// warm buffers. A buffer nobody took for [`RELEASE_AFTER`] goes back to the
+/// system, so a burst does not leave the process at the budget's size for
+/// good.
 #[derive(Debug)]
 pub struct PartPool {
     size: usize,
     keep: usize,
-    free: std::sync::Mutex<Vec<BytesMut>>,
+    free: std::sync::Mutex<Free>,
 }
 
+/// Idle buffers, the most recently given back last (taken first), each with
+/// when it came back; and whether a task is releasing the stale ones.
+#[derive(Debug, Default)]
+struct Free {
+    bufs: Vec<(BytesMut, Instant)>,
+    releasing: bool,
+}
+
+/// How long an idle part buffer is kept for reuse.
+pub const RELEASE_AFTER: Duration = Duration::from_secs(60);
+
 impl PartPool {
+    fn new(size: usize, keep: usize) -> Self {
+        PartPool {
+            size,
+            keep,
+            free: std::sync::Mutex::new(Free::default()),
+        }
+    }
+
     /// An empty buffer for a part of `size` bytes.
     pub(super) fn take(&self, size: usize) -> BytesMut {
         if size == self.size {
-            if let Some(buf) = self.free.lock().ok().and_then(|mut f| f.pop()) {
+            if let Some((buf, _)) = self.free.lock().ok().and_then(|mut f| f.bufs.pop()) {
                 return buf;
             }
         }
@@ -87,22 +108,77 @@ impl PartPool {
     }
 
     /// Takes back a sent part's buffer, when nothing else still holds it.
-    pub(super) fn give(&self, part: Bytes) {
+    pub(super) fn give(self: &Arc<Self>, part: Bytes) {
         if let Ok(buf) = part.try_into_mut() {
             self.give_buf(buf);
         }
     }
 
-    /// Takes back a buffer no longer in use.
-    pub(super) fn give_buf(&self, mut buf: BytesMut) {
+    /// Takes back a buffer no longer in use. The first one an empty pool
+    /// takes back starts a task that releases stale buffers until the pool
+    /// is empty again (none outside a runtime: the buffers are then kept).
+    pub(super) fn give_buf(self: &Arc<Self>, mut buf: BytesMut) {
         if buf.capacity() < self.size || buf.capacity() > 2 * self.size {
             return;
         }
         buf.clear();
-        if let Ok(mut free) = self.free.lock() {
-            if free.len() < self.keep {
-                free.push(buf);
+        let Ok(mut free) = self.free.lock() else {
+            return;
+        };
+        if free.bufs.len() >= self.keep {
+            return;
+        }
+        free.bufs.push((buf, Instant::now()));
+        if !free.releasing {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                free.releasing = true;
+                runtime.spawn(release_stale(Arc::downgrade(self)));
             }
+        }
+    }
+
+    /// Drops the buffers idle since before `now - RELEASE_AFTER`. False when
+    /// none is left, and then the releasing task ends.
+    fn release_stale(&self, now: Instant) -> bool {
+        let Ok(mut free) = self.free.lock() else {
+            return false;
+        };
+        // Taken last-in first-out, so the oldest are at the bottom.
+        let fresh = free
+            .bufs
+            .iter()
+            .position(|(_, since)| now.duration_since(*since) < RELEASE_AFTER)
+            .unwrap_or(free.bufs.len());
+        let stale: Vec<_> = free.bufs.drain(..fresh).collect();
+        free.releasing = !free.bufs.is_empty();
+        if !free.releasing {
+            free.bufs = Vec::new();
+        }
+        let go_on = free.releasing;
+        drop(free);
+        // Unmapped outside the lock.
+        drop(stale);
+        go_on
+    }
+
+    /// Bytes of idle buffers held for reuse.
+    pub fn held_bytes(&self) -> usize {
+        self.free
+            .lock()
+            .map_or(0, |f| f.bufs.iter().map(|(b, _)| b.capacity()).sum())
+    }
+}
+
+/// Releases a pool's stale buffers every quarter of [`RELEASE_AFTER`] while
+/// it holds any (so a buffer goes back at most 75 s after its last use).
+async fn release_stale(pool: Weak<PartPool>) {
+    loop {
+        tokio::time::sleep(RELEASE_AFTER / 4).await;
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        if !pool.release_stale(Instant::now()) {
+            return;
         }
     }
 }
@@ -209,10 +285,40 @@ mod tests {
         for _ in 0..20 {
             pool.give(BytesMut::with_capacity(MIN_PART).freeze());
         }
-        assert_eq!(pool.free.lock().map(|f| f.len()).unwrap_or(0), 12);
+        assert_eq!(pool.held_bytes(), 12 * MIN_PART);
         // A budget smaller than one upload still keeps one upload's worth.
         let small = UploadSettings::new(MIN_PART, 4, 1);
         assert_eq!(small.pool.keep, 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_buffers_go_back_to_the_system_after_a_minute() {
+        let settings = UploadSettings::new(MIN_PART, 2, 64);
+        let pool = &settings.pool;
+        for _ in 0..3 {
+            pool.give_buf(BytesMut::with_capacity(MIN_PART));
+        }
+        assert_eq!(pool.held_bytes(), 3 * MIN_PART);
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        // One is used again at 40 s; the two others stay idle since 0 s.
+        let warm = pool.take(MIN_PART);
+        pool.give_buf(warm);
+        tokio::time::sleep(Duration::from_secs(35)).await;
+        assert_eq!(
+            pool.held_bytes(),
+            MIN_PART,
+            "the two idle for a minute are gone"
+        );
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(pool.held_bytes(), 0);
+        let releasing = |p: &PartPool| p.free.lock().map(|f| f.releasing).unwrap_or(true);
+        assert!(!releasing(pool), "an empty pool has no task");
+        // The next buffer given back starts another.
+        pool.give_buf(BytesMut::with_capacity(MIN_PART));
+        assert!(releasing(pool));
+        tokio::time::sleep(RELEASE_AFTER + RELEASE_AFTER / 4).await;
+        assert_eq!(pool.held_bytes(), 0);
+        assert!(!releasing(pool));
     }
 
     #[test]
