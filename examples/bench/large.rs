@@ -13,7 +13,7 @@ pub(crate) async fn w1_w2(
     pattern: &Pattern,
     size_mib: u64,
     name: &str,
-    download: bool,
+    (upload, download): (bool, bool),
     rounds: usize,
 ) -> Result<()> {
     let len = size_mib * MIB;
@@ -24,26 +24,31 @@ pub(crate) async fn w1_w2(
     let (mut direct_ups, mut ftp_ups, mut up_usage) = (Vec::new(), Vec::new(), Vec::new());
     let (mut direct_downs, mut ftp_downs, mut down_usage) = (Vec::new(), Vec::new(), Vec::new());
     let mut single_downs = Vec::new();
-    for _ in 0..rounds {
-        let ((), direct_up, _) = measured(
-            server,
-            direct.multipart(&format!("direct-{key}"), pattern, len),
-        )
-        .await?;
-        let (sent, ftp_up, usage) =
-            measured(server, ftp.stor(&key, pattern.chunks(1, len, 256 * 1024))).await?;
-        if sent != len {
-            return Err(format!("{name}: sent {sent} of {len} bytes").into());
+    for round in 0..rounds {
+        // W2 alone uploads its file once, unmeasured and not reported.
+        if upload || round == 0 {
+            if upload {
+                let ((), direct_up, _) = measured(
+                    server,
+                    direct.multipart(&format!("direct-{key}"), pattern, len),
+                )
+                .await?;
+                direct_ups.push(direct_up);
+            }
+            let (sent, ftp_up, usage) =
+                measured(server, ftp.stor(&key, pattern.chunks(1, len, 256 * 1024))).await?;
+            if sent != len {
+                return Err(format!("{name}: sent {sent} of {len} bytes").into());
+            }
+            let (size, sha) = direct.digest(&key).await?;
+            if size != len || sha != want {
+                return Err(
+                    format!("{name}: stored {size} bytes, sha256 {sha}, expected {want}").into(),
+                );
+            }
+            ftp_ups.push(ftp_up);
+            up_usage.push(usage);
         }
-        let (size, sha) = direct.digest(&key).await?;
-        if size != len || sha != want {
-            return Err(
-                format!("{name}: stored {size} bytes, sha256 {sha}, expected {want}").into(),
-            );
-        }
-        direct_ups.push(direct_up);
-        ftp_ups.push(ftp_up);
-        up_usage.push(usage);
         if download {
             // The direct path as the server reads (parts, concurrently),
             // and as one GetObject.
@@ -63,42 +68,44 @@ pub(crate) async fn w1_w2(
             down_usage.push(usage);
         }
     }
-    let (ftp_up, direct_up, usage) = (median(ftp_ups), median(direct_ups), combined(&up_usage));
-    let ratio = mib_s(len, ftp_up) / mib_s(len, direct_up);
-    let cpu = usage.cpu / gib;
-    r.row(
-        &format!("{name} upload {size_mib} MiB"),
-        format!(
-            "{:.0} MiB/s FTP, {:.0} MiB/s direct",
-            mib_s(len, ftp_up),
-            mib_s(len, direct_up)
-        ),
-        format!(
-            "ratio {ratio:.2}; server {:.0} MiB peak, {cpu:.2} CPU-s/GiB",
-            usage.peak
-        ),
-    );
-    let n = name.to_lowercase();
-    r.value(&format!("{n}_upload_mib_s"), mib_s(len, ftp_up));
-    r.value(&format!("{n}_direct_upload_mib_s"), mib_s(len, direct_up));
-    r.value(&format!("{n}_upload_ratio"), ratio);
-    r.value(&format!("{n}_upload_peak_rss_mib"), usage.peak);
-    r.value(&format!("{n}_upload_cpu_s_per_gib"), cpu);
-    r.target(
-        &format!("{n}_upload_ratio"),
-        ratio >= 0.9,
-        format!("{name} upload ratio {ratio:.2} < 0.9"),
-    );
-    r.target(
-        &format!("{n}_upload_peak_rss"),
-        usage.peak <= 64.0,
-        format!("{name} upload peak RSS {:.0} MiB > 64", usage.peak),
-    );
-    r.target(
-        &format!("{n}_upload_cpu"),
-        cpu <= 1.0,
-        format!("{name} upload {cpu:.2} CPU-s/GiB > 1"),
-    );
+    if upload {
+        let (ftp_up, direct_up, usage) = (median(ftp_ups), median(direct_ups), combined(&up_usage));
+        let ratio = mib_s(len, ftp_up) / mib_s(len, direct_up);
+        let cpu = usage.cpu / gib;
+        r.row(
+            &format!("{name} upload {size_mib} MiB"),
+            format!(
+                "{:.0} MiB/s FTP, {:.0} MiB/s direct",
+                mib_s(len, ftp_up),
+                mib_s(len, direct_up)
+            ),
+            format!(
+                "ratio {ratio:.2}; server {:.0} MiB peak, {cpu:.2} CPU-s/GiB",
+                usage.peak
+            ),
+        );
+        let n = name.to_lowercase();
+        r.value(&format!("{n}_upload_mib_s"), mib_s(len, ftp_up));
+        r.value(&format!("{n}_direct_upload_mib_s"), mib_s(len, direct_up));
+        r.value(&format!("{n}_upload_ratio"), ratio);
+        r.value(&format!("{n}_upload_peak_rss_mib"), usage.peak);
+        r.value(&format!("{n}_upload_cpu_s_per_gib"), cpu);
+        r.target(
+            &format!("{n}_upload_ratio"),
+            ratio >= 0.9,
+            format!("{name} upload ratio {ratio:.2} < 0.9"),
+        );
+        r.target(
+            &format!("{n}_upload_peak_rss"),
+            usage.peak <= 64.0,
+            format!("{name} upload peak RSS {:.0} MiB > 64", usage.peak),
+        );
+        r.target(
+            &format!("{n}_upload_cpu"),
+            cpu <= 1.0,
+            format!("{name} upload {cpu:.2} CPU-s/GiB > 1"),
+        );
+    }
     if download {
         let (ftp_down, direct_down, usage) = (
             median(ftp_downs),

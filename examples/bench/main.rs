@@ -242,7 +242,7 @@ async fn w7(
         pattern,
         opts.size_mib,
         "W1",
-        true,
+        (true, true),
         opts.rounds,
     )
     .await?;
@@ -282,14 +282,24 @@ async fn main() -> Result<()> {
             &pattern,
             opts.size_mib,
             "W1",
-            opts.runs("W2"),
+            (opts.runs("W1"), opts.runs("W2")),
             opts.rounds,
         )
         .await?;
     }
     if let Some(big) = opts.big_mib {
         // One round: 4 GiB shows that memory does not grow with size.
-        w1_w2(&mut r, &server, &direct, &pattern, big, "W1big", false, 1).await?;
+        w1_w2(
+            &mut r,
+            &server,
+            &direct,
+            &pattern,
+            big,
+            "W1big",
+            (true, false),
+            1,
+        )
+        .await?;
     }
     if opts.runs_extra("W6") {
         w6(

@@ -80,7 +80,8 @@ pub(crate) async fn w5(
         ),
         format!(
             "all {sessions} verified each round; server {:.0} MiB peak, {cpu:.2} CPU-s/GiB \
-             (rounds {:.2}-{:.2}); before: {sessions} logins at once {:.2} s, {:.2} CPU-s",
+             (rounds {:.2}-{:.2}); before: {sessions} logins at once {:.2} s, {:.2} CPU-s \
+             (from the login cache after an earlier workload: W5L times cold ones)",
             usage.peak,
             cpus[0] / gib,
             cpus[cpus.len() - 1] / gib,
