@@ -81,7 +81,7 @@ pub(crate) async fn w5(
         format!(
             "all {sessions} verified each round; server {:.0} MiB peak, {cpu:.2} CPU-s/GiB \
              (rounds {:.2}-{:.2}); before: {sessions} logins at once {:.2} s, {:.2} CPU-s \
-             (from the login cache after an earlier workload: W5L times cold ones)",
+             (one name and password: one verification at most, then the login cache; W5L times logins)",
             usage.peak,
             cpus[0] / gib,
             cpus[cpus.len() - 1] / gib,
