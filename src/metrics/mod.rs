@@ -127,7 +127,7 @@ pub struct Metrics {
     /// The event pipeline, read at each scrape.
     event_source: std::sync::OnceLock<std::sync::Arc<crate::events::Events>>,
     /// The uploads' part budget and buffer pool, read at each scrape.
-    budget: std::sync::OnceLock<UploadSettings>,
+    upload: std::sync::OnceLock<UploadSettings>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -170,7 +170,7 @@ impl Metrics {
             budget_bytes: Gauge::default(),
             budget_used_bytes: Gauge::default(),
             pool_bytes: Gauge::default(),
-            budget: std::sync::OnceLock::new(),
+            upload: std::sync::OnceLock::new(),
             events_pending: Family::default(),
             events_pending_limit: Family::default(),
             events: Family::default(),
@@ -281,7 +281,7 @@ impl Metrics {
     /// Reports the uploads' part budget and buffer pool at each scrape.
     pub fn watch_upload_budget(&self, upload: &UploadSettings) {
         self.budget_bytes.set((upload.budget_mib << 20) as i64);
-        let _ = self.budget.set(upload.clone());
+        let _ = self.upload.set(upload.clone());
     }
 
     /// The outcome of a check of the mount at `point`.
@@ -371,7 +371,7 @@ impl Metrics {
     }
 
     pub fn encode(&self) -> String {
-        if let Some(upload) = self.budget.get() {
+        if let Some(upload) = self.upload.get() {
             let mib = upload.budget_mib;
             let free = upload.budget.available_permits().min(mib);
             self.budget_used_bytes.set(((mib - free) << 20) as i64);
