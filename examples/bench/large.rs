@@ -25,16 +25,16 @@ pub(crate) async fn w1_w2(
     let (mut direct_downs, mut ftp_downs, mut down_usage) = (Vec::new(), Vec::new(), Vec::new());
     let mut single_downs = Vec::new();
     for round in 0..rounds {
+        if upload {
+            let ((), direct_up, _) = measured(
+                server,
+                direct.multipart(&format!("direct-{key}"), pattern, len),
+            )
+            .await?;
+            direct_ups.push(direct_up);
+        }
         // W2 alone uploads its file once, unmeasured and not reported.
         if upload || round == 0 {
-            if upload {
-                let ((), direct_up, _) = measured(
-                    server,
-                    direct.multipart(&format!("direct-{key}"), pattern, len),
-                )
-                .await?;
-                direct_ups.push(direct_up);
-            }
             let (sent, ftp_up, usage) =
                 measured(server, ftp.stor(&key, pattern.chunks(1, len, 256 * 1024))).await?;
             if sent != len {
